@@ -1,0 +1,3 @@
+from ksm_exporter.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,95 @@
+"""Command line: `ksm-exporter [flags]` serves metrics."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from ksm_exporter import __version__
+from ksm_exporter.collector.collection import KsmCollection, Roots
+from ksm_exporter.config import ListenAddress, Settings, env_of, flag_of
+from ksm_exporter.logs import configure_logging
+from ksm_exporter.server.app import make_app
+
+log = logging.getLogger("ksm_exporter")
+
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ksm-exporter",
+        description="Prometheus exporter for Linux Kernel Samepage Merging (KSM).",
+        argument_default=argparse.SUPPRESS,
+    )
+    parser.add_argument("--version", action="version", version=f"ksm-exporter {__version__}")
+    for name, field in Settings.model_fields.items():
+        default = field.get_default()
+        choices = getattr(field.annotation, "__args__", None)
+        help_text = f"{field.description} [env {env_of(name)}] (default: {default})"
+        if field.annotation is bool:
+            parser.add_argument(
+                f"--{flag_of(name)}",
+                dest=name,
+                action=argparse.BooleanOptionalAction,
+                help=help_text,
+            )
+        else:
+            parser.add_argument(
+                f"--{flag_of(name)}",
+                dest=name,
+                metavar="VALUE",
+                help=help_text,
+                choices=choices if choices and all(isinstance(c, str) for c in choices) else None,
+            )
+    return parser
+
+
+def load_settings(args: argparse.Namespace) -> Settings:
+    """Flags override environment variables, which override defaults."""
+    try:
+        return Settings(**vars(args))
+    except ValidationError as err:
+        first = err.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else ""
+        where = f"--{flag_of(name)} / {env_of(name)}" if name in Settings.model_fields else name
+        message = first["msg"].removeprefix("Value error, ")
+        print(f"ksm-exporter: invalid {where}: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop  # noqa: PLC0415 - optional, faster event loop where installed
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def serve(settings: Settings) -> None:
+    host, port = ListenAddress.split(settings.web_listen_address)
+    collection = KsmCollection(Roots(settings.path_sysfs, settings.path_procfs))
+    app = make_app(collection, settings.web_telemetry_path)
+    log.info(
+        "starting ksm-exporter",
+        extra={"version": __version__, "address": settings.web_listen_address},
+    )
+    web.run_app(app, host=host, port=port, print=None, access_log=None, loop=new_event_loop())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = load_settings(args)
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        serve(settings)
+    except OSError as err:
+        log.error("cannot listen", extra={"address": settings.web_listen_address, "err": err})
+        return 1
+    return 0

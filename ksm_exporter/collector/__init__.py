@@ -1,0 +1,1 @@
+"""Snapshots to prometheus-client metric families."""

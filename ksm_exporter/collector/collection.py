@@ -1,0 +1,89 @@
+"""One collection: read every source, derive, and turn the result into metric families."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from prometheus_client.core import Metric
+
+from ksm_exporter.collector.ksm_families import savings_families, sysfs_families
+from ksm_exporter.collector.self_metrics import SourceStats
+from ksm_exporter.derive.savings import derive_savings
+from ksm_exporter.sources.kernel_file import Problem
+from ksm_exporter.sources.meminfo import MeminfoReading, read_mem_total
+from ksm_exporter.sources.sysfs import SysfsReading, read_ksm_sysfs
+
+
+class Reading(Protocol):
+    @property
+    def problems(self) -> tuple[Problem, ...]: ...
+
+
+R = TypeVar("R", bound=Reading)
+
+
+@dataclass(frozen=True, slots=True)
+class Roots:
+    """Where the kernel's filesystems are mounted; tests point these at fixture trees."""
+
+    sysfs: str = "/sys"
+    procfs: str = "/proc"
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """Everything one collection read."""
+
+    sysfs: SysfsReading
+    meminfo: MeminfoReading
+
+
+class KsmCollection:
+    """Reads the sources and builds the metric families for one scrape.
+
+    The sysfs and meminfo reads are a few dozen small files: they run inline, as a hop to a
+    worker thread costs more than the reads themselves.
+    """
+
+    SOURCES = ("sysfs", "meminfo")
+
+    def __init__(self, roots: Roots, page_size: int | None = None) -> None:
+        self.roots = roots
+        self.page_size = page_size or os.sysconf("SC_PAGE_SIZE")
+        self.stats = SourceStats(self.SOURCES)
+        self.collections = 0
+
+    def timed(self, source: str, read: Callable[[str], R], root: str) -> R:
+        started = time.perf_counter()
+        reading = read(root)
+        self.stats.record(source, time.perf_counter() - started, reading.problems)
+        return reading
+
+    def read_sample(self) -> Sample:
+        return Sample(
+            sysfs=self.timed("sysfs", read_ksm_sysfs, self.roots.sysfs),
+            meminfo=self.timed("meminfo", read_mem_total, self.roots.procfs),
+        )
+
+    def families(self, sample: Sample) -> list[Metric]:
+        ksm = sample.sysfs.snapshot
+        savings = derive_savings(ksm, self.page_size, sample.meminfo.mem_total_bytes)
+        metrics: list[Metric] = []
+        metrics.extend(sysfs_families(ksm))
+        metrics.extend(savings_families(savings, self.page_size))
+        metrics.extend(self.stats.families())
+        return metrics
+
+    def collect(self) -> Iterable[Metric]:
+        """prometheus-client's Collector protocol, for the `status` command and tests."""
+        self.collections += 1
+        return self.families(self.read_sample())
+
+    async def collect_async(self) -> list[Metric]:
+        """The server's entry point: what may block for long goes to a worker thread."""
+        self.collections += 1
+        return self.families(self.read_sample())

@@ -1,0 +1,1 @@
+"""Pure functions from snapshots to the figures operators ask for."""

@@ -1,0 +1,1 @@
+"""The HTTP side: routing, shared collections and encoding."""

@@ -1,0 +1,61 @@
+"""The real exporter as a child process on 127.0.0.1, for end-to-end tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class RunningExporter:
+    process: subprocess.Popen[str]
+    url: str
+
+    def get(self, path: str = "/metrics", timeout: float = 10.0) -> str:
+        with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
+            return str(response.read().decode())
+
+
+@contextlib.contextmanager
+def running_exporter(*args: str, env: dict[str, str] | None = None) -> Iterator[RunningExporter]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ksm_exporter", f"--web.listen-address=127.0.0.1:{port}", *args],
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    exporter = RunningExporter(process, f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                exporter.get("/-/ready", timeout=1)
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    _out, err = process.communicate(timeout=5)
+                    raise AssertionError(f"exporter did not start: {err}") from None
+                time.sleep(0.05)
+        yield exporter
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

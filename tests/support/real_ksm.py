@@ -1,0 +1,147 @@
+"""Real KSM on this machine: settings saved and restored, and children with mergeable memory.
+
+Tests that change KSM settings hold one lock, so two test runs on the same host never fight
+over /sys/kernel/mm/ksm, and restore run, pages_to_scan and sleep_millisecs even on failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+
+KSM = "/sys/kernel/mm/ksm"
+SAVED_SETTINGS = ("run", "pages_to_scan", "sleep_millisecs")
+LOCK_PATH = "/tmp/ksm-exporter-real-ksm.lock"
+PR_SET_MEMORY_MERGE = 67
+
+# Fills private anonymous memory with identical pages and registers it with KSM, then
+# holds it until stdin closes.
+CHILD = r"""
+import ctypes, mmap, sys
+size, method = int(sys.argv[1]), sys.argv[2]
+if method == "prctl":
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(67, 1, 0, 0, 0) != 0:
+        raise SystemExit("prctl(PR_SET_MEMORY_MERGE) failed: errno %d" % ctypes.get_errno())
+area = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+page = mmap.PAGESIZE
+pattern = (b"ksm-exporter-test" * (page // 17 + 1))[:page]
+for offset in range(0, size, page):
+    area[offset:offset + page] = pattern
+if method == "madvise":
+    area.madvise(mmap.MADV_MERGEABLE)
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+def read_ksm(name: str) -> int:
+    with open(os.path.join(KSM, name)) as f:
+        return int(f.read())
+
+
+def write_ksm(name: str, value: int) -> None:
+    with open(os.path.join(KSM, name), "w") as f:
+        f.write(str(value))
+
+
+def ksm_writable() -> str | None:
+    """None when this process may change KSM settings, else the reason it may not."""
+    if not os.path.isdir(KSM):
+        return f"{KSM} does not exist: the kernel has no KSM"
+    try:
+        write_ksm("sleep_millisecs", read_ksm("sleep_millisecs"))
+    except OSError as err:
+        return f"{KSM} is not writable here: {err}"
+    return None
+
+
+@dataclass
+class KsmControl:
+    """Changes KSM settings for one test; the fixture puts the old ones back."""
+
+    def set(self, **settings: int) -> None:
+        for name, value in settings.items():
+            write_ksm(name, value)
+
+    def wait_for(self, name: str, done: Callable[[int], bool], timeout: float = 30.0) -> int:
+        deadline = time.monotonic() + timeout
+        while True:
+            current = read_ksm(name)
+            if done(current):
+                return current
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{name} stayed at {current} for {timeout}s")
+            time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def ksm_control() -> Iterator[KsmControl]:
+    reason = ksm_writable()
+    if reason:
+        pytest.skip(reason)
+    with open(LOCK_PATH, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        saved = {name: read_ksm(name) for name in SAVED_SETTINGS}
+        try:
+            yield KsmControl()
+        finally:
+            # Settings first, run last: run=0 stops ksmd without unmerging.
+            for name in ("pages_to_scan", "sleep_millisecs", "run"):
+                write_ksm(name, saved[name])
+
+
+@dataclass
+class MergingChild:
+    process: subprocess.Popen[str]
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def merging_pages(self) -> int:
+        """Its own count, unlike pages_sharing, which holds stale pages while ksmd sleeps."""
+        with open(f"/proc/{self.pid}/ksm_merging_pages") as f:
+            return int(f.read())
+
+    def wait_merged(self, pages: int, timeout: float = 30.0) -> int:
+        deadline = time.monotonic() + timeout
+        while (merged := self.merging_pages()) < pages:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"child {self.pid} merged only {merged} pages in {timeout}s")
+            time.sleep(0.05)
+        return merged
+
+
+@contextlib.contextmanager
+def merging_child(
+    size_bytes: int = 32 << 20,
+    method: str = "madvise",
+    executable: str = sys.executable,
+    argv0: str | None = None,
+    extra_args: tuple[str, ...] = (),
+) -> Iterator[MergingChild]:
+    """A child process holding `size_bytes` of identical pages registered with KSM.
+
+    `argv0`/`extra_args` shape its command line, e.g. to look like a QEMU guest.
+    """
+    argv = [argv0 or executable, "-c", CHILD, str(size_bytes), method, *extra_args]
+    process = subprocess.Popen(
+        argv, executable=executable, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.strip() == "ready", f"merging child failed to start: {line!r}"
+        yield MergingChild(process)
+    finally:
+        process.kill()
+        process.wait()

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ksm_exporter.cli import build_parser, load_settings
+from ksm_exporter.config import DEFAULT_PORT, ListenAddress, Settings
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ksm_exporter", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def settings_from(*argv: str) -> Settings:
+    return load_settings(build_parser().parse_args(argv))
+
+
+def test_defaults() -> None:
+    settings = settings_from()
+    assert settings.web_listen_address == f":{DEFAULT_PORT}"
+    assert settings.web_telemetry_path == "/metrics"
+    assert (settings.path_sysfs, settings.path_procfs) == ("/sys", "/proc")
+    assert (settings.log_level, settings.log_format) == ("info", "logfmt")
+
+
+def test_flags_override_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KSM_EXPORTER_PATH_SYSFS", "/host/sys")
+    monkeypatch.setenv("KSM_EXPORTER_LOG_FORMAT", "json")
+    settings = settings_from("--log.format", "logfmt")
+    assert settings.path_sysfs == "/host/sys"
+    assert settings.log_format == "logfmt"
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [(":9999", (None, 9999)), ("127.0.0.1:80", ("127.0.0.1", 80)), ("[::1]:10", ("::1", 10))],
+)
+def test_listen_address_forms(address: str, expected: tuple[str | None, int]) -> None:
+    assert ListenAddress.split(address) == expected
+
+
+def test_help_lists_flags_and_environment_variables() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for flag, env in [
+        ("--web.listen-address", "KSM_EXPORTER_WEB_LISTEN_ADDRESS"),
+        ("--web.telemetry-path", "KSM_EXPORTER_WEB_TELEMETRY_PATH"),
+        ("--path.sysfs", "KSM_EXPORTER_PATH_SYSFS"),
+        ("--path.procfs", "KSM_EXPORTER_PATH_PROCFS"),
+        ("--log.level", "KSM_EXPORTER_LOG_LEVEL"),
+        ("--log.format", "KSM_EXPORTER_LOG_FORMAT"),
+    ]:
+        assert flag in result.stdout
+        assert env in result.stdout.replace("\n", " ").replace("  ", "")
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "names"),
+    [
+        (["--web.listen-address", "nonsense"], {}, "--web.listen-address"),
+        (["--web.listen-address", ":99999"], {}, "--web.listen-address"),
+        ([], {"KSM_EXPORTER_WEB_LISTEN_ADDRESS": "::1:80"}, "KSM_EXPORTER_WEB_LISTEN_ADDRESS"),
+        (["--web.telemetry-path", "metrics"], {}, "--web.telemetry-path"),
+        ([], {"KSM_EXPORTER_LOG_LEVEL": "loud"}, "KSM_EXPORTER_LOG_LEVEL"),
+        (["--log.format", "xml"], {}, "--log.format"),
+    ],
+)
+def test_bad_value_is_one_line_and_exit_2(args: list[str], env: dict[str, str], names: str) -> None:
+    result = run_cli(*args, env=env)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if "ksm-exporter:" in line]
+    assert len(error_lines) == 1
+    assert names in error_lines[0]

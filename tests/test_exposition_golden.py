@@ -1,0 +1,94 @@
+"""A fixture tree's whole exposition compared to a checked-in file.
+
+Regenerate after an intended change with `UPDATE_GOLDEN=1 make test`, then read the diff.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ksm_exporter.collector.collection import KsmCollection, Roots
+from tests.support.exposition import parse_samples, render, value, without_self_metrics
+from tests.support.paths import GOLDEN, fixture_roots
+
+PAGE_SIZE = 4096  # fixed so the golden files hold on hosts with other page sizes
+
+
+@pytest.mark.parametrize("fixture", ["current", "old-kernel", "broken"])
+def test_exposition_matches_golden_file(fixture: str) -> None:
+    text = without_self_metrics(render(KsmCollection(fixture_roots(fixture), PAGE_SIZE)))
+    golden = GOLDEN / f"{fixture}.prom"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert text == golden.read_text()
+
+
+def test_current_kernel_values() -> None:
+    samples = parse_samples(render(KsmCollection(fixture_roots("current"), PAGE_SIZE)))
+    assert value(samples, "ksm_memory_saved_bytes") == (30000 + 250) * 4096
+    assert value(samples, "ksm_memory_saved_ratio") == (30250 * 4096) / (16384000 * 1024)
+    assert value(samples, "ksm_sharing_ratio") == 25.0
+    assert value(samples, "ksm_unshared_ratio") == 0.15
+    assert value(samples, "ksm_sleep_seconds") == 0.02
+    assert value(samples, "ksm_advisor_max_cpu_ratio") == 0.7
+    assert value(samples, "ksm_stable_node_chains_prune_seconds") == 2.0
+    assert value(samples, "ksm_pages_scanned_total") == 9876543210
+    assert value(samples, "ksm_general_profit_bytes") == 118000000
+    assert value(samples, "ksm_advisor_mode", mode="scan-time") == 1
+    assert value(samples, "ksm_advisor_mode", mode="none") == 0
+    assert value(samples, "ksm_exporter_collect_errors_total", source="sysfs") == 0
+
+
+def test_old_kernel_omits_what_it_lacks() -> None:
+    samples = parse_samples(render(KsmCollection(fixture_roots("old-kernel"), PAGE_SIZE)))
+    present = {name for name, _ in samples if not name.startswith("ksm_exporter_")}
+    assert present == {
+        "ksm_available",
+        "ksm_run",
+        "ksm_pages_to_scan",
+        "ksm_sleep_seconds",
+        "ksm_pages_shared",
+        "ksm_pages_sharing",
+        "ksm_pages_unshared",
+        "ksm_pages_volatile",
+        "ksm_full_scans_total",
+        "ksm_page_size_bytes",
+        "ksm_memory_saved_bytes",
+        "ksm_memory_saved_ratio",
+        "ksm_sharing_ratio",
+        "ksm_unshared_ratio",
+    }
+    assert value(samples, "ksm_memory_saved_bytes") == 55 * 4096
+
+
+def test_broken_files_count_as_errors_on_every_collection() -> None:
+    collection = KsmCollection(fixture_roots("broken"), PAGE_SIZE)
+    render(collection)
+    samples = parse_samples(render(collection))
+    assert value(samples, "ksm_exporter_collect_errors_total", source="sysfs") == 16
+    assert value(samples, "ksm_exporter_collect_errors_total", source="meminfo") == 2
+    assert value(samples, "ksm_general_profit_bytes") == -8192
+
+
+def test_no_ksm_serves_available_zero(tmp_path: os.PathLike[str]) -> None:
+    samples = parse_samples(render(KsmCollection(Roots(str(tmp_path), str(tmp_path)))))
+    assert value(samples, "ksm_available") == 0
+    assert {n for n, _ in samples if not n.startswith("ksm_exporter_")} == {
+        "ksm_available",
+        "ksm_page_size_bytes",
+    }
+
+
+def test_default_page_size_is_the_systems() -> None:
+    samples = parse_samples(render(KsmCollection(fixture_roots("current"))))
+    assert value(samples, "ksm_page_size_bytes") == os.sysconf("SC_PAGE_SIZE")
+
+
+def test_build_info_and_durations_per_source() -> None:
+    samples = parse_samples(render(KsmCollection(fixture_roots("current"))))
+    (build,) = [labels for name, labels in samples if name == "ksm_exporter_build_info"]
+    assert dict(build).keys() == {"version", "python_version"}
+    for source in ("sysfs", "meminfo"):
+        assert 0 < value(samples, "ksm_exporter_collect_duration_seconds", source=source) < 1

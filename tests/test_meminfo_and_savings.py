@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ksm_exporter.derive.savings import Savings, derive_savings
+from ksm_exporter.sources.meminfo import read_mem_total
+from ksm_exporter.sources.sysfs import KsmSysfs
+from tests.support.paths import FIXTURES
+
+
+def test_mem_total_in_bytes() -> None:
+    reading = read_mem_total(str(FIXTURES / "current" / "proc"))
+    assert reading.mem_total_bytes == 16384000 * 1024
+    assert reading.problems == ()
+
+
+def test_mem_total_garbage_is_a_problem() -> None:
+    reading = read_mem_total(str(FIXTURES / "broken" / "proc"))
+    assert reading.mem_total_bytes is None
+    assert [p.reason for p in reading.problems] == ["MemTotal is not a size"]
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"MemFree: 10 kB\n", b"MemTotal: 0 kB\n", b"MemTotal: 10 MB\n", b"\xff\xfe"]
+)
+def test_mem_total_absent_or_bad(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / "meminfo").write_bytes(content)
+    reading = read_mem_total(str(tmp_path))
+    assert reading.mem_total_bytes is None
+    assert len(reading.problems) == 1
+
+
+def test_no_meminfo_file(tmp_path: Path) -> None:
+    assert read_mem_total(str(tmp_path)).mem_total_bytes is None
+    assert read_mem_total(str(tmp_path)).problems == ()
+
+
+def test_savings_current_kernel() -> None:
+    ksm = KsmSysfs(
+        available=True,
+        pages_shared=1200,
+        pages_sharing=30000,
+        pages_unshared=4500,
+        ksm_zero_pages=250,
+    )
+    savings = derive_savings(ksm, page_size=4096, mem_total_bytes=16384000 * 1024)
+    assert savings == Savings(
+        saved_bytes=30250 * 4096,
+        saved_ratio=30250 * 4096 / (16384000 * 1024),
+        sharing_ratio=25.0,
+        unshared_ratio=0.15,
+    )
+
+
+def test_savings_without_zero_pages_file_and_without_meminfo() -> None:
+    ksm = KsmSysfs(available=True, pages_shared=10, pages_sharing=55, pages_unshared=300)
+    savings = derive_savings(ksm, page_size=16384, mem_total_bytes=None)
+    assert savings == Savings(55 * 16384, None, 5.5, 300 / 55)
+
+
+def test_ratios_are_zero_when_nothing_is_shared() -> None:
+    ksm = KsmSysfs(available=True, pages_shared=0, pages_sharing=0, pages_unshared=77)
+    assert derive_savings(ksm, 4096, 1 << 30) == Savings(0, 0.0, 0.0, 0.0)
+
+
+def test_nothing_derived_without_ksm() -> None:
+    assert derive_savings(KsmSysfs(), 4096, 1 << 30) == Savings(None, None, None, None)
