@@ -117,3 +117,18 @@ def test_advisor_mode_takes_the_bracketed_entry(text: bytes, expected: AdvisorMo
 def test_advisor_mode_rejects_malformed(text: bytes) -> None:
     with pytest.raises(ValueError, match=r"."):
         parse_advisor_mode(text)
+
+
+def test_unreadable_directory_is_unavailable_and_a_problem(tmp_path: Path) -> None:
+    ksm = tmp_path / "kernel" / "mm" / "ksm"
+    ksm.mkdir(parents=True)
+    (ksm / "run").write_text("1\n")
+    ksm.chmod(0)
+    try:
+        if os.access(ksm, os.R_OK | os.X_OK):
+            pytest.skip("this user reads any directory (root without dropped capabilities)")
+        reading = read_ksm_sysfs(str(tmp_path))
+    finally:
+        ksm.chmod(0o755)
+    assert reading.snapshot == KsmSysfs(available=False)
+    assert [(p.path, p.reason) for p in reading.problems] == [(str(ksm), "not readable")]

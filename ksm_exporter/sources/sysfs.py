@@ -100,8 +100,10 @@ def ksm_dir(sysfs_root: str) -> str:
 def read_ksm_sysfs(sysfs_root: str) -> SysfsReading:
     """Read every KSM attribute under `sysfs_root`; never raises."""
     directory = ksm_dir(sysfs_root)
-    if not os.access(directory, os.R_OK | os.X_OK) or not os.path.isdir(directory):
-        return SysfsReading(KsmSysfs(available=False))
+    if not os.path.isdir(directory):
+        return SysfsReading(KsmSysfs(available=False))  # no KSM in this kernel: not an error
+    if not os.access(directory, os.R_OK | os.X_OK):
+        return SysfsReading(KsmSysfs(available=False), (Problem(directory, "", "not readable"),))
     values: dict[str, object] = {}
     problems: list[Problem] = []
     for name, parse in PARSERS.items():
