@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import ssl
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -16,6 +18,8 @@ from ksm_exporter.collector.collection import KsmCollection, Roots
 from ksm_exporter.config import ListenAddress, Settings, env_of, flag_of
 from ksm_exporter.logs import configure_logging
 from ksm_exporter.server.app import make_app
+from ksm_exporter.server.basic_auth import BasicAuth
+from ksm_exporter.server.web_config import WebConfig, WebConfigError, load_web_config
 
 log = logging.getLogger("ksm_exporter")
 
@@ -58,10 +62,24 @@ def load_settings(args: argparse.Namespace) -> Settings:
     except ValidationError as err:
         first = err.errors()[0]
         name = str(first["loc"][0]) if first["loc"] else ""
-        where = f"--{flag_of(name)} / {env_of(name)}" if name in Settings.model_fields else name
-        message = first["msg"].removeprefix("Value error, ")
-        print(f"ksm-exporter: invalid {where}: {message}", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE) from None
+        usage_error(name, first["msg"].removeprefix("Value error, "))
+
+
+def load_web(settings: Settings) -> tuple[WebConfig, ssl.SSLContext | None]:
+    """No file: plain HTTP without auth. A file that cannot be used stops start-up."""
+    if not settings.web_config_file:
+        return WebConfig(), None
+    try:
+        return load_web_config(settings.web_config_file)
+    except WebConfigError as err:
+        usage_error("web_config_file", str(err))
+
+
+def usage_error(name: str, message: str) -> NoReturn:
+    """One line naming the flag and its environment variable, then exit status 2."""
+    where = f"--{flag_of(name)} / {env_of(name)}" if name in Settings.model_fields else name
+    print(f"ksm-exporter: invalid {where}: {message}", file=sys.stderr)
+    raise SystemExit(EXIT_USAGE)
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -72,23 +90,38 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings, web_config: WebConfig, ssl_context: ssl.SSLContext | None) -> None:
     host, port = ListenAddress.split(settings.web_listen_address)
     collection = KsmCollection(Roots(settings.path_sysfs, settings.path_procfs))
-    app = make_app(collection, settings.web_telemetry_path)
+    users = web_config.basic_auth_users
+    app = make_app(collection, settings.web_telemetry_path, BasicAuth(users) if users else None)
     log.info(
         "starting ksm-exporter",
-        extra={"version": __version__, "address": settings.web_listen_address},
+        extra={
+            "version": __version__,
+            "address": settings.web_listen_address,
+            "tls": ssl_context is not None,
+            "basic_auth": bool(users),
+        },
     )
-    web.run_app(app, host=host, port=port, print=None, access_log=None, loop=new_event_loop())
+    web.run_app(
+        app,
+        host=host,
+        port=port,
+        ssl_context=ssl_context,
+        print=None,
+        access_log=None,
+        loop=new_event_loop(),
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = load_settings(args)
     configure_logging(settings.log_level, settings.log_format)
+    web_config, ssl_context = load_web(settings)
     try:
-        serve(settings)
+        serve(settings, web_config, ssl_context)
     except OSError as err:
         log.error("cannot listen", extra={"address": settings.web_listen_address, "err": err})
         return 1

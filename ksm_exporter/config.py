@@ -44,6 +44,12 @@ class Settings(BaseSettings):
         description="Path under which to expose metrics.",
         json_schema_extra=flag("web.telemetry-path"),
     )
+    web_config_file: str | None = Field(
+        None,
+        description="Path to a web configuration file (TLS and basic auth, in the Prometheus "
+        "exporter-toolkit format).",
+        json_schema_extra=flag("web.config.file"),
+    )
     path_sysfs: str = Field(
         "/sys", description="sysfs mount point.", json_schema_extra=flag("path.sysfs")
     )

@@ -8,6 +8,7 @@ import logging
 from aiohttp import hdrs, web
 
 from ksm_exporter.collector.collection import KsmCollection
+from ksm_exporter.server.basic_auth import BasicAuth
 from ksm_exporter.server.exposition import Exposition
 from ksm_exporter.server.single_flight import SingleFlight
 
@@ -32,8 +33,11 @@ LANDING = """<!DOCTYPE html>
 """
 
 
-def make_app(collection: KsmCollection, telemetry_path: str = "/metrics") -> web.Application:
-    app = web.Application()
+def make_app(
+    collection: KsmCollection, telemetry_path: str = "/metrics", auth: BasicAuth | None = None
+) -> web.Application:
+    """Every path sits behind `auth` when given: the web-config format has no exemptions."""
+    app = web.Application(middlewares=[auth.middleware] if auth else [])
 
     async def scrape_once() -> Exposition:
         return Exposition(await collection.collect_async())

@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 def free_port() -> int:
@@ -23,14 +24,23 @@ def free_port() -> int:
 class RunningExporter:
     process: subprocess.Popen[str]
     url: str
+    tls: ssl.SSLContext | None = None
+    headers: dict[str, str] = field(default_factory=dict)
 
     def get(self, path: str = "/metrics", timeout: float = 10.0) -> str:
-        with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
+        request = urllib.request.Request(self.url + path, headers=self.headers)
+        with urllib.request.urlopen(request, timeout=timeout, context=self.tls) as response:
             return str(response.read().decode())
 
 
 @contextlib.contextmanager
-def running_exporter(*args: str, env: dict[str, str] | None = None) -> Iterator[RunningExporter]:
+def running_exporter(
+    *args: str,
+    env: dict[str, str] | None = None,
+    tls: ssl.SSLContext | None = None,
+    headers: dict[str, str] | None = None,
+) -> Iterator[RunningExporter]:
+    """`tls` (a client context) and `headers` are what the readiness poll and `get` use."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "ksm_exporter", f"--web.listen-address=127.0.0.1:{port}", *args],
@@ -39,7 +49,8 @@ def running_exporter(*args: str, env: dict[str, str] | None = None) -> Iterator[
         stderr=subprocess.PIPE,
         text=True,
     )
-    exporter = RunningExporter(process, f"http://127.0.0.1:{port}")
+    scheme = "https" if tls else "http"
+    exporter = RunningExporter(process, f"{scheme}://127.0.0.1:{port}", tls, headers or {})
     try:
         deadline = time.monotonic() + 15
         while True:
