@@ -27,6 +27,11 @@ class RunningExporter:
     tls: ssl.SSLContext | None = None
     headers: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def address(self) -> str:
+        """host:port, as a Prometheus scrape target."""
+        return self.url.removeprefix("http://")
+
     def get(self, path: str = "/metrics", timeout: float = 10.0) -> str:
         request = urllib.request.Request(self.url + path, headers=self.headers)
         with urllib.request.urlopen(request, timeout=timeout, context=self.tls) as response:
