@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import ssl
 import sys
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from ksm_exporter import __version__
 from ksm_exporter.collector.collection import KsmCollection, Roots
 from ksm_exporter.config import ListenAddress, Settings, env_of, flag_of
 from ksm_exporter.logs import configure_logging
+from ksm_exporter.privileges import make_effective
 from ksm_exporter.server.app import make_app
 from ksm_exporter.server.basic_auth import BasicAuth
 from ksm_exporter.server.web_config import WebConfig, WebConfigError, load_web_config
@@ -91,6 +93,8 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 
 def serve(settings: Settings, web_config: WebConfig, ssl_context: ssl.SSLContext | None) -> None:
+    # Before any thread starts: threads inherit the capability from this one.
+    reads_any_process = make_effective()
     host, port = ListenAddress.split(settings.web_listen_address)
     collection = KsmCollection(Roots(settings.path_sysfs, settings.path_procfs))
     users = web_config.basic_auth_users
@@ -102,6 +106,8 @@ def serve(settings: Settings, web_config: WebConfig, ssl_context: ssl.SSLContext
             "address": settings.web_listen_address,
             "tls": ssl_context is not None,
             "basic_auth": bool(users),
+            "uid": os.getuid(),
+            "cap_dac_read_search": reads_any_process,
         },
     )
     web.run_app(

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 
@@ -44,11 +44,13 @@ def running_exporter(
     env: dict[str, str] | None = None,
     tls: ssl.SSLContext | None = None,
     headers: dict[str, str] | None = None,
+    command: Sequence[str] = (sys.executable,),
 ) -> Iterator[RunningExporter]:
-    """`tls` (a client context) and `headers` are what the readiness poll and `get` use."""
+    """`tls` (a client context) and `headers` are what the readiness poll and `get` use;
+    `command` runs Python, e.g. through setpriv as another user."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "ksm_exporter", f"--web.listen-address=127.0.0.1:{port}", *args],
+        [*command, "-m", "ksm_exporter", f"--web.listen-address=127.0.0.1:{port}", *args],
         env={**os.environ, **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -1,0 +1,102 @@
+"""deploy/systemd/ksm-exporter.service: valid for systemd, hardened, and still able to read."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.exporter_process import running_exporter
+from tests.support.exposition import parse_samples, value
+from tests.support.paths import REPO
+from tests.support.tools import require
+
+UNIT = REPO / "deploy" / "systemd" / "ksm-exporter.service"
+PR_SET_MDWE, PR_GET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN = 65, 66, 1
+
+
+def settings(text: str) -> list[tuple[str, str]]:
+    return [
+        (key, val)
+        for key, _, val in (line.partition("=") for line in text.splitlines())
+        if key and not key.startswith(("#", "["))
+    ]
+
+
+def installed_copy(tmp_path: Path, text: str | None = None) -> Path:
+    """The unit with ExecStart pointing at this checkout's exporter, which verify wants to see."""
+    executable = Path(sys.executable).parent / "ksm-exporter"
+    unit = tmp_path / "ksm-exporter.service"
+    unit.write_text(
+        (text or UNIT.read_text()).replace(
+            "ExecStart=/usr/local/bin/ksm-exporter", f"ExecStart={executable}"
+        )
+    )
+    return unit
+
+
+def analyze(*args: str) -> subprocess.CompletedProcess[str]:
+    command = require("systemd-analyze", "systemd")
+    return subprocess.run(
+        [command, *args], capture_output=True, text=True, timeout=60, check=False, cwd="/"
+    )
+
+
+def test_systemd_analyze_verify_is_silent(tmp_path: Path) -> None:
+    result = analyze("verify", str(installed_copy(tmp_path)))
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+def test_verify_reports_what_systemd_would_ignore(tmp_path: Path) -> None:
+    """verify exits 0 on unknown keys and bad values; its output is what tells."""
+    broken = UNIT.read_text().replace("ProtectSystem=strict", "ProtectSystem=strictly")
+    result = analyze("verify", str(installed_copy(tmp_path, broken)))
+    assert "Failed to parse protect system value, ignoring: strictly" in result.stderr
+
+
+def test_exposure_score_is_low(tmp_path: Path) -> None:
+    result = analyze("security", "--offline=true", str(installed_copy(tmp_path)))
+    score = re.search(r"Overall exposure level for ksm-exporter.service: (\d+\.\d+)", result.stdout)
+    assert score, result.stdout + result.stderr
+    assert float(score.group(1)) <= 2.0
+
+
+def test_no_root_one_capability_and_nothing_that_hides_proc() -> None:
+    unit = settings(UNIT.read_text())
+    assert ("DynamicUser", "yes") in unit
+    assert ("NoNewPrivileges", "yes") in unit
+    capabilities = {key: val for key, val in unit if "Capabilit" in key}
+    assert capabilities == {
+        "AmbientCapabilities": "CAP_DAC_READ_SEARCH",
+        "CapabilityBoundingSet": "CAP_DAC_READ_SEARCH",
+    }
+    keys = {key for key, _ in unit}
+    assert {"ProtectSystem", "ProtectHome", "PrivateTmp", "RestrictAddressFamilies"} <= keys
+    assert {"SystemCallFilter", "ProtectKernelTunables", "MemoryDenyWriteExecute"} <= keys
+    # Each of these would hide processes, /proc/meminfo, or void the capability.
+    assert not {"ProtectProc", "ProcSubset", "PrivateUsers", "User"} & keys
+
+
+def test_serves_under_memory_deny_write_execute() -> None:
+    """MemoryDenyWriteExecute=yes: no writable and executable memory, which the kernel's
+    PR_SET_MDWE enforces here for the exporter and everything it loads."""
+    if ctypes.CDLL(None).prctl(PR_GET_MDWE, 0, 0, 0, 0) < 0:
+        pytest.skip("kernel without PR_SET_MDWE (needs Linux 6.3)")
+    # Turns the protection on, proves it holds, then becomes the exporter (it is inherited).
+    mdwe = (
+        "import ctypes, mmap, os, sys\n"
+        f"assert ctypes.CDLL(None).prctl({PR_SET_MDWE}, {PR_MDWE_REFUSE_EXEC_GAIN}, 0, 0, 0) == 0\n"
+        "try:\n"
+        "    mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)\n"
+        "    raise SystemExit('writable and executable memory still allowed')\n"
+        "except PermissionError:\n"
+        "    os.execv(sys.executable, [sys.executable, *sys.argv[1:]])\n"
+    )
+    with running_exporter(command=(sys.executable, "-c", mdwe)) as exporter:
+        samples = parse_samples(exporter.get())
+        assert value(samples, "ksm_available") == os.path.isdir("/sys/kernel/mm/ksm")
