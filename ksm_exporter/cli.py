@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from ksm_exporter import __version__
 from ksm_exporter.collector.collection import KsmCollection, Roots
+from ksm_exporter.collector.processes import ProcessOptions
 from ksm_exporter.config import ListenAddress, Settings, env_of, flag_of
 from ksm_exporter.logs import configure_logging
 from ksm_exporter.privileges import make_effective
@@ -92,11 +93,22 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
+def process_options(settings: Settings) -> ProcessOptions:
+    return ProcessOptions(
+        enabled=settings.collector_process,
+        limit=settings.collector_process_limit,
+        labels=settings.process_labels,
+        always_include=settings.process_always_include,
+    )
+
+
 def serve(settings: Settings, web_config: WebConfig, ssl_context: ssl.SSLContext | None) -> None:
     # Before any thread starts: threads inherit the capability from this one.
     reads_any_process = make_effective()
     host, port = ListenAddress.split(settings.web_listen_address)
-    collection = KsmCollection(Roots(settings.path_sysfs, settings.path_procfs))
+    collection = KsmCollection(
+        Roots(settings.path_sysfs, settings.path_procfs), processes=process_options(settings)
+    )
     users = web_config.basic_auth_users
     app = make_app(collection, settings.web_telemetry_path, BasicAuth(users) if users else None)
     log.info(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
@@ -9,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_PORT = 10131
 ENV_PREFIX = "KSM_EXPORTER_"
+PROCESS_LABELS = ("comm", "vm", "cgroup")
 
 
 def flag(name: str) -> dict[str, Any]:
@@ -56,6 +58,30 @@ class Settings(BaseSettings):
     path_procfs: str = Field(
         "/proc", description="procfs mount point.", json_schema_extra=flag("path.procfs")
     )
+    collector_process: bool = Field(
+        True,
+        description="Read every process's KSM counters from <procfs>/<pid>/ksm_stat.",
+        json_schema_extra=flag("collector.process"),
+    )
+    collector_process_limit: int = Field(
+        100,
+        ge=0,
+        description="Most processes with series of their own (those with most merging pages); "
+        "the rest are summed into ksm_process_other_*.",
+        json_schema_extra=flag("collector.process.limit"),
+    )
+    collector_process_labels: str = Field(
+        ",".join(PROCESS_LABELS),
+        description="Comma-separated process labels to export besides pid: comm, vm, cgroup "
+        "(empty for none).",
+        json_schema_extra=flag("collector.process.labels"),
+    )
+    collector_process_always_include: str = Field(
+        "",
+        description="Regular expression; processes whose comm, QEMU guest name or cgroup path "
+        "it matches always get series of their own, whatever the limit.",
+        json_schema_extra=flag("collector.process.always-include"),
+    )
     log_level: Literal["debug", "info", "warn", "error"] = Field(
         "info",
         description="Only log messages with the given severity or above.",
@@ -72,6 +98,33 @@ class Settings(BaseSettings):
     def _valid_address(cls, value: str) -> str:
         ListenAddress.split(value)
         return value
+
+    @field_validator("collector_process_labels")
+    @classmethod
+    def _known_labels(cls, value: str) -> str:
+        labels = [label.strip() for label in value.split(",") if label.strip()]
+        unknown = sorted(set(labels) - set(PROCESS_LABELS))
+        if unknown:
+            raise ValueError(f"unknown label {', '.join(unknown)}; choose from comm, vm, cgroup")
+        return ",".join(label for label in PROCESS_LABELS if label in labels)
+
+    @field_validator("collector_process_always_include")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as err:
+            raise ValueError(f"not a regular expression: {err}") from None
+        return value
+
+    @property
+    def process_labels(self) -> tuple[str, ...]:
+        return tuple(label for label in self.collector_process_labels.split(",") if label)
+
+    @property
+    def process_always_include(self) -> re.Pattern[str] | None:
+        pattern = self.collector_process_always_include
+        return re.compile(pattern) if pattern else None
 
     @field_validator("web_telemetry_path")
     @classmethod

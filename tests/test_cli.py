@@ -59,6 +59,10 @@ def test_help_lists_flags_and_environment_variables() -> None:
         ("--path.procfs", "KSM_EXPORTER_PATH_PROCFS"),
         ("--log.level", "KSM_EXPORTER_LOG_LEVEL"),
         ("--log.format", "KSM_EXPORTER_LOG_FORMAT"),
+        ("--no-collector.process", "KSM_EXPORTER_COLLECTOR_PROCESS"),
+        ("--collector.process.limit", "KSM_EXPORTER_COLLECTOR_PROCESS_LIMIT"),
+        ("--collector.process.labels", "KSM_EXPORTER_COLLECTOR_PROCESS_LABELS"),
+        ("--collector.process.always-include", "KSM_EXPORTER_COLLECTOR_PROCESS_ALWAYS_INCLUDE"),
     ]:
         assert flag in result.stdout
         assert env in result.stdout.replace("\n", " ").replace("  ", "")
@@ -73,6 +77,11 @@ def test_help_lists_flags_and_environment_variables() -> None:
         (["--web.telemetry-path", "metrics"], {}, "--web.telemetry-path"),
         ([], {"KSM_EXPORTER_LOG_LEVEL": "loud"}, "KSM_EXPORTER_LOG_LEVEL"),
         (["--log.format", "xml"], {}, "--log.format"),
+        (["--collector.process.limit=-1"], {}, "--collector.process.limit"),
+        (["--collector.process.limit=many"], {}, "--collector.process.limit"),
+        (["--collector.process.labels=comm,user"], {}, "--collector.process.labels"),
+        ([], {"KSM_EXPORTER_COLLECTOR_PROCESS_ALWAYS_INCLUDE": "(["}, "ALWAYS_INCLUDE"),
+        ([], {"KSM_EXPORTER_COLLECTOR_PROCESS": "perhaps"}, "KSM_EXPORTER_COLLECTOR_PROCESS"),
     ],
 )
 def test_bad_value_is_one_line_and_exit_2(args: list[str], env: dict[str, str], names: str) -> None:

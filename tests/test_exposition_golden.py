@@ -59,6 +59,10 @@ def test_old_kernel_omits_what_it_lacks() -> None:
         "ksm_memory_saved_ratio",
         "ksm_sharing_ratio",
         "ksm_unshared_ratio",
+        "ksm_processes",
+        "ksm_process_other_processes",
+        "ksm_process_merging_pages",
+        "ksm_process_other_merging_pages",
     }
     assert value(samples, "ksm_memory_saved_bytes") == 55 * 4096
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -11,6 +12,8 @@ from typing import Protocol, TypeVar
 from prometheus_client.core import Metric
 
 from ksm_exporter.collector.ksm_families import savings_families, sysfs_families
+from ksm_exporter.collector.process_families import ProcessSample
+from ksm_exporter.collector.processes import ProcessCollector, ProcessOptions
 from ksm_exporter.collector.self_metrics import SourceStats
 from ksm_exporter.derive.savings import derive_savings
 from ksm_exporter.sources.kernel_file import Problem
@@ -40,21 +43,31 @@ class Sample:
 
     sysfs: SysfsReading
     meminfo: MeminfoReading
+    processes: ProcessSample | None = None  # None when the per-process sweep is off
 
 
 class KsmCollection:
     """Reads the sources and builds the metric families for one scrape.
 
     The sysfs and meminfo reads are a few dozen small files: they run inline, as a hop to a
-    worker thread costs more than the reads themselves.
+    worker thread costs more than the reads themselves. The per-process sweep reads a file
+    per process and runs in a worker thread, alongside them.
     """
 
     SOURCES = ("sysfs", "meminfo")
 
-    def __init__(self, roots: Roots, page_size: int | None = None) -> None:
+    def __init__(
+        self,
+        roots: Roots,
+        page_size: int | None = None,
+        processes: ProcessOptions | None = None,
+    ) -> None:
         self.roots = roots
         self.page_size = page_size or os.sysconf("SC_PAGE_SIZE")
-        self.stats = SourceStats(self.SOURCES)
+        options = processes or ProcessOptions()
+        self.processes = ProcessCollector(roots.procfs, options) if options.enabled else None
+        sources = (*self.SOURCES, "process") if self.processes else self.SOURCES
+        self.stats = SourceStats(sources)
         self.collections = 0
 
     def timed(self, source: str, read: Callable[[str], R], root: str) -> R:
@@ -64,10 +77,24 @@ class KsmCollection:
         return reading
 
     def read_sample(self) -> Sample:
-        return Sample(
-            sysfs=self.timed("sysfs", read_ksm_sysfs, self.roots.sysfs),
-            meminfo=self.timed("meminfo", read_mem_total, self.roots.procfs),
-        )
+        sysfs = self.timed("sysfs", read_ksm_sysfs, self.roots.sysfs)
+        meminfo = self.timed("meminfo", read_mem_total, self.roots.procfs)
+        return Sample(sysfs, meminfo, self.record_processes(self.read_processes()))
+
+    def read_processes(self) -> tuple[ProcessSample, float] | None:
+        """The sweep and how long it took; the caller records it (the sweep may run in a thread)."""
+        if self.processes is None:
+            return None
+        started = time.perf_counter()
+        sample = self.processes.read()
+        return sample, time.perf_counter() - started
+
+    def record_processes(self, read: tuple[ProcessSample, float] | None) -> ProcessSample | None:
+        if read is None:
+            return None
+        sample, seconds = read
+        self.stats.record("process", seconds, sample.problems)
+        return sample
 
     def families(self, sample: Sample) -> list[Metric]:
         ksm = sample.sysfs.snapshot
@@ -75,6 +102,8 @@ class KsmCollection:
         metrics: list[Metric] = []
         metrics.extend(sysfs_families(ksm))
         metrics.extend(savings_families(savings, self.page_size))
+        if self.processes is not None and sample.processes is not None:
+            metrics.extend(self.processes.families(sample.processes, self.page_size))
         metrics.extend(self.stats.families())
         return metrics
 
@@ -86,4 +115,10 @@ class KsmCollection:
     async def collect_async(self) -> list[Metric]:
         """The server's entry point: what may block for long goes to a worker thread."""
         self.collections += 1
-        return self.families(self.read_sample())
+        if self.processes is None:
+            return self.families(self.read_sample())
+        sweeping = asyncio.get_running_loop().run_in_executor(None, self.read_processes)
+        sysfs = self.timed("sysfs", read_ksm_sysfs, self.roots.sysfs)
+        meminfo = self.timed("meminfo", read_mem_total, self.roots.procfs)
+        processes = self.record_processes(await sweeping)
+        return self.families(Sample(sysfs, meminfo, processes))

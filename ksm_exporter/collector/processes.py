@@ -1,0 +1,87 @@
+"""The per-process part of a collection: sweep, select, attribute."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from prometheus_client.core import Metric
+
+from ksm_exporter.collector.process_families import (
+    ProcessSample,
+    process_families,
+    sweep_families,
+)
+from ksm_exporter.config import PROCESS_LABELS
+from ksm_exporter.derive.process_selection import always_included, select_processes
+from ksm_exporter.sources.process_identity import ProcessIdentity, read_identity
+from ksm_exporter.sources.process_sweep import ProcessSweeper
+
+log = logging.getLogger(__name__)
+
+_MAX_SWEEP_THREADS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessOptions:
+    enabled: bool = True
+    limit: int = 100
+    labels: tuple[str, ...] = PROCESS_LABELS
+    always_include: re.Pattern[str] | None = None
+
+
+def sweep_threads() -> int:
+    """One per usable CPU, a few at most: the kernel's work runs in parallel without the GIL."""
+    return min(len(os.sched_getaffinity(0)), _MAX_SWEEP_THREADS)
+
+
+class ProcessCollector:
+    def __init__(self, procfs_root: str, options: ProcessOptions) -> None:
+        self.procfs_root = procfs_root
+        self.options = options
+        threads = sweep_threads()
+        self._helpers = (
+            ThreadPoolExecutor(threads - 1, thread_name_prefix="ksm-sweep") if threads > 1 else None
+        )
+        self.sweeper = ProcessSweeper(procfs_root, self._helpers, threads)
+        self._warned_unreadable = False
+
+    def read(self) -> ProcessSample:
+        """Runs off the event loop: thousands of small reads."""
+        sweep = self.sweeper.sweep()
+        self._note_unreadable(sweep.unreadable)
+        options = self.options
+        identities: dict[int, ProcessIdentity] = {}
+        if options.always_include is not None:
+            identities = {p.pid: read_identity(self.procfs_root, p.pid) for p in sweep.registered}
+        always = always_included(identities, options.always_include)
+        selection = select_processes(sweep.registered, options.limit, always)
+        wanted = {name: name in options.labels for name in PROCESS_LABELS}
+        for process in selection.own:
+            if process.pid not in identities and any(wanted.values()):
+                identities[process.pid] = read_identity(self.procfs_root, process.pid, **wanted)
+        return ProcessSample(sweep, selection, identities)
+
+    def families(self, sample: ProcessSample, page_size: int) -> Iterator[Metric]:
+        yield from process_families(sample, self.options.labels, page_size)
+        yield from sweep_families(sample.sweep)
+
+    def _note_unreadable(self, unreadable: int) -> None:
+        """One line when processes become unreadable and one when they no longer are."""
+        if unreadable and not self._warned_unreadable:
+            log.warning(
+                "cannot read the KSM counters of other users' processes: "
+                "run as root or grant CAP_DAC_READ_SEARCH",
+                extra={"unreadable_processes": unreadable, "procfs": self.procfs_root},
+            )
+        elif not unreadable and self._warned_unreadable:
+            log.info("every process's KSM counters are readable again")
+        self._warned_unreadable = bool(unreadable)
+
+    def close(self) -> None:
+        if self._helpers is not None:
+            self._helpers.shutdown(wait=False)

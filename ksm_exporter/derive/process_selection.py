@@ -1,0 +1,100 @@
+"""Which registered processes get series of their own, and the sums of the rest.
+
+Cardinality stays bounded: the `limit` processes with the most merging pages get their own
+series, plus every process the operator always wants to see; the others are summed, so the
+per-process series and the `other` sums together always add up to the whole.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+
+from ksm_exporter.sources.ksm_stat import KsmStat
+from ksm_exporter.sources.process_identity import ProcessIdentity
+from ksm_exporter.sources.process_sweep import ProcessKsm
+
+RMAP_ITEM_BYTES = 64  # sizeof(struct ksm_rmap_item) on 64-bit, per the kernel's KSM documentation
+
+
+def process_profit_bytes(stat: KsmStat, page_size: int) -> int | None:
+    """The kernel's ksm_process_profit, or its documented formula where the kernel lacks it:
+    (merging + zero pages) * page size - rmap items * 64. Unknown without rmap items.
+    """
+    if stat.profit is not None:
+        return stat.profit
+    if stat.rmap_items is None or stat.merging_pages is None:
+        return None
+    saved = (stat.merging_pages + (stat.zero_pages or 0)) * page_size
+    return saved - stat.rmap_items * RMAP_ITEM_BYTES
+
+
+def _most_merging_first(process: ProcessKsm) -> tuple[int, int, int]:
+    return (-(process.stat.merging_pages or 0), -(process.stat.rmap_items or 0), process.pid)
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessSelection:
+    own: tuple[ProcessKsm, ...]  # each gets its own series, most merging pages first
+    other: tuple[ProcessKsm, ...]  # summed into the `other` series
+
+
+def select_processes(
+    registered: Iterable[ProcessKsm], limit: int, always: Collection[int] = ()
+) -> ProcessSelection:
+    """The `limit` processes with the most merging pages, plus those whose pid is in `always`.
+
+    Always-included processes do not push others out: the top `limit` stay the same whatever
+    matches, so adding a pattern never hides a process that was shown before.
+    """
+    ranked = sorted(registered, key=_most_merging_first)
+    own = [p for i, p in enumerate(ranked) if i < limit or p.pid in always]
+    other = [p for i, p in enumerate(ranked) if i >= limit and p.pid not in always]
+    return ProcessSelection(tuple(own), tuple(other))
+
+
+def always_included(
+    identities: dict[int, ProcessIdentity], pattern: re.Pattern[str] | None
+) -> set[int]:
+    """Pids whose command name, guest name or cgroup path matches the pattern anywhere."""
+    if pattern is None:
+        return set()
+    return {
+        pid
+        for pid, who in identities.items()
+        if any(text and pattern.search(text) for text in (who.comm, who.vm, who.cgroup))
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class OtherSums:
+    processes: int
+    merging_pages: int
+    rmap_items: int
+    zero_pages: int
+    profit_bytes: int
+
+
+def sum_other(processes: Iterable[ProcessKsm], page_size: int) -> OtherSums:
+    """Sums of what each process reports; a counter the kernel lacks adds nothing."""
+    count = merging = rmap = zero = profit = 0
+    for process in processes:
+        stat = process.stat
+        count += 1
+        merging += stat.merging_pages or 0
+        rmap += stat.rmap_items or 0
+        zero += stat.zero_pages or 0
+        profit += process_profit_bytes(stat, page_size) or 0
+    return OtherSums(count, merging, rmap, zero, profit)
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessStates:
+    registered: int
+    merging: int
+
+
+def count_states(registered: Collection[ProcessKsm]) -> ProcessStates:
+    merging = sum(1 for p in registered if p.stat.merging_pages)
+    return ProcessStates(registered=len(registered), merging=merging)

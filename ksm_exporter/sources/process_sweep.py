@@ -1,0 +1,233 @@
+"""Every process's KSM counters, read from `<procfs>/<pid>/ksm_stat` on each collection.
+
+This is the exporter's hot path: a host may run thousands of processes. Most of the cost is
+the kernel's (path walk, seq_file, the counters), and the GIL is released while it works, so
+the pids are split across a few threads. Idle processes all hand back the same bytes, which
+are parsed once and then recognised by a set lookup.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field, replace
+
+from ksm_exporter.sources.kernel_file import BadValue, Problem, os_error_reason, show_value
+from ksm_exporter.sources.ksm_stat import KsmStat, parse_ksm_stat, parse_merging_pages
+
+_STAT = b"/ksm_stat"
+_MERGING = b"/ksm_merging_pages"
+_OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC
+_READ_SIZE = 4096  # ksm_stat is under 200 bytes; a page is what seq_file hands out at once
+_IDLE_MEMO_LIMIT = 64
+_PIDS_PER_THREAD = 256  # below this a thread hop costs more than it saves
+_VANISHED = (errno.ENOENT, errno.ESRCH)
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessKsm:
+    pid: int
+    stat: KsmStat
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessSweep:
+    """What one sweep found.
+
+    `registered` holds only processes KSM tracks; the counts say what happened to the rest.
+    `fields` names the counters this kernel reports, so absent ones are omitted, not 0.
+    """
+
+    registered: tuple[ProcessKsm, ...] = ()
+    scanned: int = 0
+    without_memory: int = 0  # kernel threads and zombies: empty ksm_stat
+    vanished: int = 0
+    unreadable: int = 0
+    fields: frozenset[str] = frozenset()
+    problems: tuple[Problem, ...] = ()
+
+
+@dataclass(slots=True)
+class _Tally:
+    registered: list[ProcessKsm] = field(default_factory=list)
+    without_memory: int = 0
+    vanished: int = 0
+    unreadable: int = 0
+    fields: set[str] = field(default_factory=set)
+    problems: list[Problem] = field(default_factory=list)
+
+
+class ProcessSweeper:
+    """Sweeps `<procfs>/<pid>/ksm_stat`; keeps what it learnt about idle content between sweeps."""
+
+    def __init__(self, procfs_root: str, helpers: Executor | None = None, threads: int = 1):
+        self.root = os.fsencode(procfs_root)
+        self.helpers = helpers
+        self.threads = max(1, threads)
+        # Content of idle processes (nothing registered) -> the fields it names.
+        self._idle: dict[bytes, frozenset[str]] = {}
+
+    def sweep(self) -> ProcessSweep:
+        try:
+            root_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as err:
+            return ProcessSweep(problems=(self._problem(b"", err),))
+        try:
+            try:
+                pids = [name for name in os.listdir(self.root) if name.isdigit()]
+            except OSError as err:
+                return ProcessSweep(problems=(self._problem(b"", err),))
+            tallies = self._sweep_parts(root_fd, pids)
+        finally:
+            os.close(root_fd)
+        return self._merge(len(pids), tallies)
+
+    def _sweep_parts(self, root_fd: int, pids: list[bytes]) -> list[_Tally]:
+        parts = min(self.threads, len(pids) // _PIDS_PER_THREAD) if self.helpers else 1
+        if parts <= 1 or self.helpers is None:
+            return [self._sweep_pids(root_fd, pids)]
+        # Interleaved slices: neighbouring pids (a service's workers) land on every thread.
+        futures = [
+            self.helpers.submit(self._sweep_pids, root_fd, pids[i::parts]) for i in range(1, parts)
+        ]
+        first = self._sweep_pids(root_fd, pids[0::parts])
+        return [first, *(future.result() for future in futures)]
+
+    def _sweep_pids(self, root_fd: int, pids: Sequence[bytes]) -> _Tally:
+        tally = _Tally()
+        idle = self._idle
+        idle_seen: set[bytes] = set()
+        open_, read, close = os.open, os.read, os.close
+        for pid in pids:
+            try:
+                fd = open_(pid + _STAT, _OPEN_FLAGS, dir_fd=root_fd)
+            except FileNotFoundError:
+                self._without_ksm_stat(root_fd, pid, tally)
+                continue
+            except PermissionError:
+                tally.unreadable += 1
+                continue
+            except OSError as err:
+                tally.problems.append(self._problem(pid + _STAT, err))
+                continue
+            try:
+                raw = read(fd, _READ_SIZE)
+            except OSError as err:
+                if err.errno in _VANISHED:
+                    tally.vanished += 1
+                else:
+                    tally.problems.append(self._problem(pid + _STAT, err))
+                continue
+            finally:
+                close(fd)
+            if not raw:
+                tally.without_memory += 1
+            elif raw in idle:
+                idle_seen.add(raw)
+            else:
+                self._parse(root_fd, pid, raw, tally)
+        for raw in idle_seen:
+            tally.fields.update(idle.get(raw, ()))
+        return tally
+
+    def _parse(self, root_fd: int, pid: bytes, raw: bytes, tally: _Tally) -> None:
+        try:
+            stat = parse_ksm_stat(raw)
+        except BadValue as err:
+            tally.problems.append(Problem(self._path(pid + _STAT), show_value(raw), str(err)))
+            return
+        present = stat.present()
+        tally.fields.update(present)
+        if not stat.registered:
+            if len(self._idle) >= _IDLE_MEMO_LIMIT:
+                self._idle.clear()
+            self._idle[raw] = present
+            return
+        if stat.merging_pages is None:  # kernels 6.1-6.3 keep it in a file of its own
+            merging = self._read_merging_pages(root_fd, pid, tally)
+            if merging is not None and merging.merging_pages is not None:
+                tally.fields.add("merging_pages")
+                stat = replace(stat, merging_pages=merging.merging_pages)
+        tally.registered.append(ProcessKsm(int(pid), stat))
+
+    def _without_ksm_stat(self, root_fd: int, pid: bytes, tally: _Tally) -> None:
+        """A pid that exited since the listing, or a kernel older than 6.1."""
+        try:
+            os.stat(pid, dir_fd=root_fd)
+        except OSError:
+            tally.vanished += 1
+            return
+        stat = self._read_merging_pages(root_fd, pid, tally)
+        if stat is not None:
+            tally.fields.add("merging_pages")
+            if stat.registered:
+                tally.registered.append(ProcessKsm(int(pid), stat))
+
+    def _read_merging_pages(self, root_fd: int, pid: bytes, tally: _Tally) -> KsmStat | None:
+        path = pid + _MERGING
+        raw = self._read_small(root_fd, path, tally)
+        if not raw:
+            return None
+        try:
+            return parse_merging_pages(raw)
+        except BadValue as err:
+            tally.problems.append(Problem(self._path(path), show_value(raw), str(err)))
+            return None
+
+    def _read_small(self, root_fd: int, path: bytes, tally: _Tally) -> bytes | None:
+        """The file's content, or None, with what went wrong counted in the tally."""
+        try:
+            fd = os.open(path, _OPEN_FLAGS, dir_fd=root_fd)
+        except FileNotFoundError:
+            return None  # no such counter on this kernel, or the process is gone
+        except PermissionError:
+            tally.unreadable += 1
+            return None
+        except OSError as err:
+            tally.problems.append(self._problem(path, err))
+            return None
+        try:
+            raw = os.read(fd, _READ_SIZE)
+        except OSError as err:
+            if err.errno in _VANISHED:
+                tally.vanished += 1
+            else:
+                tally.problems.append(self._problem(path, err))
+            return None
+        finally:
+            os.close(fd)
+        if not raw:
+            tally.without_memory += 1
+        return raw
+
+    def _path(self, relative: bytes) -> str:
+        return os.fsdecode(os.path.join(self.root, relative) if relative else self.root)
+
+    def _problem(self, relative: bytes, err: OSError) -> Problem:
+        return Problem(self._path(relative), "", os_error_reason(err))
+
+    @staticmethod
+    def _merge(scanned: int, tallies: Iterable[_Tally]) -> ProcessSweep:
+        registered: list[ProcessKsm] = []
+        problems: list[Problem] = []
+        present: set[str] = set()
+        without_memory = vanished = unreadable = 0
+        for tally in tallies:
+            registered.extend(tally.registered)
+            problems.extend(tally.problems)
+            present |= tally.fields
+            without_memory += tally.without_memory
+            vanished += tally.vanished
+            unreadable += tally.unreadable
+        registered.sort(key=lambda process: process.pid)
+        return ProcessSweep(
+            registered=tuple(registered),
+            scanned=scanned,
+            without_memory=without_memory,
+            vanished=vanished,
+            unreadable=unreadable,
+            fields=frozenset(present),
+            problems=tuple(problems),
+        )
