@@ -45,6 +45,7 @@ def running_exporter(
     tls: ssl.SSLContext | None = None,
     headers: dict[str, str] | None = None,
     command: Sequence[str] = (sys.executable,),
+    cwd: str | None = None,
 ) -> Iterator[RunningExporter]:
     """`tls` (a client context) and `headers` are what the readiness poll and `get` use;
     `command` runs Python, e.g. through setpriv as another user."""
@@ -52,6 +53,7 @@ def running_exporter(
     process = subprocess.Popen(
         [*command, "-m", "ksm_exporter", f"--web.listen-address=127.0.0.1:{port}", *args],
         env={**os.environ, **(env or {})},
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

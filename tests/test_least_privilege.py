@@ -1,0 +1,111 @@
+"""The exporter as `nobody` on this machine's real /sys and /proc.
+
+Three ways it runs in production: as systemd's DynamicUser with the ambient capability
+(setpriv gives the same), as the container's user whose interpreter carries the capability
+as a file capability, and as a plain user without any.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ksm_exporter.privileges import CAP_DAC_READ_SEARCH
+from tests.support.exporter_process import RunningExporter, running_exporter
+from tests.support.exposition import names, parse_samples, value
+from tests.support.unprivileged import AMBIENT_DAC_READ_SEARCH, NobodyRuntime, nobody_runtime
+
+NOBODY_UID = 65534
+KSM = Path("/sys/kernel/mm/ksm")
+
+
+@pytest.fixture(scope="module")
+def runtime() -> Iterator[NobodyRuntime]:
+    yield from nobody_runtime()
+
+
+def capabilities(pid: int, task: str = "") -> dict[str, int]:
+    status = Path(f"/proc/{pid}/{f'task/{task}/' if task else ''}status").read_text()
+    return {key: int(val, 16) for key, val in re.findall(r"^(Cap\w+):\s+(\w+)$", status, re.M)}
+
+
+def uid_of(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(r"^Uid:\s+(\d+)", status, re.M)
+    assert match
+    return int(match.group(1))
+
+
+def start_line(exporter: RunningExporter) -> str:
+    exporter.process.terminate()
+    _out, err = exporter.process.communicate(timeout=10)
+    [line] = [line for line in err.splitlines() if 'msg="starting ksm-exporter"' in line]
+    return line
+
+
+def sysfs_names(text: str) -> set[str]:
+    """Everything but the per-process series and the exporter's own timings."""
+    return {
+        n for n in names(parse_samples(text)) if not n.startswith(("ksm_process", "ksm_exporter"))
+    }
+
+
+def test_without_the_capability_every_sysfs_metric_is_served(runtime: NobodyRuntime) -> None:
+    if not KSM.is_dir():
+        pytest.skip(f"{KSM} does not exist: the kernel has no KSM")
+    with running_exporter() as as_root:
+        expected = sysfs_names(as_root.get())
+    with running_exporter(command=runtime.command(), env=runtime.env, cwd="/") as exporter:
+        pid = exporter.process.pid
+        assert uid_of(pid) == NOBODY_UID
+        assert capabilities(pid)["CapEff"] == 0
+        text = exporter.get()
+        samples = parse_samples(text)
+        assert sysfs_names(text) == expected
+        assert value(samples, "ksm_available") == 1
+        assert value(samples, "ksm_exporter_collect_errors_total", source="sysfs") == 0
+        assert value(samples, "ksm_pages_to_scan") == int((KSM / "pages_to_scan").read_text())
+        line = start_line(exporter)
+    assert f"uid={NOBODY_UID} cap_dac_read_search=False" in line
+
+
+def test_ambient_capability_as_systemd_hands_it_over(runtime: NobodyRuntime) -> None:
+    command = runtime.command(*AMBIENT_DAC_READ_SEARCH)
+    with running_exporter(command=command, env=runtime.env, cwd="/") as exporter:
+        pid = exporter.process.pid
+        assert uid_of(pid) == NOBODY_UID
+        assert capabilities(pid)["CapEff"] == 1 << CAP_DAC_READ_SEARCH
+        assert "ksm_available" in exporter.get()
+        line = start_line(exporter)
+    assert f"uid={NOBODY_UID} cap_dac_read_search=True" in line
+
+
+def test_file_capability_as_the_container_image_carries_it(runtime: NobodyRuntime) -> None:
+    python = runtime.python_with_file_capability()
+    with running_exporter(
+        command=runtime.command(python=python), env=runtime.env, cwd="/"
+    ) as exporter:
+        pid = exporter.process.pid
+        # Permitted by the file, made effective by the exporter at start-up, every thread.
+        assert capabilities(pid)["CapPrm"] == 1 << CAP_DAC_READ_SEARCH
+        tasks = [task.name for task in Path(f"/proc/{pid}/task").iterdir()]
+        assert len(tasks) > 1
+        for task in tasks:
+            assert capabilities(pid, task)["CapEff"] == 1 << CAP_DAC_READ_SEARCH, task
+        assert "ksm_available" in exporter.get()
+        line = start_line(exporter)
+    assert f"uid={NOBODY_UID} cap_dac_read_search=True" in line
+
+
+def test_file_capability_outside_the_bounding_set_still_starts(runtime: NobodyRuntime) -> None:
+    """A container run without --cap-add=DAC_READ_SEARCH: no capability, but it serves."""
+    python = runtime.python_with_file_capability()
+    command = runtime.command("--bounding-set=-dac_read_search", python=python)
+    with running_exporter(command=command, env=runtime.env, cwd="/") as exporter:
+        assert capabilities(exporter.process.pid)["CapPrm"] == 0
+        assert "ksm_available" in exporter.get()
+        line = start_line(exporter)
+    assert f"uid={NOBODY_UID} cap_dac_read_search=False" in line
