@@ -1,0 +1,42 @@
+"""The Prometheus rule files of deploy/prometheus/, loaded for assertions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.support.paths import REPO
+
+PROMETHEUS_DEPLOY = REPO / "deploy" / "prometheus"
+RECORDING_RULES = PROMETHEUS_DEPLOY / "ksm-rules.yml"
+ALERTING_RULES = PROMETHEUS_DEPLOY / "ksm-alerts.yml"
+RULE_FILES = (RECORDING_RULES, ALERTING_RULES)
+EXAMPLE_CONFIG = PROMETHEUS_DEPLOY / "prometheus.yml"
+
+Rule = dict[str, Any]
+
+
+def groups(path: Path) -> list[dict[str, Any]]:
+    document = yaml.safe_load(path.read_text())
+    return list(document["groups"])
+
+
+def rules(*paths: Path) -> list[Rule]:
+    """Every rule of the files, each with its group's name added under "group"."""
+    return [
+        {**rule, "group": group["name"]}
+        for path in paths or RULE_FILES
+        for group in groups(path)
+        for rule in group["rules"]
+    ]
+
+
+def recording_rule_names(*paths: Path) -> list[str]:
+    """Each recorded metric name once, in file order."""
+    return list(dict.fromkeys(rule["record"] for rule in rules(*paths) if "record" in rule))
+
+
+def alerts() -> list[Rule]:
+    return [rule for rule in rules(ALERTING_RULES) if "alert" in rule]
