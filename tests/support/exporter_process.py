@@ -9,6 +9,7 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ class RunningExporter:
     @property
     def address(self) -> str:
         """host:port, as a Prometheus scrape target."""
-        return self.url.removeprefix("http://")
+        return urllib.parse.urlsplit(self.url).netloc
 
     def get(self, path: str = "/metrics", timeout: float = 10.0) -> str:
         request = urllib.request.Request(self.url + path, headers=self.headers)
