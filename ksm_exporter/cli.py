@@ -107,7 +107,9 @@ def serve(settings: Settings, web_config: WebConfig, ssl_context: ssl.SSLContext
     reads_any_process = make_effective()
     host, port = ListenAddress.split(settings.web_listen_address)
     collection = KsmCollection(
-        Roots(settings.path_sysfs, settings.path_procfs), processes=process_options(settings)
+        Roots(settings.path_sysfs, settings.path_procfs),
+        processes=process_options(settings),
+        sample_interval=settings.collector_sample_interval,
     )
     users = web_config.basic_auth_users
     app = make_app(collection, settings.web_telemetry_path, BasicAuth(users) if users else None)

@@ -82,6 +82,14 @@ class Settings(BaseSettings):
         "it matches always get series of their own, whatever the limit.",
         json_schema_extra=flag("collector.process.always-include"),
     )
+    collector_sample_interval: float = Field(
+        1.0,
+        ge=0.01,
+        le=3600,
+        description="Seconds between the background samples of full_scans and ksmd's CPU "
+        "time behind the scan-cost metrics.",
+        json_schema_extra=flag("collector.sample-interval"),
+    )
     log_level: Literal["debug", "info", "warn", "error"] = Field(
         "info",
         description="Only log messages with the given severity or above.",

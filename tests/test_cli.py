@@ -31,6 +31,8 @@ def test_defaults() -> None:
     assert settings.web_telemetry_path == "/metrics"
     assert (settings.path_sysfs, settings.path_procfs) == ("/sys", "/proc")
     assert (settings.log_level, settings.log_format) == ("info", "logfmt")
+    assert settings.collector_sample_interval == 1.0
+    assert settings_from("--collector.sample-interval", "0.25").collector_sample_interval == 0.25
 
 
 def test_flags_override_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -82,6 +84,8 @@ def test_help_lists_flags_and_environment_variables() -> None:
         (["--collector.process.labels=comm,user"], {}, "--collector.process.labels"),
         ([], {"KSM_EXPORTER_COLLECTOR_PROCESS_ALWAYS_INCLUDE": "(["}, "ALWAYS_INCLUDE"),
         ([], {"KSM_EXPORTER_COLLECTOR_PROCESS": "perhaps"}, "KSM_EXPORTER_COLLECTOR_PROCESS"),
+        (["--collector.sample-interval", "0"], {}, "--collector.sample-interval"),
+        ([], {"KSM_EXPORTER_COLLECTOR_SAMPLE_INTERVAL": "soon"}, "COLLECTOR_SAMPLE_INTERVAL"),
     ],
 )
 def test_bad_value_is_one_line_and_exit_2(args: list[str], env: dict[str, str], names: str) -> None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
-from ksm_exporter.collector.collection import KsmCollection
 from tests.support.exposition import render
-from tests.support.paths import REPO, fixture_roots
+from tests.support.paths import REPO
+from tests.support.sampling import sampled_collection
 
 ROW = re.compile(r"^\| `(ksm_[a-z0-9_]+)` \| (gauge|counter|info) \|", re.MULTILINE)
 FAMILY = re.compile(r"^# TYPE (\S+) (\S+)$", re.MULTILINE)
@@ -16,16 +17,17 @@ def documented() -> dict[str, str]:
     return dict(ROW.findall((REPO / "docs" / "metrics.md").read_text()))
 
 
-def exported() -> dict[str, str]:
-    text = render(KsmCollection(fixture_roots("current")))
+def exported(directory: Path) -> dict[str, str]:
+    """A full kernel's metrics, after the sampler has seen scans complete."""
+    text = render(sampled_collection(directory))
     return dict(FAMILY.findall(text))
 
 
-def test_every_exported_metric_is_documented_with_its_type() -> None:
+def test_every_exported_metric_is_documented_with_its_type(tmp_path: Path) -> None:
     docs = documented()
-    missing = {name: kind for name, kind in exported().items() if docs.get(name) != kind}
+    missing = {name: kind for name, kind in exported(tmp_path).items() if docs.get(name) != kind}
     assert missing == {}
 
 
-def test_every_documented_metric_is_exported_from_a_full_kernel() -> None:
-    assert set(documented()) - set(exported()) == set()
+def test_every_documented_metric_is_exported_from_a_full_kernel(tmp_path: Path) -> None:
+    assert set(documented()) - set(exported(tmp_path)) == set()

@@ -6,23 +6,35 @@ Regenerate after an intended change with `UPDATE_GOLDEN=1 make test`, then read 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
 from ksm_exporter.collector.collection import KsmCollection, Roots
 from tests.support.exposition import parse_samples, render, value, without_self_metrics
 from tests.support.paths import GOLDEN, fixture_roots
+from tests.support.sampling import CLOCK_TICKS, sampled_collection
 
 PAGE_SIZE = 4096  # fixed so the golden files hold on hosts with other page sizes
 
 
-@pytest.mark.parametrize("fixture", ["current", "old-kernel", "broken"])
-def test_exposition_matches_golden_file(fixture: str) -> None:
-    text = without_self_metrics(render(KsmCollection(fixture_roots(fixture), PAGE_SIZE)))
-    golden = GOLDEN / f"{fixture}.prom"
+def matches_golden(text: str, name: str) -> None:
+    golden = GOLDEN / f"{name}.prom"
     if os.environ.get("UPDATE_GOLDEN"):
         golden.write_text(text)
     assert text == golden.read_text()
+
+
+@pytest.mark.parametrize("fixture", ["current", "old-kernel", "broken"])
+def test_exposition_matches_golden_file(fixture: str) -> None:
+    collection = KsmCollection(fixture_roots(fixture), PAGE_SIZE, clock_ticks=CLOCK_TICKS)
+    matches_golden(without_self_metrics(render(collection)), fixture)
+
+
+def test_sampled_exposition_matches_golden_file(tmp_path: Path) -> None:
+    """The `current` fixture once the sampler has seen full scans complete."""
+    text = without_self_metrics(render(sampled_collection(tmp_path, PAGE_SIZE)))
+    matches_golden(text, "current-sampled")
 
 
 def test_current_kernel_values() -> None:

@@ -45,8 +45,8 @@ CURRENT_REGISTERED = (
 def test_current_kernel_every_kind_of_process() -> None:
     sweep = ProcessSweeper(CURRENT).sweep()
     assert sweep.registered == CURRENT_REGISTERED
-    assert sweep.scanned == 12
-    assert (sweep.without_memory, sweep.vanished, sweep.unreadable) == (1, 0, 0)
+    assert sweep.scanned == 13
+    assert (sweep.without_memory, sweep.vanished, sweep.unreadable) == (2, 0, 0)  # kthreads
     assert sweep.fields == ALL_FIELDS
     problems = {os.path.relpath(p.path, CURRENT): (p.value, p.reason) for p in sweep.problems}
     assert problems == {

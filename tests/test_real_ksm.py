@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import time
 
 import pytest
 
 from ksm_exporter.collector.ksm_families import SYSFS_METRICS
-from tests.support.exporter_process import running_exporter
-from tests.support.exposition import parse_samples, value
+from ksm_exporter.sources.ksmd import find_ksmd, parse_stat
+from tests.support.exporter_process import RunningExporter, running_exporter
+from tests.support.exposition import Samples, names, parse_samples, value
 from tests.support.real_ksm import ksm_control, merging_child, read_ksm
 from tests.support.tools import require
 
@@ -63,3 +66,43 @@ def test_exporter_agrees_with_sysfs_while_pages_merge() -> None:
             check=False,
         )
         assert (check.returncode, check.stdout, check.stderr) == (0, "", "")
+
+
+def ksmd_cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        return parse_stat(f.read()).cpu_ticks / os.sysconf("SC_CLK_TCK")
+
+
+def scrape_until(exporter: RunningExporter, name: str, timeout: float = 30.0) -> Samples:
+    deadline = time.monotonic() + timeout
+    while True:
+        samples = parse_samples(exporter.get())
+        if name in names(samples):
+            return samples
+        assert time.monotonic() < deadline, f"{name} did not appear in {timeout}s"
+        time.sleep(0.2)
+
+
+def test_scan_cost_of_real_ksmd() -> None:
+    ksmd = find_ksmd("/proc")
+    assert ksmd is not None, "KSM is writable but no ksmd thread is in sight"
+    one_tick = 1 / os.sysconf("SC_CLK_TCK")
+    with (
+        ksm_control() as ksm,
+        merging_child(16 << 20) as child,
+        running_exporter("--collector.sample-interval=0.1") as exporter,
+    ):
+        ksm.set(pages_to_scan=5000, sleep_millisecs=10, run=1)
+        child.wait_merged(2000)
+        samples = scrape_until(exporter, "ksm_full_scan_duration_seconds")
+        assert value(samples, "ksm_full_scan_duration_seconds") > 0
+        assert value(samples, "ksm_ksmd_cpu_seconds_per_full_scan") >= 0
+        assert 0 <= value(samples, "ksm_ksmd_cpu_ratio") <= 1.05
+        before = ksmd_cpu_seconds(ksmd)
+        exported = value(parse_samples(exporter.get()), "ksm_ksmd_cpu_seconds_total")
+        assert before <= exported <= ksmd_cpu_seconds(ksmd)
+
+        ksm.set(run=0)  # ksmd stops using CPU, so the exporter and /proc must agree
+        time.sleep(0.2)
+        exported = value(parse_samples(exporter.get()), "ksm_ksmd_cpu_seconds_total")
+        assert abs(exported - ksmd_cpu_seconds(ksmd)) <= one_tick

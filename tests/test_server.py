@@ -12,6 +12,7 @@ from ksm_exporter.collector.collection import KsmCollection, Roots
 from ksm_exporter.server.app import make_app
 from tests.support.exposition import parse_samples, value
 from tests.support.paths import fixture_roots
+from tests.support.sampling import copy_fixture
 
 
 async def client_for(
@@ -106,3 +107,21 @@ async def test_unknown_path_and_method(aiohttp_client: AiohttpClient) -> None:
     client = await client_for(aiohttp_client, fixture_roots("current"))
     assert (await client.get("/nope")).status == 404
     assert (await client.post("/metrics")).status == 405
+
+
+async def test_cost_sampler_runs_while_the_app_serves(
+    aiohttp_client: AiohttpClient, tmp_path: Path
+) -> None:
+    roots = copy_fixture("current", tmp_path)
+    collection = KsmCollection(roots, 4096, sample_interval=0.01)
+    client = await aiohttp_client(make_app(collection))
+    deadline = asyncio.get_running_loop().time() + 10
+    while collection.sampler.ticks < 2:
+        assert asyncio.get_running_loop().time() < deadline, "the sampler did not tick"
+        await asyncio.sleep(0.01)
+    samples = parse_samples(await (await client.get("/metrics")).text())
+    assert value(samples, "ksm_ksmd_cpu_ratio") == 0.0  # the fixture's ksmd is idle
+    await client.close()
+    ticks = collection.sampler.ticks
+    await asyncio.sleep(0.05)
+    assert collection.sampler.ticks == ticks

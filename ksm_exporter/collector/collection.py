@@ -11,12 +11,15 @@ from typing import Protocol, TypeVar
 
 from prometheus_client.core import Metric
 
+from ksm_exporter.collector.cost_families import cost_families
+from ksm_exporter.collector.cost_sampler import CostSampler
 from ksm_exporter.collector.ksm_families import savings_families, sysfs_families
 from ksm_exporter.collector.process_families import ProcessSample
 from ksm_exporter.collector.processes import ProcessCollector, ProcessOptions
 from ksm_exporter.collector.self_metrics import SourceStats
 from ksm_exporter.derive.savings import derive_savings
 from ksm_exporter.sources.kernel_file import Problem
+from ksm_exporter.sources.ksmd import KsmdLocator, KsmdReading
 from ksm_exporter.sources.meminfo import MeminfoReading, read_mem_total
 from ksm_exporter.sources.sysfs import SysfsReading, read_ksm_sysfs
 
@@ -44,23 +47,29 @@ class Sample:
     sysfs: SysfsReading
     meminfo: MeminfoReading
     processes: ProcessSample | None = None  # None when the per-process sweep is off
+    ksmd: KsmdReading | None = None  # None where the kernel has no KSM: no ksmd to look for
 
 
 class KsmCollection:
     """Reads the sources and builds the metric families for one scrape.
 
-    The sysfs and meminfo reads are a few dozen small files: they run inline, as a hop to a
-    worker thread costs more than the reads themselves. The per-process sweep reads a file
-    per process and runs in a worker thread, alongside them.
+    The sysfs, meminfo and ksmd reads are a few dozen small files: they run inline, as a hop
+    to a worker thread costs more than the reads themselves. The per-process sweep reads a
+    file per process and runs in a worker thread, alongside them. The scan-cost figures come
+    from `sampler`, which the server runs in the background (`make_app`).
     """
 
-    SOURCES = ("sysfs", "meminfo")
+    SOURCES = ("sysfs", "meminfo", "ksmd")
 
     def __init__(
         self,
         roots: Roots,
         page_size: int | None = None,
         processes: ProcessOptions | None = None,
+        *,
+        sample_interval: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        clock_ticks: int | None = None,
     ) -> None:
         self.roots = roots
         self.page_size = page_size or os.sysconf("SC_PAGE_SIZE")
@@ -69,6 +78,8 @@ class KsmCollection:
         sources = (*self.SOURCES, "process") if self.processes else self.SOURCES
         self.stats = SourceStats(sources)
         self.collections = 0
+        self.ksmd = KsmdLocator(roots.procfs, clock)
+        self.sampler = CostSampler(roots.sysfs, self.ksmd, sample_interval, clock, clock_ticks)
 
     def timed(self, source: str, read: Callable[[str], R], root: str) -> R:
         started = time.perf_counter()
@@ -79,7 +90,13 @@ class KsmCollection:
     def read_sample(self) -> Sample:
         sysfs = self.timed("sysfs", read_ksm_sysfs, self.roots.sysfs)
         meminfo = self.timed("meminfo", read_mem_total, self.roots.procfs)
-        return Sample(sysfs, meminfo, self.record_processes(self.read_processes()))
+        processes = self.record_processes(self.read_processes())
+        return Sample(sysfs, meminfo, processes, self.read_ksmd(sysfs))
+
+    def read_ksmd(self, sysfs: SysfsReading) -> KsmdReading | None:
+        if not sysfs.snapshot.available:
+            return None
+        return self.timed("ksmd", lambda _root: self.ksmd.read(), self.roots.procfs)
 
     def read_processes(self) -> tuple[ProcessSample, float] | None:
         """The sweep and how long it took; the caller records it (the sweep may run in a thread)."""
@@ -104,6 +121,8 @@ class KsmCollection:
         metrics.extend(savings_families(savings, self.page_size))
         if self.processes is not None and sample.processes is not None:
             metrics.extend(self.processes.families(sample.processes, self.page_size))
+        ksmd = sample.ksmd.ksmd if sample.ksmd else None
+        metrics.extend(cost_families(ksmd, self.sampler.cost, self.sampler.clock_ticks))
         metrics.extend(self.stats.families())
         return metrics
 
@@ -120,5 +139,6 @@ class KsmCollection:
         sweeping = asyncio.get_running_loop().run_in_executor(None, self.read_processes)
         sysfs = self.timed("sysfs", read_ksm_sysfs, self.roots.sysfs)
         meminfo = self.timed("meminfo", read_mem_total, self.roots.procfs)
+        ksmd = self.read_ksmd(sysfs)
         processes = self.record_processes(await sweeping)
-        return self.families(Sample(sysfs, meminfo, processes))
+        return self.families(Sample(sysfs, meminfo, processes, ksmd))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -161,6 +161,11 @@ def savings_families(savings: Savings, page_size: int) -> Iterator[Metric]:
             savings.unshared_ratio,
         ),
     )
-    for name, help_text, value in derived:
+    yield from present_gauges(derived)
+
+
+def present_gauges(figures: Iterable[tuple[str, str, float | None]]) -> Iterator[Metric]:
+    """One gauge per (name, help, value), leaving out the figures that are not known."""
+    for name, help_text, value in figures:
         if value is not None:
             yield GaugeMetricFamily(name, help_text, value=value)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import html
 import logging
+from collections.abc import AsyncIterator
 
 from aiohttp import hdrs, web
 
@@ -42,6 +45,15 @@ def make_app(
     async def scrape_once() -> Exposition:
         return Exposition(await collection.collect_async())
 
+    async def sampling(_: web.Application) -> AsyncIterator[None]:
+        """The scan-cost sampler runs while the app serves."""
+        task = asyncio.create_task(collection.sampler.run(), name="ksm-cost-sampler")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    app.cleanup_ctx.append(sampling)
     app[COLLECTION_KEY] = collection
     app[SCRAPE_KEY] = SingleFlight(scrape_once)
     landing = LANDING.format(path=html.escape(telemetry_path, quote=True))

@@ -11,6 +11,8 @@ _READ_LIMIT = 65536
 _UINT64_MAX = 2**64 - 1
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
+# errno of a read under <procfs>/<pid>/ when the process exited meanwhile
+PID_VANISHED = (errno.ENOENT, errno.ESRCH)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,13 +8,18 @@ are parsed once and then recognised by a set lookup.
 
 from __future__ import annotations
 
-import errno
 import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 
-from ksm_exporter.sources.kernel_file import BadValue, Problem, os_error_reason, show_value
+from ksm_exporter.sources.kernel_file import (
+    PID_VANISHED,
+    BadValue,
+    Problem,
+    os_error_reason,
+    show_value,
+)
 from ksm_exporter.sources.ksm_stat import KsmStat, parse_ksm_stat, parse_merging_pages
 
 _STAT = b"/ksm_stat"
@@ -23,7 +28,6 @@ _OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC
 _READ_SIZE = 4096  # ksm_stat is under 200 bytes; a page is what seq_file hands out at once
 _IDLE_MEMO_LIMIT = 64
 _PIDS_PER_THREAD = 256  # below this a thread hop costs more than it saves
-_VANISHED = (errno.ENOENT, errno.ESRCH)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +119,7 @@ class ProcessSweeper:
             try:
                 raw = read(fd, _READ_SIZE)
             except OSError as err:
-                if err.errno in _VANISHED:
+                if err.errno in PID_VANISHED:
                     tally.vanished += 1
                 else:
                     tally.problems.append(self._problem(pid + _STAT, err))
@@ -191,7 +195,7 @@ class ProcessSweeper:
         try:
             raw = os.read(fd, _READ_SIZE)
         except OSError as err:
-            if err.errno in _VANISHED:
+            if err.errno in PID_VANISHED:
                 tally.vanished += 1
             else:
                 tally.problems.append(self._problem(path, err))

@@ -106,16 +106,30 @@ def read_ksm_sysfs(sysfs_root: str) -> SysfsReading:
         return SysfsReading(KsmSysfs(available=False), (Problem(directory, "", "not readable"),))
     values: dict[str, object] = {}
     problems: list[Problem] = []
-    for name, parse in PARSERS.items():
-        path = os.path.join(directory, name)
-        raw: bytes | None = None
-        try:
-            raw = read_bytes(path)
-            if raw is not None:
-                values[name] = parse(raw)
-        except OSError as err:
-            problems.append(Problem(path, "", os_error_reason(err)))
-        except BadValue as err:
-            problems.append(Problem(path, show_value(raw or b""), str(err)))
+    for name in PARSERS:
+        value, problem = read_attribute(directory, name)
+        if problem is not None:
+            problems.append(problem)
+        elif value is not None:
+            values[name] = value
     snapshot = KsmSysfs(available=True, **values)  # type: ignore[arg-type]
     return SysfsReading(snapshot, tuple(problems))
+
+
+def read_attribute(directory: str, name: str) -> tuple[object | None, Problem | None]:
+    """One KSM file's parsed value (None when absent), or the problem with it; never raises."""
+    path = os.path.join(directory, name)
+    raw: bytes | None = None
+    try:
+        raw = read_bytes(path)
+        return (None if raw is None else PARSERS[name](raw)), None
+    except OSError as err:
+        return None, Problem(path, "", os_error_reason(err))
+    except BadValue as err:
+        return None, Problem(path, show_value(raw or b""), str(err))
+
+
+def read_full_scans(sysfs_root: str) -> int | None:
+    """Only `full_scans`, for the background sampler; None when absent or unusable."""
+    value, _problem = read_attribute(ksm_dir(sysfs_root), "full_scans")
+    return value if isinstance(value, int) else None

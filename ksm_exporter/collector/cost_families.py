@@ -1,0 +1,38 @@
+"""What scanning costs, as metric families."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client.core import CounterMetricFamily, Metric
+
+from ksm_exporter.collector.ksm_families import present_gauges
+from ksm_exporter.derive.scan_cost import ScanCost
+from ksm_exporter.sources.ksmd import Ksmd
+
+
+def cost_families(ksmd: Ksmd | None, cost: ScanCost, clock_ticks: int) -> Iterator[Metric]:
+    if ksmd is not None:
+        yield CounterMetricFamily(
+            "ksm_ksmd_cpu_seconds",
+            "CPU time (user + system) the ksmd kernel thread has used.",
+            value=ksmd.cpu_ticks / clock_ticks,
+        )
+    figures = (
+        (
+            "ksm_ksmd_cpu_ratio",
+            "Share of one CPU that ksmd used over the last sampling interval.",
+            cost.cpu_ratio,
+        ),
+        (
+            "ksm_full_scan_duration_seconds",
+            "Wall time of the last complete full scan, to within one sampling interval.",
+            cost.full_scan_seconds,
+        ),
+        (
+            "ksm_ksmd_cpu_seconds_per_full_scan",
+            "ksmd CPU time per full scan, between the last two observed scan completions.",
+            cost.cpu_seconds_per_full_scan,
+        ),
+    )
+    yield from present_gauges(figures)

@@ -1,0 +1,69 @@
+"""Fixture trees that change between samples, and a clock the test moves by hand."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from ksm_exporter.collector.collection import KsmCollection, Roots
+from ksm_exporter.sources.ksmd import PF_KTHREAD
+from tests.support.paths import FIXTURES
+
+CLOCK_TICKS = 100  # fixed so expected figures hold on hosts with another SC_CLK_TCK
+KSMD_PID = 37  # as in the `current` fixture
+
+
+@dataclass
+class ManualClock:
+    now: float = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def copy_fixture(name: str, directory: Path) -> Roots:
+    shutil.copytree(FIXTURES / name, directory / name)
+    return Roots(str(directory / name / "sys"), str(directory / name / "proc"))
+
+
+def write_full_scans(roots: Roots, count: int) -> None:
+    (Path(roots.sysfs) / "kernel" / "mm" / "ksm" / "full_scans").write_text(f"{count}\n")
+
+
+def write_stat(
+    roots: Roots,
+    pid: int,
+    *,
+    utime: int,
+    stime: int,
+    comm: str = "ksmd",
+    flags: int = PF_KTHREAD | 0x40,
+) -> None:
+    """A `<pid>/stat` line as the kernel writes it, with only the fields that matter set."""
+    directory = Path(roots.procfs) / str(pid)
+    directory.mkdir(exist_ok=True)
+    fields = [
+        "S", "2", "0", "0", "0", "-1", str(flags), "0", "0", "0", "0", str(utime), str(stime),
+        "0", "0", "25", "5", "1", "0", "26", "0", "0",
+    ]  # fmt: skip
+    (directory / "stat").write_text(f"{pid} ({comm}) {' '.join(fields)}\n")
+
+
+# (seconds after the start, full_scans, ksmd utime + stime): the `current` fixture, then a
+# scan completes, another one 20 s later costing 5 s of CPU, then 1 s at 30% of a CPU.
+FED_SAMPLES = ((0.0, 42, 1235), (1.0, 43, 1260), (21.0, 44, 1760), (22.0, 44, 1790))
+
+
+def sampled_collection(directory: Path, page_size: int | None = None) -> KsmCollection:
+    """The `current` fixture after its sampler has seen FED_SAMPLES: every metric present."""
+    roots = copy_fixture("current", directory)
+    clock = ManualClock()
+    collection = KsmCollection(roots, page_size, clock=clock, clock_ticks=CLOCK_TICKS)
+    start = clock.now
+    for offset, full_scans, ticks in FED_SAMPLES:
+        clock.now = start + offset
+        write_full_scans(roots, full_scans)
+        write_stat(roots, KSMD_PID, utime=25, stime=ticks - 25)
+        collection.sampler.tick()
+    return collection
