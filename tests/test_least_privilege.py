@@ -15,11 +15,16 @@ import pytest
 
 from ksm_exporter.privileges import CAP_DAC_READ_SEARCH
 from tests.support.exporter_process import RunningExporter, running_exporter
-from tests.support.exposition import names, parse_samples, value
+from tests.support.exposition import Samples, names, parse_samples, value
+from tests.support.real_ksm import MergingChild, ksm_control, merging_child
 from tests.support.unprivileged import AMBIENT_DAC_READ_SEARCH, NobodyRuntime, nobody_runtime
 
 NOBODY_UID = 65534
 KSM = Path("/sys/kernel/mm/ksm")
+CAPABILITY_HINT = (
+    "cannot read the KSM counters of other users' processes: "
+    "run as root or grant CAP_DAC_READ_SEARCH"
+)
 
 
 @pytest.fixture(scope="module")
@@ -109,3 +114,80 @@ def test_file_capability_outside_the_bounding_set_still_starts(runtime: NobodyRu
         assert "ksm_available" in exporter.get()
         line = start_line(exporter)
     assert f"uid={NOBODY_UID} cap_dac_read_search=False" in line
+
+
+def merging_pages_of(samples: Samples, pid: int) -> float | None:
+    for (name, labels), val in samples.items():
+        if name == "ksm_process_merging_pages" and ("pid", str(pid)) in labels:
+            return val
+    return None
+
+
+def processes_not_owned_by_nobody() -> int:
+    count = 0
+    for entry in Path("/proc").iterdir():
+        try:
+            count += entry.name.isdigit() and entry.stat().st_uid != NOBODY_UID
+        except FileNotFoundError:  # gone since the listing
+            continue
+    return count
+
+
+def root_owned_merging_child(child: MergingChild) -> None:
+    assert uid_of(child.pid) == 0
+    child.wait_merged(2000)
+
+
+@pytest.mark.realksm
+@pytest.mark.parametrize("how", ["ambient", "file"])
+def test_with_the_capability_root_owned_processes_are_counted(
+    runtime: NobodyRuntime, how: str
+) -> None:
+    if how == "ambient":
+        command = runtime.command(*AMBIENT_DAC_READ_SEARCH)
+    else:
+        command = runtime.command(python=runtime.python_with_file_capability())
+    with (
+        ksm_control() as ksm,
+        merging_child(16 << 20) as child,
+        running_exporter(command=command, env=runtime.env, cwd="/") as exporter,
+    ):
+        ksm.set(pages_to_scan=1000, sleep_millisecs=10, run=1)
+        root_owned_merging_child(child)
+        low = child.merging_pages()
+        samples = parse_samples(exporter.get())
+        high = child.merging_pages()
+        exported = merging_pages_of(samples, child.pid)
+        assert exported is not None, "the root-owned child has no per-process series"
+        assert min(low, high) <= exported <= max(low, high)
+        assert value(samples, "ksm_exporter_processes_unreadable") == 0
+        assert value(samples, "ksm_processes", state="registered") >= 1
+        exporter.process.terminate()
+        _out, err = exporter.process.communicate(timeout=10)
+    assert CAPABILITY_HINT not in err
+
+
+@pytest.mark.realksm
+def test_without_the_capability_unreadable_processes_are_counted_and_named_once(
+    runtime: NobodyRuntime,
+) -> None:
+    with (
+        ksm_control() as ksm,
+        merging_child(16 << 20) as child,
+        running_exporter(command=runtime.command(), env=runtime.env, cwd="/") as exporter,
+    ):
+        ksm.set(pages_to_scan=1000, sleep_millisecs=10, run=1)
+        root_owned_merging_child(child)
+        scrapes = [parse_samples(exporter.get()) for _ in range(3)]
+        others = processes_not_owned_by_nobody()
+        for samples in scrapes:
+            assert merging_pages_of(samples, child.pid) is None
+            # Every process of another user, give or take those that came and went.
+            unreadable = value(samples, "ksm_exporter_processes_unreadable")
+            assert 1 <= unreadable <= others + 50
+            assert value(samples, "ksm_available") == 1
+        exporter.process.terminate()
+        _out, err = exporter.process.communicate(timeout=10)
+    hints = [line for line in err.splitlines() if CAPABILITY_HINT in line]
+    assert len(hints) == 1, err
+    assert "level=warn" in hints[0]
