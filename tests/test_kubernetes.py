@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from kubernetes_validate.utils import ValidationError, latest_version, validate
 from ksm_exporter.cli import build_parser, load_settings
 from ksm_exporter.config import DEFAULT_PORT, ListenAddress
 from tests.support.paths import REPO
+from tests.support.tools import require
 
 BASE = REPO / "deploy" / "kubernetes"
 CORE_OBJECTS = ("serviceaccount.yaml", "daemonset.yaml", "service.yaml")
@@ -178,3 +180,58 @@ def generate(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]
         timeout=60,
         check=check,
     )
+
+
+def rule_file_groups() -> list[Any]:
+    groups: list[Any] = []
+    for name in ("ksm-rules.yml", "ksm-alerts.yml"):
+        groups.extend(yaml.safe_load((REPO / "deploy" / "prometheus" / name).read_text())["groups"])
+    return groups
+
+
+def test_prometheus_rule_holds_exactly_the_rule_files_groups() -> None:
+    rule = load("prometheusrule.yaml")
+    assert (rule["apiVersion"], rule["kind"]) == ("monitoring.coreos.com/v1", "PrometheusRule")
+    assert rule["spec"]["groups"] == rule_file_groups()
+    assert generate("--check").returncode == 0
+
+
+def test_prometheus_rule_groups_pass_promtool(tmp_path: Path) -> None:
+    promtool = require("promtool", "prometheus")
+    rules = tmp_path / "rules.yml"
+    rules.write_text(yaml.safe_dump({"groups": load("prometheusrule.yaml")["spec"]["groups"]}))
+    result = subprocess.run(
+        [promtool, "check", "rules", str(rules)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    alerts = sum(1 for group in rule_file_groups() for rule in group["rules"] if "alert" in rule)
+    assert f"SUCCESS: {alerts + recording_rules()} rules found" in result.stdout
+
+
+def recording_rules() -> int:
+    return sum(1 for group in rule_file_groups() for rule in group["rules"] if "record" in rule)
+
+
+def test_service_monitor_sets_the_job_the_alerts_watch() -> None:
+    [endpoint] = load("servicemonitor.yaml")["spec"]["endpoints"]
+    [job] = [r["replacement"] for r in endpoint["relabelings"] if r["targetLabel"] == "job"]
+    watched = {
+        match
+        for group in rule_file_groups()
+        for rule in group["rules"]
+        for match in re.findall(r'job="([^"]+)"', rule["expr"])
+    }
+    assert watched == {job}
+
+
+def test_generator_refuses_a_rule_file_it_cannot_copy_whole(tmp_path: Path) -> None:
+    (tmp_path / "ksm-rules.yml").write_text("groups: []\nnamespace: other\n")
+    (tmp_path / "ksm-alerts.yml").write_text("groups: []\n")
+    result = generate("--rules", str(tmp_path), "--output", str(tmp_path / "out"), check=False)
+    assert result.returncode == 2
+    assert "expected `groups:` as the only top-level key" in result.stderr
+    assert not (tmp_path / "out").exists()
