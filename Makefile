@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format dashboards bench clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
@@ -33,6 +33,10 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+## dashboards: regenerate dashboards/*.json from their code in dashboards/
+dashboards: $(VENV)/.installed-dev
+	$(BIN)/python -m dashboards.generate
 
 format: $(VENV)/.installed-dev
 	$(BIN)/ruff check --fix .

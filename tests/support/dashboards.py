@@ -1,0 +1,71 @@
+"""The committed dashboards as Grafana models, and their queries with variables filled in."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from grafana_foundation_sdk.cog.plugins import register_default_plugins
+from grafana_foundation_sdk.models.dashboard import Dashboard, Panel
+from grafana_foundation_sdk.models.prometheus import Dataquery
+
+from tests.support.paths import REPO
+
+DASHBOARD_FILES = ("ksm-host.json", "ksm-fleet.json")
+# Decode panel options and Prometheus queries into their typed models, not untyped bags.
+register_default_plugins()
+
+METRIC_NAME = re.compile(r"\b(ksm_[a-z0-9_]+|ALERTS)\b")
+
+
+def documented_metrics() -> set[str]:
+    """Metric names docs/metrics.md lists, which a test holds equal to what is exported."""
+    text = (REPO / "docs" / "metrics.md").read_text()
+    return {line.split("`")[1] for line in text.splitlines() if line.startswith("| `")}
+
+
+def load(name: str) -> Dashboard:
+    return Dashboard.from_json(json.loads((REPO / "dashboards" / name).read_text()))
+
+
+def panels(dashboard: Dashboard) -> list[Panel]:
+    return [panel for panel in dashboard.panels or [] if isinstance(panel, Panel)]
+
+
+@dataclass(frozen=True)
+class PanelQuery:
+    dashboard: str
+    panel: str
+    ref_id: str
+    expr: str
+    instant: bool
+
+    @property
+    def id(self) -> str:
+        return f"{self.dashboard}:{self.panel}:{self.ref_id}"
+
+    def metrics(self) -> set[str]:
+        return set(METRIC_NAME.findall(self.expr))
+
+    def filled(self, variables: dict[str, str]) -> str:
+        """The expression as Grafana sends it, with `$name` replaced (longest names first)."""
+        expr = self.expr
+        for name in sorted(variables, key=len, reverse=True):
+            expr = expr.replace("$" + name, variables[name])
+        assert "$" not in expr, f"{self.id}: unsubstituted variable in {expr}"
+        return expr
+
+
+def queries(name: str) -> Iterator[PanelQuery]:
+    for panel in panels(load(name)):
+        for target in panel.targets or []:
+            assert isinstance(target, Dataquery), f"{panel.title}: not a Prometheus query"
+            yield PanelQuery(
+                name,
+                str(panel.title),
+                str(target.ref_id),
+                target.expr,
+                bool(target.instant),
+            )

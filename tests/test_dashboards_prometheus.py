@@ -1,0 +1,203 @@
+"""Every panel query of both dashboards returns data from a real Prometheus.
+
+Prometheus scrapes three exporters every second: one on this machine's real KSM while a
+plain process and a QEMU-like guest merge pages, and two on fixture trees standing for fleet
+hosts where KSM runs at a loss and where it is stopped. Each query then runs with the
+dashboard variables filled in as Grafana would fill them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from tests.support.dashboards import (
+    DASHBOARD_FILES,
+    PanelQuery,
+    documented_metrics,
+    load,
+    queries,
+)
+from tests.support.exporter_process import running_exporter
+from tests.support.paths import FIXTURES, REPO
+from tests.support.prometheus_server import (
+    PrometheusError,
+    RunningPrometheus,
+    running_prometheus,
+    scrape_config,
+)
+from tests.support.real_ksm import KSM, ksm_control, merging_child
+from tests.support.tools import require
+
+pytestmark = pytest.mark.realksm
+
+JOB = "ksm"
+SCRAPE_INTERVAL = "1s"
+# What Grafana makes of $__rate_interval with a 1 s scrape interval: four scrapes.
+RATE_INTERVAL = "4s"
+GUEST = "dashboard-guest"
+GUEST_PAGES = 2048
+RANGE_SECONDS = 15
+RULES = REPO / "deploy" / "prometheus"
+# Time for the stack to gather samples, ksmd to finish full scans and the sampler behind the
+# cost metrics to fill its window: every query gets this long to start returning data.
+DATA_DEADLINE = 40.0
+
+# Queries that return data only where the host's kernel has the sysfs file named here.
+NEEDS_KERNEL_FILE = {
+    "ksm-host.json:Switches:A": "use_zero_pages",
+    "ksm-host.json:Switches:B": "smart_scan",
+    "ksm-host.json:Switches:C": "merge_across_nodes",
+    "ksm-host.json:Scan advisor:A": "advisor_mode",
+    "ksm-host.json:Advisor CPU ceiling:A": "advisor_max_cpu",
+    "ksm-host.json:Advisor target full-scan time:A": "advisor_target_scan_time",
+    "ksm-host.json:Max mappings per KSM page:A": "max_page_sharing",
+    "ksm-host.json:Net profit:A": "general_profit",
+    "ksm-host.json:Memory saved and net profit:B": "general_profit",
+    "ksm-host.json:Pages by state:E": "ksm_zero_pages",
+    "ksm-host.json:Scan rate:A": "pages_scanned",
+    "ksm-host.json:Scan rate:B": "pages_skipped",
+}
+# Queries that return data only while a KSM alert fires, which takes its `for:` duration:
+# they must run without error, and may be empty.
+NEEDS_FIRING_ALERT = {"ksm-fleet.json:Firing KSM alerts:A"}
+
+
+def fixture_flags(name: str) -> tuple[str, ...]:
+    return (f"--path.sysfs={FIXTURES / name / 'sys'}", f"--path.procfs={FIXTURES / name / 'proc'}")
+
+
+@dataclass
+class Stack:
+    prometheus: RunningPrometheus
+    host: str
+    unprofitable: str
+    stopped: str
+    # Until when a query may still lack data because the stack is warming up.
+    data_deadline: float
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    require("prometheus", "prometheus")
+    with contextlib.ExitStack() as resources:
+        ksm = resources.enter_context(ksm_control())
+        ksm.set(pages_to_scan=1000, sleep_millisecs=10, run=1)
+        plain = resources.enter_context(merging_child(16 << 20))
+        guest = resources.enter_context(
+            merging_child(
+                GUEST_PAGES * mmap.PAGESIZE,
+                argv0="qemu-system-x86_64",
+                extra_args=("-name", f"guest={GUEST}"),
+            )
+        )
+        plain.wait_merged(2000)
+        guest.wait_merged(GUEST_PAGES)
+        real = resources.enter_context(running_exporter())
+        unprofitable = resources.enter_context(running_exporter(*fixture_flags("unprofitable")))
+        stopped = resources.enter_context(running_exporter(*fixture_flags("stopped")))
+        targets = (real.address, unprofitable.address, stopped.address)
+        prometheus = resources.enter_context(
+            running_prometheus(
+                scrape_configs=[scrape_config(JOB, *targets, interval=SCRAPE_INTERVAL)],
+                rule_files=sorted(RULES.glob("*.yml")),
+            )
+        )
+        yield Stack(
+            prometheus,
+            real.address,
+            unprofitable.address,
+            stopped.address,
+            time.monotonic() + DATA_DEADLINE,
+        )
+
+
+def variables(dashboard: str, host: str) -> dict[str, str]:
+    common = {"job": JOB, "__rate_interval": RATE_INTERVAL}
+    if dashboard == "ksm-host.json":
+        return {**common, "instance": host}
+    return {**common, "job": ".*", "instance": ".*"}
+
+
+def expect_data(query: PanelQuery) -> bool:
+    if query.id in NEEDS_FIRING_ALERT:
+        return False
+    kernel_file = NEEDS_KERNEL_FILE.get(query.id)
+    return kernel_file is None or os.path.exists(os.path.join(KSM, kernel_file))
+
+
+def problem(stack: Stack, query: PanelQuery, expr: str) -> str | None:
+    """None when the query behaves as the dashboard promises, else what is wrong."""
+    try:
+        if query.instant:
+            result = stack.prometheus.query(expr)
+        else:
+            now = time.time()
+            result = stack.prometheus.query_range(expr, now - RANGE_SECONDS, now)
+    except (PrometheusError, OSError) as err:
+        return f"{query.id}: {expr} failed: {err}"
+    if expect_data(query) and not result:
+        return f"{query.id}: {expr} returned no data"
+    if not expect_data(query) and query.id in NEEDS_KERNEL_FILE and result:
+        return f"{query.id}: {expr} returned data although the kernel lacks the file"
+    return None
+
+
+ALL_QUERIES = [query for dashboard in DASHBOARD_FILES for query in queries(dashboard)]
+
+
+@pytest.mark.parametrize("query", ALL_QUERIES, ids=[query.id for query in ALL_QUERIES])
+def test_panel_query_returns_data(stack: Stack, query: PanelQuery) -> None:
+    missing = query.metrics() - documented_metrics() - {"ALERTS"}
+    if missing:
+        pytest.skip(f"the exporter does not export {', '.join(sorted(missing))} yet")
+    expr = query.filled(variables(query.dashboard, stack.host))
+    while (found := problem(stack, query, expr)) and time.monotonic() < stack.data_deadline:
+        time.sleep(0.5)
+    assert found is None
+
+
+@pytest.mark.parametrize("dashboard", DASHBOARD_FILES)
+def test_variables_list_the_scraped_hosts(stack: Stack, dashboard: str) -> None:
+    templating = load(dashboard).templating
+    assert templating is not None
+    by_name = {variable.name: variable for variable in templating.list_val or []}
+    assert by_name["job"].query == "label_values(ksm_available, job)"
+    assert by_name["instance"].query == 'label_values(ksm_available{job=~"$job"}, instance)'
+    jobs = stack.prometheus.api("label/job/values", **{"match[]": "ksm_available"})
+    instances = stack.prometheus.api(
+        "label/instance/values", **{"match[]": f'ksm_available{{job=~"{JOB}"}}'}
+    )
+    assert jobs == [JOB]
+    assert isinstance(instances, list)
+    assert stack.host in instances
+    assert len(instances) == 3
+
+
+def test_fleet_panels_single_out_the_right_hosts(stack: Stack) -> None:
+    by_id = {query.id: query for query in queries("ksm-fleet.json")}
+    fills = variables("ksm-fleet.json", stack.host)
+
+    def hosts(panel: str) -> dict[str, float]:
+        result = stack.prometheus.query(by_id[f"ksm-fleet.json:{panel}:A"].filled(fills))
+        return {str(s["metric"]["instance"]): float(s["value"][1]) for s in result}
+
+    assert hosts("KSM on but unprofitable") == {stack.unprofitable: -15760640.0}
+    assert hosts("Hosts with KSM off") == {stack.stopped: 0.0}
+
+
+def test_vm_table_names_the_guest_and_what_it_merged(stack: Stack) -> None:
+    by_id = {query.id: query for query in queries("ksm-host.json")}
+    fills = variables("ksm-host.json", stack.host)
+    merged = by_id["ksm-host.json:VMs by merged memory and profit:A"].filled(fills)
+    profit = by_id["ksm-host.json:VMs by merged memory and profit:B"].filled(fills)
+    page = stack.prometheus.value(f'ksm_page_size_bytes{{instance="{stack.host}"}}')
+    guest = frozenset({("vm", GUEST)})
+    assert stack.prometheus.values(merged)[guest] == GUEST_PAGES * page
+    assert stack.prometheus.values(profit)[guest] > 0
