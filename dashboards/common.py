@@ -26,6 +26,8 @@ from grafana_foundation_sdk.models.dashboard import (
     VariableSort,
 )
 
+from dashboards import thresholds
+
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
 # The label matchers every query carries. "All" expands to ".*", which also matches series
 # without the label (aggregated alerts), unlike Grafana's default list of every value.
@@ -43,6 +45,10 @@ def selector(*extra: str) -> str:
     return "{" + ",".join((SELECTOR, *extra)) + "}"
 
 
+# The share of one CPU ksmd used over 5 minutes, as the alerts see it.
+KSMD_CPU = "instance:ksm_ksmd_cpu:ratio_rate5m"
+
+
 def in_bytes(pages_metric: str, *extra: str) -> str:
     """A page count as bytes, with the host's own page size."""
     return f"{pages_metric}{selector(*extra)} * on(job, instance) group_left ksm_page_size_bytes"
@@ -55,6 +61,13 @@ class Query:
     expr: str
     legend: str = ""
     instant: bool = False
+
+
+def threshold_query(figure: str) -> Query:
+    """Each host's effective alert threshold for a figure: its override, else the default.
+
+    The threshold rules keep only the instance label, so they are filtered on it alone."""
+    return Query(f'instance:ksm_{figure}:threshold{{instance=~"$instance"}}', "alert threshold")
 
 
 # (value from which the colour applies, colour); None is "from minus infinity".
@@ -79,6 +92,13 @@ class Panel:
     # Table columns whose unit differs from the panel's.
     column_units: dict[str, str] = field(default_factory=dict)
 
+
+# ksmd CPU: scanning must show savings above the first, is excessive above the second.
+CPU_STEPS: Steps = (
+    (None, GOOD),
+    (thresholds.SCANNING_CPU_RATIO, WARN),
+    (thresholds.KSMD_CPU_RATIO, BAD),
+)
 
 RUN_STATES: Mappings = {
     "-1": ("KSM unavailable", BAD),

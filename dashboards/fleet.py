@@ -7,7 +7,9 @@ from grafana_foundation_sdk.models.dashboard import Dashboard
 from dashboards import thresholds
 from dashboards.common import (
     BAD,
+    CPU_STEPS,
     GOOD,
+    KSMD_CPU,
     RUN_STATES,
     WARN,
     DashboardWriter,
@@ -74,7 +76,7 @@ def _totals(board: DashboardWriter) -> None:
             "ksmd CPU summed over the selected hosts, in CPUs (100% = one whole CPU). Good: "
             "small next to what the fleet saves.",
             "percentunit",
-            [Query(f"sum(ksm_ksmd_cpu_ratio{selector()})", instant=True)],
+            [Query(f"sum({KSMD_CPU}{selector()})", instant=True)],
         )
     )
     board.timeseries(
@@ -91,13 +93,14 @@ def _totals(board: DashboardWriter) -> None:
     board.timeseries(
         Panel(
             "ksmd CPU by host",
-            f"Share of one CPU ksmd uses on the {TOP} busiest hosts. Above "
-            f"{thresholds.KSMD_CPU_RATIO:.0%} scanning is excessive.",
+            f"Share of one CPU ksmd used over 5 minutes on the {TOP} busiest hosts. Above "
+            f"{thresholds.SCANNING_CPU_RATIO:.0%} scanning must show savings; above "
+            f"{thresholds.KSMD_CPU_RATIO:.0%} it is excessive (KsmdExcessiveCpu).",
             "percentunit",
-            [Query(f"topk({TOP}, ksm_ksmd_cpu_ratio{selector()})", "{{instance}}")],
+            [Query(f"topk({TOP}, {KSMD_CPU}{selector()})", "{{instance}}")],
             width=12,
             height=8,
-            steps=((None, GOOD), (thresholds.KSMD_CPU_RATIO, BAD)),
+            steps=CPU_STEPS,
         )
     )
 
@@ -127,13 +130,14 @@ def _top_hosts(board: DashboardWriter) -> None:
     board.table(
         Panel(
             "Top hosts by ksmd CPU",
-            f"The {TOP} hosts where ksmd uses most CPU, as a share of one CPU. Above "
-            f"{thresholds.KSMD_CPU_RATIO:.0%} consider a longer sleep or fewer pages per batch.",
+            f"The {TOP} hosts where ksmd used most CPU over 5 minutes, as a share of one CPU. "
+            f"Above {thresholds.KSMD_CPU_RATIO:.0%} (KsmdExcessiveCpu) consider a longer sleep "
+            "or fewer pages per batch.",
             "percentunit",
-            [Query(f"topk({TOP}, ksm_ksmd_cpu_ratio{selector()})", "ksmd CPU", instant=True)],
+            [Query(f"topk({TOP}, {KSMD_CPU}{selector()})", "ksmd CPU", instant=True)],
             width=12,
             height=8,
-            steps=((None, GOOD), (thresholds.KSMD_CPU_RATIO, BAD)),
+            steps=CPU_STEPS,
         )
     )
 
@@ -143,13 +147,16 @@ def _hosts_to_look_at(board: DashboardWriter) -> None:
     board.table(
         Panel(
             "KSM on but unprofitable",
-            "Hosts where ksmd runs but KSM's net profit (general_profit, kernel 6.4+) is at "
-            "or below zero: the metadata costs as much memory as merging saves. Good: empty. "
-            "Fix by registering only memory that duplicates, or stop KSM there.",
+            "Hosts where ksmd runs but KSM's net profit (general_profit, kernel 6.4+) is "
+            "below the host's KsmNegativeProfit threshold (default "
+            f"{thresholds.PROFIT_BYTES:g} bytes): the metadata costs more memory than merging "
+            "saves. Good: empty. Fix by registering only memory that duplicates, or stop KSM "
+            "there.",
             "bytes",
             [
                 Query(
-                    f"ksm_general_profit_bytes{selector()} <= {thresholds.PROFIT_BYTES:g}"
+                    f"ksm_general_profit_bytes{selector()}"
+                    " < on(instance) group_left() instance:ksm_general_profit_bytes:threshold"
                     f" and on(job, instance) ksm_run{selector()} == 1",
                     "net profit",
                     instant=True,

@@ -7,8 +7,10 @@ from grafana_foundation_sdk.models.dashboard import Dashboard
 from dashboards import thresholds
 from dashboards.common import (
     BAD,
+    CPU_STEPS,
     GIB,
     GOOD,
+    KSMD_CPU,
     ON_OFF,
     RATE_WINDOW,
     RATIO_UNIT,
@@ -20,6 +22,7 @@ from dashboards.common import (
     in_bytes,
     run_state_expr,
     selector,
+    threshold_query,
 )
 
 UID = "ksm-exporter-host"
@@ -199,6 +202,7 @@ def _savings(board: DashboardWriter) -> None:
             [
                 Query(f"ksm_memory_saved_bytes{selector()}", "saved"),
                 Query(f"ksm_general_profit_bytes{selector()}", "net profit"),
+                threshold_query("general_profit_bytes"),
             ],
             width=12,
             height=8,
@@ -242,12 +246,14 @@ def _pages(board: DashboardWriter) -> None:
         Panel(
             "Sharing and unshared ratios",
             "Sharing ratio: mappings per shared page, higher is better. Unshared ratio: pages "
-            f"checked in vain per merged page (wasted effort); above {thresholds.UNSHARED_RATIO:g} "
-            "KSM mostly scans memory that never merges.",
+            "checked in vain per merged page (wasted effort); above "
+            f"{thresholds.UNSHARED_RATIO:g} KSM mostly scans memory that never merges "
+            "(KsmHighUnsharedRatio).",
             RATIO_UNIT,
             [
                 Query(f"ksm_sharing_ratio{selector()}", "sharing"),
                 Query(f"ksm_unshared_ratio{selector()}", "unshared"),
+                threshold_query("unshared_ratio"),
             ],
             width=12,
             height=8,
@@ -261,28 +267,28 @@ def _cost(board: DashboardWriter) -> None:
     board.timeseries(
         Panel(
             "ksmd CPU",
-            "Share of one CPU the ksmd kernel thread used. Good: a few percent; above "
-            f"{thresholds.KSMD_CPU_RATIO:.0%} scanning costs more than it is likely worth.",
+            "Share of one CPU the ksmd kernel thread used, over 5 minutes, against this "
+            "host's alert threshold. Good: a few percent. Above "
+            f"{thresholds.SCANNING_CPU_RATIO:.0%} scanning must show savings "
+            f"(KsmScanningWithoutSavings); above {thresholds.KSMD_CPU_RATIO:.0%} it is "
+            "excessive (KsmdExcessiveCpu).",
             "percentunit",
-            [Query(f"ksm_ksmd_cpu_ratio{selector()}", "ksmd")],
+            [Query(f"{KSMD_CPU}{selector()}", "ksmd"), threshold_query("ksmd_cpu_ratio")],
             width=8,
             height=8,
-            steps=((None, GOOD), (thresholds.KSMD_CPU_RATIO, BAD)),
+            steps=CPU_STEPS,
         )
     )
     board.timeseries(
         Panel(
             "Scan rate",
-            "Memory ksmd scans per second (pages_scanned, kernel 6.6+), pages smart scan "
-            "skipped (kernel 6.7+), and the ceiling the settings allow (pages_to_scan per "
-            "sleep). Scanning far below the ceiling means ksmd is CPU-bound.",
+            "Memory ksmd scans per second over 5 minutes (pages_scanned, kernel 6.6+), "
+            "memory smart scan skipped (pages_skipped, kernel 6.7+), and the ceiling the "
+            "settings allow (pages_to_scan per sleep). Scanning far below the ceiling means "
+            "ksmd is CPU-bound.",
             "binBps",
             [
-                Query(
-                    f"rate(ksm_pages_scanned_total{selector()}[{RATE_WINDOW}])"
-                    " * on(job, instance) group_left ksm_page_size_bytes",
-                    "scanned",
-                ),
+                Query(f"instance:ksm_scanned_bytes:rate5m{selector()}", "scanned"),
                 Query(
                     f"rate(ksm_pages_skipped_total{selector()}[{RATE_WINDOW}])"
                     " * on(job, instance) group_left ksm_page_size_bytes",
@@ -301,48 +307,41 @@ def _cost(board: DashboardWriter) -> None:
     board.timeseries(
         Panel(
             "Full-scan time",
-            "Wall time of the last complete pass over all mergeable memory, and ksmd CPU "
-            "spent per pass. Shorter passes find new duplicates sooner; a pass of many "
-            "minutes means merging lags behind guests' memory.",
+            "Wall time of the last complete pass over all mergeable memory, ksmd CPU spent "
+            "per pass, and the mean time between passes over the last hour. Shorter passes "
+            "find new duplicates sooner; above "
+            f"{thresholds.FULL_SCAN_SECONDS:g} s merging lags behind the guests' memory "
+            "(KsmFullScanTooSlow).",
             "s",
             [
                 Query(f"ksm_full_scan_duration_seconds{selector()}", "wall time"),
                 Query(f"ksm_ksmd_cpu_seconds_per_full_scan{selector()}", "ksmd CPU"),
+                Query(
+                    f"instance:ksm_full_scan_period_seconds:mean1h{selector()}",
+                    "time between passes (1 h mean)",
+                ),
+                threshold_query("full_scan_duration_seconds"),
             ],
             width=8,
             height=8,
+            steps=((None, GOOD), (thresholds.FULL_SCAN_SECONDS, WARN)),
         )
     )
     board.timeseries(
         Panel(
             "ksmd CPU per saved GiB",
-            "Share of one CPU ksmd spends for every GiB it saves. Lower is better; rising "
-            "while savings stay flat means more effort for the same gain.",
+            "Share of one CPU ksmd spends, over 5 minutes, for every GiB it saves. Lower is "
+            "better; rising while savings stay flat means more effort for the same gain. "
+            "Empty while ksmd uses no CPU.",
             "percentunit",
             [
                 Query(
-                    f"ksm_ksmd_cpu_ratio{selector()}"
-                    f" / (ksm_memory_saved_bytes{selector()} > 0) * {GIB}",
+                    f"{GIB} / instance:ksm_memory_saved_bytes_per_ksmd_cpu_second:ratio_rate5m"
+                    f"{selector()}",
                     "CPU per saved GiB",
                 )
             ],
-            width=12,
-            height=8,
-        )
-    )
-    board.timeseries(
-        Panel(
-            "Full scans per hour",
-            "Complete passes over all mergeable memory per hour (full_scans). Zero while "
-            "KSM runs means passes take longer than an hour.",
-            "short",
-            [
-                Query(
-                    f"rate(ksm_full_scans_total{selector()}[{RATE_WINDOW}]) * 3600",
-                    "full scans / h",
-                )
-            ],
-            width=12,
+            width=24,
             height=8,
         )
     )

@@ -5,15 +5,27 @@ from __future__ import annotations
 import pytest
 from grafana_foundation_sdk.models.dashboard import Dashboard, RowPanel
 
-from dashboards import fleet, host
+from dashboards import fleet, host, thresholds
 from dashboards.generate import DASHBOARDS, render
-from tests.support.dashboards import DASHBOARD_FILES, documented_metrics, load, panels, queries
+from tests.support.dashboards import (
+    DASHBOARD_FILES,
+    documented_metrics,
+    load,
+    panels,
+    queries,
+    underlying_metrics,
+)
 from tests.support.paths import REPO
+from tests.support.rule_files import default_thresholds, recording_rule_names
+
+THRESHOLD_RULES = {name for name in recording_rule_names() if name.startswith("instance:")} & {
+    f"instance:ksm_{rule.split(':')[1]}:threshold" for rule in default_thresholds()
+}
 
 # Metrics the specification promises that the exporter does not serve yet; the end-to-end
 # test skips their queries until docs/metrics.md lists them.
 NOT_YET_EXPORTED = {
-    "ksm_ksmd_cpu_ratio",
+    "ksm_ksmd_cpu_seconds_total",
     "ksm_full_scan_duration_seconds",
     "ksm_ksmd_cpu_seconds_per_full_scan",
 }
@@ -51,7 +63,11 @@ def test_every_panel_has_a_query_unit_and_description(name: str) -> None:
 @pytest.mark.parametrize("name", DASHBOARD_FILES)
 def test_every_query_filters_on_job_and_instance(name: str) -> None:
     for query in queries(name):
-        assert 'job=~"$job",instance=~"$instance"' in query.expr, query.id
+        if query.metrics() <= THRESHOLD_RULES:
+            # Alert thresholds carry only the instance label.
+            assert 'instance=~"$instance"' in query.expr, query.id
+        else:
+            assert 'job=~"$job",instance=~"$instance"' in query.expr, query.id
 
 
 @pytest.mark.parametrize("name", DASHBOARD_FILES)
@@ -65,8 +81,36 @@ def test_variables(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", DASHBOARD_FILES)
-def test_queries_name_only_real_metrics(name: str) -> None:
-    known = documented_metrics() | NOT_YET_EXPORTED | {"ALERTS"}
+def test_queries_name_only_real_metrics_and_rules(name: str) -> None:
+    known = documented_metrics() | NOT_YET_EXPORTED | set(recording_rule_names()) | {"ALERTS"}
     for query in queries(name):
         assert query.metrics(), query.id
         assert query.metrics() <= known, (query.id, query.metrics() - known)
+        assert underlying_metrics(query.metrics()) <= known, query.id
+
+
+def test_panel_thresholds_are_the_alerts_defaults() -> None:
+    assert {rule: float(number) for rule, number in default_thresholds().items()} == (
+        thresholds.ALERT_DEFAULTS
+    )
+
+
+def test_threshold_lines_follow_the_alerts() -> None:
+    """Each panel's colour steps include the default of every alert threshold it draws."""
+    for name in DASHBOARD_FILES:
+        drawn: dict[str, set[str]] = {}
+        for query in queries(name):
+            drawn.setdefault(query.panel, set()).update(query.metrics() & THRESHOLD_RULES)
+        for panel in panels(load(name)):
+            steps = panel.field_config.defaults.thresholds
+            assert steps is not None
+            values = {step.value for step in steps.steps}
+            for rule in drawn[str(panel.title)]:
+                default = thresholds.ALERT_DEFAULTS[rule.replace("instance:ksm_", "ksm:")]
+                assert default in values, (name, panel.title, rule)
+
+
+def test_every_alert_threshold_is_drawn_somewhere() -> None:
+    drawn = {m for name in DASHBOARD_FILES for q in queries(name) for m in q.metrics()}
+    per_host = {f"instance:ksm_{rule.split(':')[1]}:threshold" for rule in default_thresholds()}
+    assert per_host - drawn == {"instance:ksm_scanning_cpu_ratio:threshold"}

@@ -23,9 +23,10 @@ from tests.support.dashboards import (
     documented_metrics,
     load,
     queries,
+    underlying_metrics,
 )
 from tests.support.exporter_process import running_exporter
-from tests.support.paths import FIXTURES, REPO
+from tests.support.paths import FIXTURES
 from tests.support.prometheus_server import (
     PrometheusError,
     RunningPrometheus,
@@ -33,6 +34,7 @@ from tests.support.prometheus_server import (
     scrape_config,
 )
 from tests.support.real_ksm import KSM, ksm_control, merging_child
+from tests.support.rule_files import RULE_FILES
 from tests.support.tools import require
 
 pytestmark = pytest.mark.realksm
@@ -44,7 +46,6 @@ RATE_INTERVAL = "4s"
 GUEST = "dashboard-guest"
 GUEST_PAGES = 2048
 RANGE_SECONDS = 15
-RULES = REPO / "deploy" / "prometheus"
 # Time for the stack to gather samples, ksmd to finish full scans and the sampler behind the
 # cost metrics to fill its window: every query gets this long to start returning data.
 DATA_DEADLINE = 40.0
@@ -106,7 +107,7 @@ def stack() -> Iterator[Stack]:
         prometheus = resources.enter_context(
             running_prometheus(
                 scrape_configs=[scrape_config(JOB, *targets, interval=SCRAPE_INTERVAL)],
-                rule_files=sorted(RULES.glob("*.yml")),
+                rule_files=RULE_FILES,
             )
         )
         yield Stack(
@@ -154,7 +155,7 @@ ALL_QUERIES = [query for dashboard in DASHBOARD_FILES for query in queries(dashb
 
 @pytest.mark.parametrize("query", ALL_QUERIES, ids=[query.id for query in ALL_QUERIES])
 def test_panel_query_returns_data(stack: Stack, query: PanelQuery) -> None:
-    missing = query.metrics() - documented_metrics() - {"ALERTS"}
+    missing = underlying_metrics(query.metrics()) - documented_metrics() - {"ALERTS"}
     if missing:
         pytest.skip(f"the exporter does not export {', '.join(sorted(missing))} yet")
     expr = query.filled(variables(query.dashboard, stack.host))
@@ -201,3 +202,24 @@ def test_vm_table_names_the_guest_and_what_it_merged(stack: Stack) -> None:
     guest = frozenset({("vm", GUEST)})
     assert stack.prometheus.values(merged)[guest] == GUEST_PAGES * page
     assert stack.prometheus.values(profit)[guest] > 0
+
+
+def test_alert_panel_lists_ksm_alerts_of_the_selected_hosts(stack: Stack) -> None:
+    """Firing takes the alerts' `for:`; pending ones show the panel's query selects them."""
+    (query,) = [q for q in queries("ksm-fleet.json") if q.id in NEEDS_FIRING_ALERT]
+    pending = query.filled(variables("ksm-fleet.json", stack.host)).replace(
+        'alertstate="firing"', 'alertstate="pending"'
+    )
+    alerts = stack.prometheus.wait_until(
+        lambda: (
+            {
+                (s["metric"]["alertname"], s["metric"]["instance"])
+                for s in stack.prometheus.query(pending)
+            }
+            or None
+        ),
+        "a pending KSM alert",
+    )
+    assert ("KsmNegativeProfit", stack.unprofitable) in alerts
+    assert ("KsmHighUnsharedRatio", stack.unprofitable) in alerts
+    assert {instance for _, instance in alerts} <= {stack.host, stack.unprofitable, stack.stopped}

@@ -18,6 +18,7 @@ from tests.support.rule_files import (
     RECORDING_RULES,
     RULE_FILES,
     alerts,
+    default_thresholds,
     groups,
     recording_rule_names,
     rules,
@@ -155,17 +156,6 @@ def test_recording_rules_follow_the_naming_convention() -> None:
         "instance:ksm_full_scan_period_seconds:mean1h",
         "instance:ksm_pages_scanned:rate5m",
     } <= set(names)
-
-
-def default_thresholds() -> dict[str, str]:
-    """{threshold rule: its default number} from the ksm-thresholds group."""
-    (group,) = [g for g in groups(ALERTING_RULES) if g["name"] == "ksm-thresholds"]
-    defaults = {}
-    for rule in group["rules"]:
-        match = re.fullmatch(r"vector\((-?[\d.]+)\)", rule["expr"].strip())
-        if match and "labels" not in rule:
-            defaults[rule["record"]] = match.group(1)
-    return defaults
 
 
 def test_every_threshold_has_a_per_host_rule_an_alert_and_a_runbook_row() -> None:

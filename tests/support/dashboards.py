@@ -12,18 +12,43 @@ from grafana_foundation_sdk.models.dashboard import Dashboard, Panel
 from grafana_foundation_sdk.models.prometheus import Dataquery
 
 from tests.support.paths import REPO
+from tests.support.rule_files import rules
 
 DASHBOARD_FILES = ("ksm-host.json", "ksm-fleet.json")
 # Decode panel options and Prometheus queries into their typed models, not untyped bags.
 register_default_plugins()
 
-METRIC_NAME = re.compile(r"\b(ksm_[a-z0-9_]+|ALERTS)\b")
+# Recording rules (level:metric:operations) first, so their inner ksm_ part is not taken alone.
+METRIC_NAME = re.compile(r"\b([a-z_]+:[a-z0-9_:]+|ksm_[a-z0-9_]+|ALERTS)\b")
 
 
 def documented_metrics() -> set[str]:
     """Metric names docs/metrics.md lists, which a test holds equal to what is exported."""
     text = (REPO / "docs" / "metrics.md").read_text()
     return {line.split("`")[1] for line in text.splitlines() if line.startswith("| `")}
+
+
+def recorded_from() -> dict[str, set[str]]:
+    """{recording rule name: the metrics and rules its expression reads}."""
+    return {
+        rule["record"]: set(METRIC_NAME.findall(rule["expr"]))
+        for rule in rules()
+        if "record" in rule
+    }
+
+
+def underlying_metrics(names: set[str]) -> set[str]:
+    """The exporter's metrics behind these names, recording rules followed to their source."""
+    recorded = recorded_from()
+    found: set[str] = set()
+    pending = list(names)
+    while pending:
+        name = pending.pop()
+        if name in recorded:
+            pending.extend(recorded[name] - found)
+        elif name not in found:
+            found.add(name)
+    return found
 
 
 def load(name: str) -> Dashboard:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -40,3 +41,14 @@ def recording_rule_names(*paths: Path) -> list[str]:
 
 def alerts() -> list[Rule]:
     return [rule for rule in rules(ALERTING_RULES) if "alert" in rule]
+
+
+def default_thresholds() -> dict[str, str]:
+    """{threshold rule: its default number} from the ksm-thresholds group."""
+    (group,) = [g for g in groups(ALERTING_RULES) if g["name"] == "ksm-thresholds"]
+    defaults = {}
+    for rule in group["rules"]:
+        match = re.fullmatch(r"vector\((-?[\d.]+)\)", rule["expr"].strip())
+        if match and "labels" not in rule:
+            defaults[rule["record"]] = match.group(1)
+    return defaults
