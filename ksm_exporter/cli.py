@@ -8,7 +8,7 @@ import logging
 import os
 import ssl
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import NoReturn
 
 from aiohttp import web
@@ -23,10 +23,16 @@ from ksm_exporter.privileges import make_effective
 from ksm_exporter.server.app import make_app
 from ksm_exporter.server.basic_auth import BasicAuth
 from ksm_exporter.server.web_config import WebConfig, WebConfigError, load_web_config
+from ksm_exporter.status.render import render_json, render_text
+from ksm_exporter.status.snapshot import KsmUnreadable, take_snapshot
 
 log = logging.getLogger("ksm_exporter")
 
 EXIT_USAGE = 2
+
+
+# The settings `status` shares with the server: where the kernel's filesystems are.
+STATUS_SETTINGS = ("path_sysfs", "path_procfs")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +42,31 @@ def build_parser() -> argparse.ArgumentParser:
         argument_default=argparse.SUPPRESS,
     )
     parser.add_argument("--version", action="version", version=f"ksm-exporter {__version__}")
-    for name, field in Settings.model_fields.items():
+    add_setting_flags(parser, Settings.model_fields)
+    commands = parser.add_subparsers(dest="command", metavar="{status}")
+    status = commands.add_parser(
+        "status",
+        help="print one snapshot of KSM on this host and exit",
+        description="One snapshot of KSM on this host: state, savings, ksmd CPU, top processes.",
+        argument_default=argparse.SUPPRESS,
+    )
+    status.add_argument("--json", action="store_true", help="JSON for scripts")
+    status.add_argument(
+        "--window",
+        type=float,
+        metavar="SECONDS",
+        help="how long to watch ksmd's CPU time and full_scans (default: 1, at most 60)",
+    )
+    status.add_argument(
+        "--top", type=int, metavar="N", help="processes to list (default: 10, 0 for none)"
+    )
+    add_setting_flags(status, STATUS_SETTINGS)
+    return parser
+
+
+def add_setting_flags(parser: argparse.ArgumentParser, names: Iterable[str]) -> None:
+    for name in names:
+        field = Settings.model_fields[name]
         default = field.get_default()
         choices = getattr(field.annotation, "__args__", None)
         help_text = f"{field.description} [env {env_of(name)}] (default: {default})"
@@ -55,13 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
                 help=help_text,
                 choices=choices if choices and all(isinstance(c, str) for c in choices) else None,
             )
-    return parser
 
 
 def load_settings(args: argparse.Namespace) -> Settings:
     """Flags override environment variables, which override defaults."""
     try:
-        return Settings(**vars(args))
+        return Settings(**{k: v for k, v in vars(args).items() if k in Settings.model_fields})
     except ValidationError as err:
         first = err.errors()[0]
         name = str(first["loc"][0]) if first["loc"] else ""
@@ -135,9 +164,30 @@ def serve(settings: Settings, web_config: WebConfig, ssl_context: ssl.SSLContext
     )
 
 
+def status(args: argparse.Namespace, settings: Settings) -> int:
+    window: float = getattr(args, "window", 1.0)
+    top: int = getattr(args, "top", 10)
+    if not 0.1 <= window <= 60:
+        usage_error("--window", "must be between 0.1 and 60 seconds")
+    if not 0 <= top <= 1000:
+        usage_error("--top", "must be between 0 and 1000")
+    make_effective()  # other users' processes, where the capability is permitted
+    try:
+        snapshot = take_snapshot(Roots(settings.path_sysfs, settings.path_procfs), window, top)
+    except KsmUnreadable as err:
+        print(f"ksm-exporter status: {err}", file=sys.stderr)
+        return 1
+    print(render_json(snapshot) if getattr(args, "json", False) else render_text(snapshot), end="")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = load_settings(args)
+    if getattr(args, "command", None) == "status":
+        # The snapshot lists the files it could not use; log lines would say it twice.
+        configure_logging("error", settings.log_format)
+        return status(args, settings)
     configure_logging(settings.log_level, settings.log_format)
     web_config, ssl_context = load_web(settings)
     try:
