@@ -38,6 +38,11 @@ lint: $(VENV)/.installed-dev
 dashboards: $(VENV)/.installed-dev
 	$(BIN)/python -m dashboards.generate
 
+## bench: scrape latency and throughput against node_exporter, and memory footprint
+bench: $(VENV)/.installed-run
+	$(BIN)/python -m bench.scrape_latency
+	$(BIN)/python -m bench.footprint
+
 format: $(VENV)/.installed-dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .

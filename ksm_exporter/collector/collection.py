@@ -21,7 +21,7 @@ from ksm_exporter.derive.savings import derive_savings
 from ksm_exporter.sources.kernel_file import Problem
 from ksm_exporter.sources.ksmd import KsmdLocator, KsmdReading
 from ksm_exporter.sources.meminfo import MeminfoReading, read_mem_total
-from ksm_exporter.sources.sysfs import SysfsReading, read_ksm_sysfs
+from ksm_exporter.sources.sysfs import HeldKsmSysfs, SysfsReading
 
 
 class Reading(Protocol):
@@ -77,26 +77,32 @@ class KsmCollection:
         self.processes = ProcessCollector(roots.procfs, options) if options.enabled else None
         sources = (*self.SOURCES, "process") if self.processes else self.SOURCES
         self.stats = SourceStats(sources)
+        self.sysfs = HeldKsmSysfs(roots.sysfs)
         self.collections = 0
         self.ksmd = KsmdLocator(roots.procfs, clock)
         self.sampler = CostSampler(roots.sysfs, self.ksmd, sample_interval, clock, clock_ticks)
 
-    def timed(self, source: str, read: Callable[[str], R], root: str) -> R:
+    def timed(self, source: str, read: Callable[[], R]) -> R:
         started = time.perf_counter()
-        reading = read(root)
+        reading = read()
         self.stats.record(source, time.perf_counter() - started, reading.problems)
         return reading
 
     def read_sample(self) -> Sample:
-        sysfs = self.timed("sysfs", read_ksm_sysfs, self.roots.sysfs)
-        meminfo = self.timed("meminfo", read_mem_total, self.roots.procfs)
+        sysfs, meminfo = self.read_inline()
         processes = self.record_processes(self.read_processes())
         return Sample(sysfs, meminfo, processes, self.read_ksmd(sysfs))
 
     def read_ksmd(self, sysfs: SysfsReading) -> KsmdReading | None:
         if not sysfs.snapshot.available:
             return None
-        return self.timed("ksmd", lambda _root: self.ksmd.read(), self.roots.procfs)
+        return self.timed("ksmd", self.ksmd.read)
+
+    def read_inline(self) -> tuple[SysfsReading, MeminfoReading]:
+        """The small reads that run on the caller's thread."""
+        sysfs = self.timed("sysfs", self.sysfs.read)
+        meminfo = self.timed("meminfo", lambda: read_mem_total(self.roots.procfs))
+        return sysfs, meminfo
 
     def read_processes(self) -> tuple[ProcessSample, float] | None:
         """The sweep and how long it took; the caller records it (the sweep may run in a thread)."""
@@ -137,8 +143,7 @@ class KsmCollection:
         if self.processes is None:
             return self.families(self.read_sample())
         sweeping = asyncio.get_running_loop().run_in_executor(None, self.read_processes)
-        sysfs = self.timed("sysfs", read_ksm_sysfs, self.roots.sysfs)
-        meminfo = self.timed("meminfo", read_mem_total, self.roots.procfs)
+        sysfs, meminfo = self.read_inline()
         ksmd = self.read_ksmd(sysfs)
         processes = self.record_processes(await sweeping)
         return self.families(Sample(sysfs, meminfo, processes, ksmd))

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 
 # sysfs and procfs attributes fit in one page; read a little more to notice garbage.
-_READ_LIMIT = 65536
+READ_LIMIT = 65536
 _UINT64_MAX = 2**64 - 1
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
@@ -39,7 +39,7 @@ def read_bytes(path: str) -> bytes | None:
     except FileNotFoundError:
         return None
     try:
-        return os.read(fd, _READ_LIMIT)
+        return os.read(fd, READ_LIMIT)
     finally:
         os.close(fd)
 

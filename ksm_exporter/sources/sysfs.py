@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ksm_exporter.sources.kernel_file import (
+    READ_LIMIT,
     BadValue,
     Problem,
     decode,
@@ -98,16 +99,25 @@ def ksm_dir(sysfs_root: str) -> str:
 
 
 def read_ksm_sysfs(sysfs_root: str) -> SysfsReading:
-    """Read every KSM attribute under `sysfs_root`; never raises."""
+    """Read every KSM attribute under `sysfs_root`, opening each file afresh; never raises."""
     directory = ksm_dir(sysfs_root)
     if not os.path.isdir(directory):
         return SysfsReading(KsmSysfs(available=False))  # no KSM in this kernel: not an error
     if not os.access(directory, os.R_OK | os.X_OK):
         return SysfsReading(KsmSysfs(available=False), (Problem(directory, "", "not readable"),))
+    return _snapshot(directory, _opened_afresh(directory))
+
+
+def _opened_afresh(directory: str) -> Callable[[str], bytes | None]:
+    return lambda name: read_bytes(os.path.join(directory, name))
+
+
+def _snapshot(directory: str, content_of: Callable[[str], bytes | None]) -> SysfsReading:
+    """Parse each attribute's content; `content_of` returns None for an absent file."""
     values: dict[str, object] = {}
     problems: list[Problem] = []
     for name in PARSERS:
-        value, problem = read_attribute(directory, name)
+        value, problem = parse_attribute(directory, name, content_of)
         if problem is not None:
             problems.append(problem)
         elif value is not None:
@@ -116,20 +126,96 @@ def read_ksm_sysfs(sysfs_root: str) -> SysfsReading:
     return SysfsReading(snapshot, tuple(problems))
 
 
-def read_attribute(directory: str, name: str) -> tuple[object | None, Problem | None]:
+def parse_attribute(
+    directory: str, name: str, content_of: Callable[[str], bytes | None]
+) -> tuple[object | None, Problem | None]:
     """One KSM file's parsed value (None when absent), or the problem with it; never raises."""
-    path = os.path.join(directory, name)
     raw: bytes | None = None
     try:
-        raw = read_bytes(path)
+        raw = content_of(name)
         return (None if raw is None else PARSERS[name](raw)), None
     except OSError as err:
-        return None, Problem(path, "", os_error_reason(err))
+        return None, Problem(os.path.join(directory, name), "", os_error_reason(err))
     except BadValue as err:
-        return None, Problem(path, show_value(raw or b""), str(err))
+        return None, Problem(os.path.join(directory, name), show_value(raw or b""), str(err))
 
 
 def read_full_scans(sysfs_root: str) -> int | None:
     """Only `full_scans`, for the background sampler; None when absent or unusable."""
-    value, _problem = read_attribute(ksm_dir(sysfs_root), "full_scans")
+    directory = ksm_dir(sysfs_root)
+    value, _problem = parse_attribute(directory, "full_scans", _opened_afresh(directory))
     return value if isinstance(value, int) else None
+
+
+class HeldKsmSysfs:
+    """Reads the KSM attributes through descriptors held open from one scrape to the next.
+
+    Opening a sysfs file costs several times more than reading it, and sysfs renders an
+    attribute afresh on every read from offset 0, so a held descriptor gives current values.
+    The descriptors are dropped, and the files opened afresh, whenever the directory's
+    identity or metadata changes (replaced, removed, chmod, an entry added or removed) or a
+    read fails: faults and their recovery show on the next scrape as they would with fresh
+    opens. While any file cannot be opened, every scrape opens afresh.
+    """
+
+    def __init__(self, sysfs_root: str) -> None:
+        self.sysfs_root = sysfs_root
+        self.directory = ksm_dir(sysfs_root)
+        self._held: dict[str, int | None] = {}  # name -> descriptor, None where absent
+        self._identity: tuple[int, ...] | None = None
+
+    def read(self) -> SysfsReading:
+        try:
+            identity = _identity(os.stat(self.directory))
+        except OSError:
+            identity = None
+        if identity is None or identity != self._identity:
+            self.close()
+            reading = read_ksm_sysfs(self.sysfs_root)
+            if identity is not None and reading.snapshot.available:
+                self._hold(identity)
+            return reading
+        return _snapshot(self.directory, self._pread)
+
+    def _hold(self, identity: tuple[int, ...]) -> None:
+        try:
+            for name in PARSERS:
+                path = os.path.join(self.directory, name)
+                try:
+                    self._held[name] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                except FileNotFoundError:
+                    self._held[name] = None
+        except OSError:
+            self.close()  # a file we cannot open: report it on every scrape, by fresh opens
+            return
+        self._identity = identity
+
+    def _pread(self, name: str) -> bytes | None:
+        fd = self._held[name]
+        if fd is None:
+            return None
+        try:
+            return os.pread(fd, READ_LIMIT, 0)
+        except OSError:
+            self._identity = None  # open afresh next time
+            raise
+
+    def close(self) -> None:
+        for fd in self._held.values():
+            if fd is not None:
+                os.close(fd)
+        self._held.clear()
+        self._identity = None
+
+
+def _identity(st: os.stat_result) -> tuple[int, ...]:
+    """What changes when the directory is replaced or its entries or permissions change."""
+    return (
+        st.st_dev,
+        st.st_ino,
+        st.st_mode,
+        st.st_nlink,
+        st.st_size,
+        st.st_mtime_ns,
+        st.st_ctime_ns,
+    )

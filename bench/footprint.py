@@ -1,0 +1,101 @@
+"""Resident memory of ksm-exporter after start and after many scrapes, against node_exporter.
+
+Extra idle processes (forked children that only wait) make the host look busy, so a
+per-process sweep has real work on every scrape. Both exporters are scraped in turn by one
+keep-alive client each; resident memory (VmRSS) is read from /proc.
+
+    python -m bench.footprint [--processes N] [--scrapes N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import os
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+
+from bench.peers import Server, ksm_exporter, machine, node_exporter
+
+TARGET_RSS_MIB = 50.0
+TARGET_GROWTH_MIB = 5.0
+
+
+@contextlib.contextmanager
+def idle_processes(count: int) -> Iterator[list[int]]:
+    """`count` forked children that sleep until killed."""
+    pids: list[int] = []
+    try:
+        for _ in range(count):
+            pid = os.fork()
+            if pid == 0:  # child: wait for the signal, touch nothing
+                signal.pause()
+                os._exit(0)
+            pids.append(pid)
+        yield pids
+    finally:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for pid in pids:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+
+
+def scrape_many(servers: list[Server], scrapes: int) -> dict[str, float]:
+    """Scrape each server `scrapes` times; returns each one's mean seconds per scrape."""
+    connections = [http.client.HTTPConnection("127.0.0.1", s.port, timeout=60) for s in servers]
+    spent = dict.fromkeys((s.name for s in servers), 0.0)
+    for _ in range(scrapes):
+        for server, connection in zip(servers, connections, strict=True):
+            started = time.perf_counter()
+            connection.request("GET", "/metrics")
+            response = connection.getresponse()
+            response.read()
+            spent[server.name] += time.perf_counter() - started
+            if response.status != 200:
+                raise SystemExit(f"{server.name} answered {response.status}")
+    return {name: seconds / scrapes for name, seconds in spent.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--processes", type=int, default=2000)
+    parser.add_argument("--scrapes", type=int, default=5000)
+    parser.add_argument("flags", nargs="*", help="extra ksm-exporter flags")
+    args = parser.parse_args()
+
+    print(f"machine: {machine()}")
+    with ExitStack() as stack:
+        ours = stack.enter_context(ksm_exporter(*args.flags))
+        theirs = stack.enter_context(node_exporter())
+        servers = [ours, theirs]
+        scrape_many(servers, 1)
+        started = {s.name: s.rss_mib() for s in servers}
+        with idle_processes(args.processes):
+            print(f"{args.processes} extra processes; {os.cpu_count()} CPUs")
+            mean = scrape_many(servers, args.scrapes)
+            after = {s.name: s.rss_mib() for s in servers}
+        print(f"resident memory (MiB), after start -> after {args.scrapes} scrapes:")
+        for s in servers:
+            growth = after[s.name] - started[s.name]
+            print(
+                f"  {s.name:14} {started[s.name]:6.1f} -> {after[s.name]:6.1f}"
+                f"  growth {growth:+5.1f}  mean scrape {mean[s.name] * 1000:6.3f} ms"
+            )
+        ratio = after[ours.name] / after[theirs.name]
+        growth = after[ours.name] - started[ours.name]
+        print(f"  ratio ours/node_exporter after scrapes: {ratio:.2f}x")
+        print(
+            f"targets: under {TARGET_RSS_MIB:.0f} MiB:"
+            f" {'met' if after[ours.name] < TARGET_RSS_MIB else 'MISSED'};"
+            f" growth under {TARGET_GROWTH_MIB:.0f} MiB:"
+            f" {'met' if growth < TARGET_GROWTH_MIB else 'MISSED'}"
+        )
+
+
+if __name__ == "__main__":
+    main()
