@@ -6,27 +6,21 @@ import contextlib
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from tests.support.exporter_process import child_server, free_port
+
 NODE_EXPORTER = "prometheus-node-exporter"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
 class Server:
     name: str
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[str]
     port: int
 
     @property
@@ -47,27 +41,14 @@ def rss_mib(pid: int) -> float:
 
 @contextlib.contextmanager
 def serving(name: str, argv: list[str], port: int) -> Iterator[Server]:
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    server = Server(name, process, port)
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                with urllib.request.urlopen(server.url, timeout=1) as response:
-                    response.read()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"{name} did not start: {' '.join(argv)}") from None
-                time.sleep(0.05)
-        yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    url = f"http://127.0.0.1:{port}/metrics"
+
+    def ready() -> None:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            response.read()
+
+    with child_server(argv, ready, output=subprocess.DEVNULL) as process:
+        yield Server(name, process, port)
 
 
 def ksm_exporter(*flags: str) -> contextlib.AbstractContextManager[Server]:

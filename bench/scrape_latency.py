@@ -1,7 +1,8 @@
 """Scrape latency and throughput of ksm-exporter against node_exporter's ksmd collector.
 
-Both servers run at once on 127.0.0.1. Sequential: one keep-alive client alternates
-requests between them and times each one. Concurrent: Debian's `wrk` with 16 connections
+Both servers run at once on 127.0.0.1, ours with the per-process sweep off. Sequential:
+one keep-alive client alternates requests between them, and a third server, ours with
+the sweep on, and times each one. Concurrent: Debian's `wrk` with 16 connections
 against each in turn. Prints p50/p99, requests per second and the ratios (ours / theirs).
 
     python -m bench.scrape_latency [--requests N] [--seconds S] [--rounds R]
@@ -11,11 +12,11 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import os
 import re
 import shutil
 import statistics
 import subprocess
-import sys
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -108,13 +109,6 @@ def concurrent(
     }
 
 
-def process_sweep_off() -> list[str]:
-    """The flag that turns the per-process sweep off, where this version has one."""
-    argv = [sys.executable, "-m", "ksm_exporter", "--help"]
-    help_text = subprocess.run(argv, capture_output=True, text=True, check=False).stdout
-    return ["--no-collector.process"] if "--no-collector.process" in help_text else []
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000, help="sequential scrapes each")
@@ -128,13 +122,18 @@ def main() -> None:
 
     print(f"machine: {machine()}")
     with ExitStack() as stack:
-        ours = stack.enter_context(ksm_exporter(*process_sweep_off()))
+        ours = stack.enter_context(ksm_exporter("--no-collector.process"))
         theirs = stack.enter_context(node_exporter())
+        sweeping = stack.enter_context(ksm_exporter("--collector.process"))
+        sweeping.name = "ksm-exporter with per-process sweep"
         servers = [ours, theirs]
-        seq = sequential(servers, args.requests, args.warmup)
+        seq = sequential([*servers, sweeping], args.requests, args.warmup)
         print(f"sequential, {args.requests} scrapes each, alternating:")
         for name, lat in seq.items():
             print(f"  {name:14} p50 {lat.p50_ms:6.3f} ms  p99 {lat.p99_ms:6.3f} ms")
+        processes = sum(1 for entry in os.listdir("/proc") if entry.isdigit())
+        extra = seq[sweeping.name].p50_ms - seq[ours.name].p50_ms
+        print(f"  per-process sweep over {processes} processes adds {extra:.3f} ms at p50")
         ratio_p50 = seq[ours.name].p50_ms / seq[theirs.name].p50_ms
         ratio_p99 = seq[ours.name].p99_ms / seq[theirs.name].p99_ms
         print(f"  ratio ours/node_exporter: p50 {ratio_p50:.2f}x  p99 {ratio_p99:.2f}x")

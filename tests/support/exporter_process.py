@@ -11,7 +11,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 
@@ -40,6 +40,39 @@ class RunningExporter:
 
 
 @contextlib.contextmanager
+def child_server(
+    argv: Sequence[str],
+    ready: Callable[[], object],
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
+    output: int = subprocess.PIPE,
+) -> Iterator[subprocess.Popen[str]]:
+    """Start a server process, wait until `ready()` stops raising OSError, stop it after."""
+    process = subprocess.Popen(
+        argv, env={**os.environ, **(env or {})}, cwd=cwd, stdout=output, stderr=output, text=True
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                ready()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    _out, err = process.communicate(timeout=5)
+                    raise AssertionError(f"{argv[0]} did not start: {err}") from None
+                time.sleep(0.05)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextlib.contextmanager
 def running_exporter(
     *args: str,
     env: dict[str, str] | None = None,
@@ -51,32 +84,15 @@ def running_exporter(
     """`tls` (a client context) and `headers` are what the readiness poll and `get` use;
     `command` runs Python, e.g. through setpriv as another user."""
     port = free_port()
-    process = subprocess.Popen(
-        [*command, "-m", "ksm_exporter", f"--web.listen-address=127.0.0.1:{port}", *args],
-        env={**os.environ, **(env or {})},
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    argv = [*command, "-m", "ksm_exporter", f"--web.listen-address=127.0.0.1:{port}", *args]
     scheme = "https" if tls else "http"
-    exporter = RunningExporter(process, f"{scheme}://127.0.0.1:{port}", tls, headers or {})
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                exporter.get("/-/ready", timeout=1)
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    _out, err = process.communicate(timeout=5)
-                    raise AssertionError(f"exporter did not start: {err}") from None
-                time.sleep(0.05)
-        yield exporter
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    url = f"{scheme}://127.0.0.1:{port}"
+    headers = headers or {}
+
+    def ready() -> None:
+        request = urllib.request.Request(url + "/-/ready", headers=headers)
+        with urllib.request.urlopen(request, timeout=1, context=tls) as response:
+            response.read()
+
+    with child_server(argv, ready, env, cwd) as process:
+        yield RunningExporter(process, url, tls, headers)
