@@ -438,6 +438,51 @@ def _processes(board: DashboardWriter) -> None:
                 height=8,
             )
         )
+    board.table(
+        Panel(
+            "Sensitive workloads registered with KSM",
+            "Processes the KsmSensitiveWorkloadMerging selector (the rule "
+            "process:ksm_sensitive_workload:selected in ksm-alerts.yml) marks as sensitive, "
+            "with the memory they have merged. Good: empty; merged memory here is a critical "
+            "alert after 5 minutes, since merged pages let other workloads time their memory.",
+            "bytes",
+            [
+                Query(
+                    f"{in_bytes('ksm_process_merging_pages')} and on(job, instance, pid) "
+                    f"process:ksm_sensitive_workload:selected{selector()}",
+                    "merged",
+                    instant=True,
+                )
+            ],
+            width=12,
+            height=8,
+            steps=((None, GOOD), (1, BAD)),
+        )
+    )
+    board.stat(
+        Panel(
+            "Processes beyond the series limit",
+            "Registered processes summed into the ksm_process_other_* series because "
+            "--collector.process.limit gave them no series of their own. Good: 0, or only "
+            "small processes; raise the limit or use --collector.process.always-include for "
+            "the ones to watch.",
+            "short",
+            [Query(f"ksm_process_other_processes{selector()}", instant=True)],
+            width=6,
+            height=8,
+        )
+    )
+    board.stat(
+        Panel(
+            "Merged beyond the series limit",
+            "Memory merged by the processes beyond --collector.process.limit, so the tables "
+            "above plus this add up to all merged memory. Good: small next to Memory saved.",
+            "bytes",
+            [Query(in_bytes("ksm_process_other_merging_pages"), instant=True)],
+            width=6,
+            height=8,
+        )
+    )
 
 
 def _exporter(board: DashboardWriter) -> None:

@@ -106,3 +106,16 @@ def test_every_alert_threshold_is_drawn_somewhere() -> None:
     drawn = {m for name in DASHBOARD_FILES for q in queries(name) for m in q.metrics()}
     per_host = {f"instance:ksm_{rule.split(':')[1]}:threshold" for rule in default_thresholds()}
     assert per_host - drawn == {"instance:ksm_scanning_cpu_ratio:threshold"}
+
+
+@pytest.mark.parametrize("name", DASHBOARD_FILES)
+def test_panels_fit_the_grid_without_overlapping(name: str) -> None:
+    taken: set[tuple[int, int]] = set()
+    for panel in load(name).panels or []:
+        assert panel.grid_pos is not None
+        pos = panel.grid_pos
+        assert pos.x >= 0, panel.title
+        assert pos.x + pos.w <= 24, panel.title
+        cells = {(pos.x + dx, pos.y + dy) for dx in range(pos.w) for dy in range(pos.h)}
+        assert not cells & taken, f"{panel.title} overlaps another panel"
+        taken |= cells

@@ -41,7 +41,8 @@ JOB = "ksm"
 SCRAPE_INTERVAL = "1s"
 # What Grafana makes of $__rate_interval with a 1 s scrape interval: four scrapes.
 RATE_INTERVAL = "4s"
-GUEST = "dashboard-guest"
+# Named so that the shipped sensitive-workload selector (vm=~"sensitive-.+") picks it.
+GUEST = "sensitive-dashboard-guest"
 GUEST_PAGES = 2048
 RANGE_SECONDS = 15
 # Time for the stack to gather samples, ksmd to finish full scans and the sampler behind the
@@ -188,6 +189,17 @@ def test_fleet_panels_single_out_the_right_hosts(stack: Stack) -> None:
     assert hosts("Hosts with KSM off") == {stack.stopped: 0.0}
 
 
+def test_sensitive_workload_table_names_the_guest(stack: Stack) -> None:
+    (query,) = [
+        q for q in queries("ksm-host.json") if q.panel == "Sensitive workloads registered with KSM"
+    ]
+    page = stack.prometheus.value(f'ksm_page_size_bytes{{instance="{stack.host}"}}')
+    result = stack.prometheus.query(query.filled(variables("ksm-host.json", stack.host)))
+    # Other sensitive guests on this shared machine may show up too.
+    rows = [(s["metric"]["vm"], float(s["value"][1])) for s in result]
+    assert (GUEST, GUEST_PAGES * page) in rows
+
+
 def test_vm_table_names_the_guest_and_what_it_merged(stack: Stack) -> None:
     by_id = {query.id: query for query in queries("ksm-host.json")}
     fills = variables("ksm-host.json", stack.host)
@@ -217,4 +229,5 @@ def test_alert_panel_lists_ksm_alerts_of_the_selected_hosts(stack: Stack) -> Non
     )
     assert ("KsmNegativeProfit", stack.unprofitable) in alerts
     assert ("KsmHighUnsharedRatio", stack.unprofitable) in alerts
+    assert ("KsmSensitiveWorkloadMerging", stack.host) in alerts
     assert {instance for _, instance in alerts} <= {stack.host, stack.unprofitable, stack.stopped}
