@@ -89,6 +89,8 @@ class Panel:
     steps: Steps = ((None, GOOD),)
     mappings: Mappings = field(default_factory=dict)
     no_value: str | None = None
+    # Stats: show each series' name next to its value (the name is the information).
+    show_names: bool = False
     # Table columns whose unit differs from the panel's.
     column_units: dict[str, str] = field(default_factory=dict)
 
@@ -182,6 +184,8 @@ def stat_panel(panel: Panel, panel_id: int) -> stat.Panel:
     _common(builder, panel, panel_id)
     builder.color_mode(common.BigValueColorMode.BACKGROUND)
     builder.graph_mode(common.BigValueGraphMode.NONE)
+    if panel.show_names:
+        builder.text_mode(common.BigValueTextMode.VALUE_AND_NAME)
     builder.reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
     return builder
 

@@ -106,6 +106,7 @@ def _state_and_settings(board: DashboardWriter) -> None:
             [Query(f"ksm_advisor_mode{selector()} == 1", "{{mode}}", instant=True)],
             width=4,
             mappings={"1": ("active", GOOD)},
+            show_names=True,
         )
     )
     board.stat(

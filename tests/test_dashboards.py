@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from grafana_foundation_sdk.models.dashboard import Dashboard, RowPanel
 
@@ -119,3 +121,11 @@ def test_panels_fit_the_grid_without_overlapping(name: str) -> None:
         cells = {(pos.x + dx, pos.y + dy) for dx in range(pos.w) for dy in range(pos.h)}
         assert not cells & taken, f"{panel.title} overlaps another panel"
         taken |= cells
+
+
+def test_panels_the_tuning_guide_names_exist() -> None:
+    """docs/tuning.md names host dashboard panels in bold; renaming one must update it."""
+    named = set(re.findall(r"\*\*([^*]+)\*\*", (REPO / "docs" / "tuning.md").read_text()))
+    assert named
+    titles = {panel.title for panel in panels(load("ksm-host.json"))}
+    assert named - titles == set()
