@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 import time
 
 import pytest
@@ -106,3 +108,36 @@ def test_scan_cost_of_real_ksmd() -> None:
         time.sleep(0.2)
         exported = value(parse_samples(exporter.get()), "ksm_ksmd_cpu_seconds_total")
         assert abs(exported - ksmd_cpu_seconds(ksmd)) <= one_tick
+
+
+def test_status_on_real_ksm() -> None:
+    with ksm_control() as ksm, merging_child(16 << 20) as child:
+        ksm.set(pages_to_scan=5000, sleep_millisecs=10, run=1)
+        child.wait_merged(2000)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ksm_exporter",
+                "status",
+                "--json",
+                "--window",
+                "2",
+                "--top",
+                "100",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert (result.returncode, result.stderr) == (0, "")
+    document = json.loads(result.stdout)
+    assert document["ksm"]["run"] == 1
+    assert document["ksmd"]["pid"] == find_ksmd("/proc")
+    assert 0 < document["ksmd"]["cpu_ratio"] <= 1.05
+    assert document["full_scan"]["completed_in_window"] >= 2
+    assert document["full_scan"]["duration_seconds"] > 0
+    ours = [p for p in document["processes"]["top"] if p["pid"] == child.pid]
+    assert ours, "the merging child is not among the top processes"
+    assert ours[0]["merging_pages"] >= 2000
