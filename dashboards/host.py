@@ -197,8 +197,9 @@ def _savings(board: DashboardWriter) -> None:
     board.timeseries(
         Panel(
             "Memory saved and net profit",
-            "Memory saved (pages_sharing + zero pages) and the kernel's net profit after "
-            "metadata (kernel 6.4+). Good: both high and steady; profit below zero is a loss.",
+            "Memory saved (pages_sharing + ksm_zero_pages) and the kernel's net profit after "
+            "metadata (general_profit, kernel 6.4+), against the KsmNegativeProfit threshold. "
+            "Good: both high and steady; profit below zero is a loss.",
             "bytes",
             [
                 Query(f"ksm_memory_saved_bytes{selector()}", "saved"),
@@ -230,7 +231,8 @@ def _pages(board: DashboardWriter) -> None:
             "Pages by state",
             "KSM's pages as memory: sharing (copies removed), shared (the pages kept), "
             "unshared (unique pages checked again and again), volatile (changing too fast) "
-            "and zero pages (kernel 6.5+). Good: sharing far above unshared.",
+            "and zero pages merged with the kernel zero page (ksm_zero_pages, kernel 6.5+). "
+            "Good: sharing far above unshared.",
             "bytes",
             [
                 Query(in_bytes("ksm_pages_sharing"), "sharing"),

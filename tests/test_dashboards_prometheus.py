@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from tests.support.dashboards import (
     DASHBOARD_FILES,
     PanelQuery,
     load,
+    panels,
     queries,
 )
 from tests.support.exporter_process import running_exporter
@@ -71,6 +73,18 @@ NEEDS_FIRING_ALERT = {"ksm-fleet.json:Firing KSM alerts:A"}
 
 def fixture_flags(name: str) -> tuple[str, ...]:
     return (f"--path.sysfs={FIXTURES / name / 'sys'}", f"--path.procfs={FIXTURES / name / 'proc'}")
+
+
+def test_panels_that_need_a_newer_kernel_say_so() -> None:
+    descriptions = {
+        f"{name}:{panel.title}": str(panel.description)
+        for name in DASHBOARD_FILES
+        for panel in panels(load(name))
+    }
+    for query_id, kernel_file in NEEDS_KERNEL_FILE.items():
+        description = descriptions[query_id.rsplit(":", 1)[0]]
+        assert kernel_file in description, query_id
+        assert re.search(r"kernel \d+\.\d+\+|NUMA kernels", description), query_id
 
 
 @dataclass
