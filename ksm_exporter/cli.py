@@ -22,6 +22,7 @@ from ksm_exporter.logs import configure_logging
 from ksm_exporter.privileges import make_effective
 from ksm_exporter.server.app import make_app
 from ksm_exporter.server.basic_auth import BasicAuth
+from ksm_exporter.server.limits import raise_open_files_limit
 from ksm_exporter.server.web_config import WebConfig, WebConfigError, load_web_config
 from ksm_exporter.status.render import render_json, render_text
 from ksm_exporter.status.snapshot import KsmUnreadable, take_snapshot
@@ -151,6 +152,7 @@ def serve(settings: Settings, web_config: WebConfig, ssl_context: ssl.SSLContext
             "basic_auth": bool(users),
             "uid": os.getuid(),
             "cap_dac_read_search": reads_any_process,
+            "open_files_limit": raise_open_files_limit(),
         },
     )
     web.run_app(
@@ -160,6 +162,7 @@ def serve(settings: Settings, web_config: WebConfig, ssl_context: ssl.SSLContext
         ssl_context=ssl_context,
         print=None,
         access_log=None,
+        keepalive_timeout=settings.web_idle_timeout,
         loop=new_event_loop(),
     )
 

@@ -52,6 +52,15 @@ class Settings(BaseSettings):
         "exporter-toolkit format).",
         json_schema_extra=flag("web.config.file"),
     )
+    web_idle_timeout: float = Field(
+        10.0,
+        ge=0.5,
+        le=3600,
+        description="Seconds a connection may go without a complete request before it is "
+        "closed: keep-alive connections idle between scrapes, and clients that send their "
+        "request too slowly.",
+        json_schema_extra=flag("web.idle-timeout"),
+    )
     path_sysfs: str = Field(
         "/sys", description="sysfs mount point.", json_schema_extra=flag("path.sysfs")
     )
