@@ -1,0 +1,112 @@
+"""Process churn on the real host while many clients scrape the real exporter with the
+per-process sweep on: every scrape answers 200 with the complete metric set."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+
+from tests.support.exporter_process import RunningExporter, running_exporter
+from tests.support.exposition import names, parse_samples
+
+ALIVE = 300
+CLIENTS = 32
+SCRAPES = 1000
+
+# Keeps ALIVE short-lived processes (50-500 ms each) running, replacing each as it exits.
+CHURNER = r"""
+import os, random, sys
+alive, started = set(), 0
+def spawn():
+    global started
+    lifetime = "%.2f" % random.uniform(0.05, 0.5)
+    alive.add(os.posix_spawn("/bin/sleep", ["sleep", lifetime], os.environ))
+    started += 1
+while len(alive) < int(sys.argv[1]):
+    spawn()
+print("ready", flush=True)
+while True:
+    pid, _status = os.waitpid(-1, 0)
+    alive.discard(pid)
+    spawn()
+    if started % 100 == 0:
+        print(started, flush=True)
+"""
+
+
+@contextlib.contextmanager
+def churning(alive: int) -> Iterator[subprocess.Popen[str]]:
+    churner = subprocess.Popen(
+        [sys.executable, "-c", CHURNER, str(alive)],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert churner.stdout is not None
+        assert churner.stdout.readline().strip() == "ready"
+        yield churner
+    finally:
+        os.killpg(churner.pid, signal.SIGKILL)
+        churner.wait()
+
+
+def scrape_many(exporter: RunningExporter, count: int, required: set[str]) -> list[str]:
+    """`count` scrapes over CLIENTS keep-alive connections; the failures, described."""
+    port = int(exporter.url.rsplit(":", 1)[1])
+    failures: list[str] = []
+    lock = threading.Lock()
+    remaining = iter(range(count))
+
+    def client() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            while True:
+                with lock:
+                    if next(remaining, None) is None:
+                        return
+                connection.request("GET", "/metrics")
+                response = connection.getresponse()
+                text = response.read().decode()
+                missing = required - names(parse_samples(text))
+                if response.status != 200 or missing:
+                    with lock:
+                        failures.append(f"{response.status}, missing {sorted(missing)}")
+        except Exception as err:
+            with lock:
+                failures.append(repr(err))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "scrapes hung"
+    return failures
+
+
+def test_scrapes_stay_complete_while_processes_come_and_go() -> None:
+    with running_exporter("--collector.process") as exporter:
+        reference = names(parse_samples(exporter.get()))
+        # Per-process series follow what runs on the host; everything else must always be there.
+        required = {name for name in reference if not name.startswith("ksm_process_")}
+        assert {"ksm_available", "ksm_processes", "ksm_exporter_processes_scanned"} <= required
+        with churning(ALIVE) as churner:
+            failures = scrape_many(exporter, SCRAPES, required)
+            os.killpg(churner.pid, signal.SIGSTOP)
+            assert churner.stdout is not None
+            os.set_blocking(churner.stdout.fileno(), False)
+            progress = [line for line in churner.stdout.read().split() if line.isdigit()]
+        assert failures == []
+        assert exporter.process.poll() is None
+        # The churn was real: hundreds of processes started and exited during the scrapes.
+        assert progress, "no process exited and was replaced during the scrapes"
+        assert int(progress[-1]) >= 2 * ALIVE
