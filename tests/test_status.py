@@ -72,8 +72,15 @@ def test_text_has_state_savings_cost_and_top_processes(tmp_path: Path) -> None:
     ]:
         assert expected in lines
     top = lines[lines.index("Top processes by merging pages") + 2 :]
-    assert len([line for line in top if line.startswith("   ")]) == 3  # --top 3
-    assert max(len(line) for line in lines if not line.startswith("Problem")) <= 80
+    assert top.index("") == 3  # --top 3
+    problems = lines[lines.index("Problem        not an unsigned integer:") :]
+    assert problems == [
+        "Problem        not an unsigned integer:",
+        f"{'':15}{tmp_path}/current/proc/2100/ksm_stat",
+        "Problem        EISDIR: Is a directory:",
+        f"{'':15}{tmp_path}/current/proc/2101/ksm_stat",
+    ]
+    assert max(len(line) for line in lines if str(tmp_path) not in line) <= 80
 
 
 def test_full_scan_time_unknown_when_fewer_than_two_complete(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from ksm_exporter.derive.process_selection import count_states, process_profit_bytes
+from ksm_exporter.sources.kernel_file import Problem
 from ksm_exporter.sources.process_identity import ProcessIdentity
 from ksm_exporter.status.snapshot import Snapshot
 
@@ -164,6 +165,11 @@ def process_lines(snapshot: Snapshot) -> list[str]:
     return lines
 
 
+def problem_lines(problem: Problem) -> list[str]:
+    """The reason, then the path on a line of its own: never cut, so it can be copied."""
+    return [f"Problem        {problem.reason}:", f"{'':15}{problem.path}"]
+
+
 def render_text(snapshot: Snapshot) -> str:
     sections = [
         state_lines(snapshot),
@@ -172,7 +178,7 @@ def render_text(snapshot: Snapshot) -> str:
         process_lines(snapshot),
     ]
     if snapshot.problems:
-        sections.append([f"Problem        {p.path}: {p.reason}" for p in snapshot.problems])
+        sections.append([line for p in snapshot.problems for line in problem_lines(p)])
     return "\n\n".join("\n".join(lines) for lines in sections) + "\n"
 
 
