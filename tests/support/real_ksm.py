@@ -23,7 +23,7 @@ LOCK_PATH = "/tmp/ksm-exporter-real-ksm.lock"
 PR_SET_MEMORY_MERGE = 67
 
 # Fills private anonymous memory with identical pages and registers it with KSM, then
-# holds it until stdin closes.
+# holds it until stdin closes; the line "unmerge" takes it out of KSM the way it came in.
 CHILD = r"""
 import ctypes, mmap, sys
 size, method = int(sys.argv[1]), sys.argv[2]
@@ -39,7 +39,14 @@ for offset in range(0, size, page):
 if method == "madvise":
     area.madvise(mmap.MADV_MERGEABLE)
 print("ready", flush=True)
-sys.stdin.read()
+for command in sys.stdin:
+    if command.strip() == "unmerge":
+        if method == "prctl":
+            if libc.prctl(67, 0, 0, 0, 0) != 0:
+                raise SystemExit("prctl(PR_SET_MEMORY_MERGE, 0): errno %d" % ctypes.get_errno())
+        else:
+            area.madvise(mmap.MADV_UNMERGEABLE)
+        print("unmerged", flush=True)
 """
 
 
@@ -111,6 +118,15 @@ class MergingChild:
         """Its own count, unlike pages_sharing, which holds stale pages while ksmd sleeps."""
         with open(f"/proc/{self.pid}/ksm_merging_pages") as f:
             return int(f.read())
+
+    def unmerge(self) -> None:
+        """MADV_UNMERGEABLE or prctl(PR_SET_MEMORY_MERGE, 0), as it registered."""
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        self.process.stdin.write("unmerge\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        assert line.strip() == "unmerged", f"merging child failed to unmerge: {line!r}"
 
     def wait_merged(self, pages: int, timeout: float = 30.0) -> int:
         deadline = time.monotonic() + timeout

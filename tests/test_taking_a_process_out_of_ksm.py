@@ -1,0 +1,52 @@
+"""What the runbook tells an operator to check after taking a process out of KSM, on real
+KSM: its merge_any and mergeable figures drop at once, its merged-page count only when ksmd
+passes again, and then its series are gone."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from ksm_exporter.collector.collection import KsmCollection, Roots
+from ksm_exporter.collector.processes import ProcessOptions
+from tests.support.exposition import parse_samples, render
+from tests.support.real_ksm import ksm_control, merging_child
+
+pytestmark = pytest.mark.realksm
+
+
+def process_figures(collection: KsmCollection, pid: int) -> dict[str, float]:
+    """{metric: value} of the pid's own series; empty when it has none."""
+    return {
+        name: value
+        for (name, labels), value in parse_samples(render(collection)).items()
+        if ("pid", str(pid)) in labels
+    }
+
+
+@pytest.mark.parametrize(("method", "merge_any"), [("madvise", 0.0), ("prctl", 1.0)])
+def test_a_process_taken_out_of_ksm_loses_its_series(method: str, merge_any: float) -> None:
+    collection = KsmCollection(Roots("/sys", "/proc"), processes=ProcessOptions(limit=100_000))
+    with ksm_control() as ksm, merging_child(method=method) as child:
+        ksm.set(pages_to_scan=1000, sleep_millisecs=10, run=1)
+        child.wait_merged(1000)
+        ksm.set(run=0)  # ksmd stops where it is: nothing updates the counts now
+        merged = child.merging_pages()
+        before = process_figures(collection, child.pid)
+        assert before["ksm_process_merging_pages"] == merged
+        assert before["ksm_process_merge_any"] == merge_any
+        assert before["ksm_process_mergeable"] == 1.0
+
+        child.unmerge()
+        after = process_figures(collection, child.pid)
+        assert after["ksm_process_merge_any"] == 0.0
+        assert after["ksm_process_mergeable"] == 0.0
+        assert after["ksm_process_merging_pages"] == merged
+
+        ksm.set(run=1)
+        deadline = time.monotonic() + 60
+        while process_figures(collection, child.pid):
+            assert time.monotonic() < deadline, "its series stayed after ksmd ran for 60 s"
+            time.sleep(0.1)
+        assert child.merging_pages() == 0
