@@ -134,16 +134,6 @@ def merging_pages_of(samples: Samples, pid: int) -> float | None:
     return None
 
 
-def processes_not_owned_by_nobody() -> int:
-    count = 0
-    for entry in Path("/proc").iterdir():
-        try:
-            count += entry.name.isdigit() and entry.stat().st_uid != NOBODY_UID
-        except FileNotFoundError:  # gone since the listing
-            continue
-    return count
-
-
 def root_owned_merging_child(child: MergingChild) -> None:
     assert uid_of(child.pid) == 0
     child.wait_merged(2000)
@@ -190,12 +180,11 @@ def test_without_the_capability_unreadable_processes_are_counted_and_named_once(
         ksm.set(pages_to_scan=1000, sleep_millisecs=10, run=1)
         root_owned_merging_child(child)
         scrapes = [parse_samples(exporter.get()) for _ in range(3)]
-        others = processes_not_owned_by_nobody()
         for samples in scrapes:
             assert merging_pages_of(samples, child.pid) is None
-            # Every process of another user, give or take those that came and went.
-            unreadable = value(samples, "ksm_exporter_processes_unreadable")
-            assert 1 <= unreadable <= others + 50
+            # At least the child and init, both root's. No upper bound: other work on this
+            # machine may start thousands of processes meanwhile.
+            assert value(samples, "ksm_exporter_processes_unreadable") >= 2
             assert value(samples, "ksm_available") == 1
         exporter.process.terminate()
         _out, err = exporter.process.communicate(timeout=10)
