@@ -27,16 +27,29 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/metrics"
 
-    def rss_mib(self) -> float:
-        return rss_mib(self.process.pid)
+    def memory(self) -> Memory:
+        return memory_of(self.process.pid)
 
 
-def rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
+@dataclass(frozen=True)
+class Memory:
+    """MiB: resident (RSS), proportional share of shared pages (PSS), and private (USS)."""
+
+    rss: float
+    pss: float
+    uss: float
+
+
+def memory_of(pid: int) -> Memory:
+    """From /proc/<pid>/smaps_rollup; USS is what the process alone costs the host."""
+    kib: dict[str, int] = {}
+    with open(f"/proc/{pid}/smaps_rollup") as rollup:
+        for line in rollup:
+            key, _, rest = line.partition(":")
+            if rest.strip().endswith("kB"):
+                kib[key] = int(rest.split()[0])
+    private = kib["Private_Clean"] + kib["Private_Dirty"]
+    return Memory(kib["Rss"] / 1024, kib["Pss"] / 1024, private / 1024)
 
 
 @contextlib.contextmanager
