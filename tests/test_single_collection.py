@@ -1,0 +1,101 @@
+"""Fifty simultaneous scrapes of the real exporter cause one collection, counted from outside.
+
+One process's `ksm_stat` in a copy of the fixture is a named pipe: each collection's sweep
+opens it once and blocks until this test writes into it, so the test both holds the
+collection open while the scrapes pile up and counts how many collections there were.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from tests.support.exporter_process import running_exporter
+from tests.support.exposition import parse_samples
+from tests.support.paths import FIXTURES
+
+SCRAPES = 50
+PID = "1201"
+
+
+class CountingPipe:
+    """Answers each open of the pipe with `content` once `release` is set; counts them."""
+
+    def __init__(self, path: Path, content: bytes) -> None:
+        self.path = path
+        self.content = content
+        self.opens = 0
+        self.release = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            if not self.release.wait(0.01):
+                continue
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as err:
+                if err.errno != errno.ENXIO:  # ENXIO: no reader has it open yet
+                    raise
+                time.sleep(0.005)
+                continue
+            try:
+                os.write(fd, self.content)
+            finally:
+                os.close(fd)
+            self.opens += 1
+            time.sleep(0.05)  # let the reader see end-of-file before the next open
+
+    @contextlib.contextmanager
+    def serving(self) -> Iterator[CountingPipe]:
+        self._thread.start()
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            self._thread.join(timeout=5)
+
+
+def test_fifty_simultaneous_scrapes_cause_one_collection(tmp_path: Path) -> None:
+    proc = tmp_path / "proc"
+    shutil.copytree(FIXTURES / "current" / "proc", proc)
+    stat = proc / PID / "ksm_stat"
+    content = stat.read_bytes()
+    stat.unlink()
+    os.mkfifo(stat)
+    sysfs = FIXTURES / "current" / "sys"
+    with (
+        running_exporter(f"--path.sysfs={sysfs}", f"--path.procfs={proc}") as exporter,
+        CountingPipe(stat, content).serving() as pipe,
+        ThreadPoolExecutor(SCRAPES) as clients,
+    ):
+
+        def scrape() -> tuple[int, str]:
+            with urllib.request.urlopen(exporter.url + "/metrics", timeout=30) as response:
+                return response.status, response.read().decode()
+
+        scrapes = [clients.submit(scrape) for _ in range(SCRAPES)]
+        time.sleep(1.0)  # every request is in, all waiting on the one collection
+        assert not any(s.done() for s in scrapes)
+        pipe.release.set()
+        answers = [s.result(timeout=30) for s in scrapes]
+        assert [status for status, _text in answers] == [200] * SCRAPES
+        assert len({text for _status, text in answers}) == 1  # one collection's bytes
+        assert pipe.opens == 1
+        merging = {
+            dict(labels)["pid"]: pages
+            for (name, labels), pages in parse_samples(answers[0][1]).items()
+            if name == "ksm_process_merging_pages"
+        }
+        assert merging[PID] == 120000  # the piped ksm_stat was read
+        exporter.get()
+        assert pipe.opens == 2
