@@ -105,13 +105,14 @@ def test_file_capability_as_the_container_image_carries_it(runtime: NobodyRuntim
         command=runtime.command(python=python), env=runtime.env, cwd="/"
     ) as exporter:
         pid = exporter.process.pid
+        # A scrape first, so that the worker threads that read /proc exist.
+        assert "ksm_available" in exporter.get()
         # Permitted by the file, made effective by the exporter at start-up, every thread.
         assert capabilities(pid)["CapPrm"] == 1 << CAP_DAC_READ_SEARCH
         tasks = [task.name for task in Path(f"/proc/{pid}/task").iterdir()]
         assert len(tasks) > 1
         for task in tasks:
             assert capabilities(pid, task)["CapEff"] == 1 << CAP_DAC_READ_SEARCH, task
-        assert "ksm_available" in exporter.get()
         line = start_line(exporter)
     assert f"uid={NOBODY_UID} cap_dac_read_search=True" in line
 
