@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 from collections.abc import Iterator
@@ -122,3 +123,12 @@ def test_a_held_descriptor_follows_the_real_kernel() -> None:
             assert open_files_under(Path(KSM)) > 0
         finally:
             reader.close()
+
+
+def test_a_reader_dropped_without_close_gives_its_files_back(sysfs: Path) -> None:
+    reader = HeldKsmSysfs(str(sysfs))
+    reader.read()
+    assert open_files_under(sysfs) == 24
+    del reader
+    gc.collect()
+    assert open_files_under(sysfs) == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -163,6 +164,8 @@ class HeldKsmSysfs:
         self.directory = ksm_dir(sysfs_root)
         self._held: dict[str, int | None] = {}  # name -> descriptor, None where absent
         self._identity: tuple[int, ...] | None = None
+        # A reader dropped without close() still gives its descriptors back.
+        weakref.finalize(self, _close_all, self._held)
 
     def read(self) -> SysfsReading:
         try:
@@ -201,11 +204,15 @@ class HeldKsmSysfs:
             raise
 
     def close(self) -> None:
-        for fd in self._held.values():
-            if fd is not None:
-                os.close(fd)
-        self._held.clear()
+        _close_all(self._held)
         self._identity = None
+
+
+def _close_all(held: dict[str, int | None]) -> None:
+    for fd in held.values():
+        if fd is not None:
+            os.close(fd)
+    held.clear()
 
 
 def _identity(st: os.stat_result) -> tuple[int, ...]:
