@@ -65,6 +65,19 @@ class CountingPipe:
             self._thread.join(timeout=5)
 
 
+def clients_connected_to(port: int) -> int:
+    """Established IPv4 connections from this host to 127.0.0.1:`port` (client ends)."""
+    established = 0
+    with open("/proc/net/tcp") as table:
+        next(table)
+        for line in table:
+            fields = line.split()
+            remote_port = int(fields[2].split(":")[1], 16)
+            if remote_port == port and fields[3] == "01":
+                established += 1
+    return established
+
+
 def test_fifty_simultaneous_scrapes_cause_one_collection(tmp_path: Path) -> None:
     proc = tmp_path / "proc"
     shutil.copytree(FIXTURES / "current" / "proc", proc)
@@ -84,7 +97,11 @@ def test_fifty_simultaneous_scrapes_cause_one_collection(tmp_path: Path) -> None
                 return response.status, response.read().decode()
 
         scrapes = [clients.submit(scrape) for _ in range(SCRAPES)]
-        time.sleep(1.0)  # every request is in, all waiting on the one collection
+        port = int(exporter.url.rsplit(":", 1)[1])
+        deadline = time.monotonic() + 20
+        while clients_connected_to(port) < SCRAPES and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # every request is in, all waiting on the one collection
         assert not any(s.done() for s in scrapes)
         pipe.release.set()
         answers = [s.result(timeout=30) for s in scrapes]
