@@ -215,3 +215,48 @@ def test_basic_auth_over_tls(tmp_path: Path, certificate: Certificate) -> None:
                 urllib.request.urlopen(request, timeout=5, context=tls)
             assert refused.value.code == 401
             assert refused.value.headers["WWW-Authenticate"] == 'Basic realm="ksm-exporter"'
+
+
+def refused_in_handshake(url: str, context: ssl.SSLContext) -> bool:
+    """With TLS 1.3 the server's refusal of a client certificate arrives after the client
+    finished its handshake: as an alert, or as the connection closed before any response."""
+    try:
+        urllib.request.urlopen(url, timeout=5, context=context)
+    except (http.client.RemoteDisconnected, ConnectionResetError, ssl.SSLError):
+        return True
+    except urllib.error.URLError as err:
+        return isinstance(err.reason, ssl.SSLError | ConnectionResetError)
+    return False
+
+
+def test_client_certificates_required(tmp_path: Path, certificate: Certificate) -> None:
+    client = make_certificate(tmp_path, "client")
+    path = write_config(
+        tmp_path,
+        f"tls_server_config:\n  cert_file: {certificate.cert_file}\n"
+        f"  key_file: {certificate.key_file}\n"
+        "  client_auth_type: RequireAndVerifyClientCert\n"
+        f"  client_ca_file: {client.cert_file}\n",
+    )
+    with_cert = certificate.client_context()
+    with_cert.load_cert_chain(client.cert_file, client.key_file)
+    stranger = make_certificate(tmp_path, "stranger")
+    with_other_cert = certificate.client_context()
+    with_other_cert.load_cert_chain(stranger.cert_file, stranger.key_file)
+    with running_exporter(f"--web.config.file={path}", tls=with_cert) as exporter:
+        url = exporter.url + "/metrics"
+        assert "ksm_available" in exporter.get("/metrics")
+        assert refused_in_handshake(url, certificate.client_context())  # no certificate
+        assert refused_in_handshake(url, with_other_cert)  # one the CA did not sign
+        assert "ksm_available" in exporter.get("/metrics")
+
+
+def test_client_verification_needs_a_ca(tmp_path: Path, certificate: Certificate) -> None:
+    path = write_config(
+        tmp_path,
+        f"tls_server_config:\n  cert_file: {certificate.cert_file}\n"
+        f"  key_file: {certificate.key_file}\n"
+        "  client_auth_type: VerifyClientCertIfGiven\n",
+    )
+    with pytest.raises(WebConfigError, match="VerifyClientCertIfGiven needs client_ca_file"):
+        load_web_config(str(path))
