@@ -23,6 +23,10 @@ from ksm_exporter.sources.ksmd import KsmdLocator, KsmdReading
 from ksm_exporter.sources.meminfo import MeminfoReading, read_mem_total
 from ksm_exporter.sources.sysfs import HeldKsmSysfs, SysfsReading
 
+# How long a scrape waits for the per-process sweep: far above its cost on any real host
+# (about 10 µs a process), well within Prometheus' default 10 s scrape timeout.
+SWEEP_DEADLINE = 5.0
+
 
 class Reading(Protocol):
     @property
@@ -70,6 +74,7 @@ class KsmCollection:
         sample_interval: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         clock_ticks: int | None = None,
+        sweep_deadline: float = SWEEP_DEADLINE,
     ) -> None:
         self.roots = roots
         self.page_size = page_size or os.sysconf("SC_PAGE_SIZE")
@@ -81,6 +86,8 @@ class KsmCollection:
         self.collections = 0
         self.ksmd = KsmdLocator(roots.procfs, clock)
         self.sampler = CostSampler(roots.sysfs, self.ksmd, sample_interval, clock, clock_ticks)
+        self.sweep_deadline = sweep_deadline
+        self._sweeping: asyncio.Future[tuple[ProcessSample, float] | None] | None = None
 
     def timed(self, source: str, read: Callable[[], R]) -> R:
         started = time.perf_counter()
@@ -142,8 +149,36 @@ class KsmCollection:
         self.collections += 1
         if self.processes is None:
             return self.families(self.read_sample())
-        sweeping = asyncio.get_running_loop().run_in_executor(None, self.read_processes)
+        sweeping = self._start_sweep()
         sysfs, meminfo = self.read_inline()
         ksmd = self.read_ksmd(sysfs)
-        processes = self.record_processes(await sweeping)
+        processes = await self._finish_sweep(sweeping)
         return self.families(Sample(sysfs, meminfo, processes, ksmd))
+
+    def _start_sweep(self) -> asyncio.Future[tuple[ProcessSample, float] | None] | None:
+        """A sweep in a worker thread, or None while an earlier one is still stuck."""
+        if self._sweeping is not None and not self._sweeping.done():
+            return None
+        self._sweeping = asyncio.get_running_loop().run_in_executor(None, self.read_processes)
+        return self._sweeping
+
+    async def _finish_sweep(
+        self, sweeping: asyncio.Future[tuple[ProcessSample, float] | None] | None
+    ) -> ProcessSample | None:
+        """The sweep's sample, or None when it is not done by the deadline.
+
+        A read of `/proc/<pid>/ksm_stat` waits for the process's memory map lock, which a
+        process stuck in the kernel can hold indefinitely; the scrape then goes out without
+        the per-process figures, the error is counted, and no second sweep starts until the
+        stuck one returns.
+        """
+        if sweeping is not None:
+            try:
+                read = await asyncio.wait_for(asyncio.shield(sweeping), self.sweep_deadline)
+            except TimeoutError:
+                pass
+            else:
+                return self.record_processes(read)
+        reason = f"the per-process sweep is still running after {self.sweep_deadline:g} s"
+        self.stats.record("process", self.sweep_deadline, (Problem(self.roots.procfs, "", reason),))
+        return None
