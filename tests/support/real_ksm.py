@@ -128,6 +128,9 @@ class MergingChild:
         line = self.process.stdout.readline()
         assert line.strip() == "unmerged", f"merging child failed to unmerge: {line!r}"
 
+    def ksm_stat(self) -> dict[str, str]:
+        return read_ksm_stat(self.pid)
+
     def wait_merged(self, pages: int, timeout: float = 30.0) -> int:
         deadline = time.monotonic() + timeout
         while (merged := self.merging_pages()) < pages:
@@ -135,6 +138,23 @@ class MergingChild:
                 raise AssertionError(f"child {self.pid} merged only {merged} pages in {timeout}s")
             time.sleep(0.05)
         return merged
+
+
+def read_ksm_stat(pid: int | str) -> dict[str, str]:
+    """`/proc/<pid>/ksm_stat` as {key without colon: value}; empty for kernel threads."""
+    with open(f"/proc/{pid}/ksm_stat") as f:
+        lines = [line.split() for line in f.read().splitlines()]
+    return {line[0].rstrip(":"): line[1] for line in lines if len(line) == 2}
+
+
+def qemu_link(directory: str) -> str:
+    """A link named like QEMU's binary to this Python: a child exec'd through it has that comm.
+
+    Python finds its standard library through the link's target, so the child runs as usual.
+    """
+    link = os.path.join(directory, "qemu-system-x86_64")
+    os.symlink(sys.executable, link)
+    return link
 
 
 @contextlib.contextmanager
