@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from ksm_exporter.sources.process_sweep import ProcessSweeper
 from tests.support.exporter_process import running_exporter
 from tests.support.exposition import Samples, parse_samples, value
 from tests.support.real_ksm import (
@@ -165,3 +166,30 @@ def test_always_include_keeps_a_sensitive_guest_in_view(ksm: KsmControl, tmp_pat
     labels = series_of(samples, "ksm_process_merging_pages", guest.pid)
     assert labels is not None
     assert labels["vm"] == "tenant-secret"
+
+
+def test_files_kept_open_give_fresh_counters_and_follow_exits(ksm: KsmControl) -> None:
+    sweeper = ProcessSweeper("/proc", keep_limit=100_000)
+    try:
+        with merging_child(16 << 20) as child:
+            pid = str(child.pid).encode()
+            sweeper.sweep()
+            assert pid in sweeper._kept
+            child.wait_merged(3000)
+            ksm.set(run=0)
+            before = child.merging_pages()
+            (found,) = [p for p in sweeper.sweep().registered if p.pid == child.pid]
+            assert before <= (found.stat.merging_pages or 0) <= child.merging_pages()
+            assert before >= 3000
+        # Exited and reaped: the kept file fails with ESRCH, the pid is not opened again.
+        root_fd = os.open("/proc", os.O_RDONLY)
+        try:
+            tally = sweeper._sweep_pids(root_fd, [pid])
+        finally:
+            os.close(root_fd)
+        assert (tally.registered, tally.vanished, pid in sweeper._kept) == ([], 1, False)
+        sweeper.sweep()
+        assert all(os.fstat(fd) for fd in sweeper._kept.values())
+    finally:
+        sweeper.close()
+    assert sweeper._kept == {}

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
+import resource
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,6 +26,24 @@ from ksm_exporter.sources.process_sweep import ProcessSweeper
 log = logging.getLogger(__name__)
 
 _MAX_SWEEP_THREADS = 4
+_MAX_KEPT_FILES = 8192  # at about 4.5 KiB of kernel memory each: 36 MiB at most
+_SPARE_FILES = 256  # descriptors left for sockets, sysfs and the per-scrape reads
+
+
+def open_files_budget() -> int:
+    """How many ksm_stat files the sweep may keep open.
+
+    Raises the soft RLIMIT_NOFILE to the hard one first, as Go's runtime does for every
+    Prometheus exporter written in Go: the soft 1024 is a relic of select().
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    if soft == resource.RLIM_INFINITY:
+        return _MAX_KEPT_FILES
+    return max(0, min(_MAX_KEPT_FILES, soft - _SPARE_FILES))
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +67,7 @@ class ProcessCollector:
         self._helpers = (
             ThreadPoolExecutor(threads - 1, thread_name_prefix="ksm-sweep") if threads > 1 else None
         )
-        self.sweeper = ProcessSweeper(procfs_root, self._helpers, threads)
+        self.sweeper = ProcessSweeper(procfs_root, self._helpers, threads, open_files_budget())
         self._warned_unreadable = False
 
     def read(self) -> ProcessSample:
@@ -83,5 +103,6 @@ class ProcessCollector:
         self._warned_unreadable = bool(unreadable)
 
     def close(self) -> None:
+        self.sweeper.close()
         if self._helpers is not None:
             self._helpers.shutdown(wait=False)

@@ -1,14 +1,16 @@
 """Every process's KSM counters, read from `<procfs>/<pid>/ksm_stat` on each collection.
 
 This is the exporter's hot path: a host may run thousands of processes. Most of the cost is
-the kernel's (path walk, seq_file, the counters), and the GIL is released while it works, so
-the pids are split across a few threads. Idle processes all hand back the same bytes, which
-are parsed once and then recognised by a set lookup.
+the kernel's (path walk, open, the counters, a walk of the process's memory areas), so the
+files stay open between sweeps and are read again with one `pread` each, and the pids are
+split across a few threads, as the GIL is released while the kernel works. Idle processes
+all hand back the same bytes, which are parsed once and then recognised by a set lookup.
 """
 
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
@@ -64,12 +66,29 @@ class _Tally:
 
 
 class ProcessSweeper:
-    """Sweeps `<procfs>/<pid>/ksm_stat`; keeps what it learnt about idle content between sweeps."""
+    """Sweeps `<procfs>/<pid>/ksm_stat`, keeping each file open from one sweep to the next.
 
-    def __init__(self, procfs_root: str, helpers: Executor | None = None, threads: int = 1):
+    A seq_file read at offset 0 runs the kernel's show function again, so `pread` on a file
+    kept open gives fresh counters without the path walk, open and close that cost as much
+    as the read itself. The open file belongs to the process, not to its pid number: once
+    the process exits, reads fail with ESRCH, and a new process that reuses the pid is opened
+    afresh. Each kept file holds about 4.5 KiB of kernel memory (its seq_file page buffer),
+    so at most `keep_limit` are kept; the rest are opened and closed on each sweep.
+    """
+
+    def __init__(
+        self,
+        procfs_root: str,
+        helpers: Executor | None = None,
+        threads: int = 1,
+        keep_limit: int = 0,
+    ) -> None:
         self.root = os.fsencode(procfs_root)
         self.helpers = helpers
         self.threads = max(1, threads)
+        self.keep_limit = keep_limit
+        self._kept: dict[bytes, int] = {}  # pid -> its ksm_stat, open
+        weakref.finalize(self, _close_all, self._kept)
         # Content of idle processes (nothing registered) -> the fields it names.
         self._idle: dict[bytes, frozenset[str]] = {}
 
@@ -86,7 +105,15 @@ class ProcessSweeper:
             tallies = self._sweep_parts(root_fd, pids)
         finally:
             os.close(root_fd)
+        self._forget_all_but(pids)
         return self._merge(len(pids), tallies)
+
+    def close(self) -> None:
+        _close_all(self._kept)
+
+    def _forget_all_but(self, pids: Iterable[bytes]) -> None:
+        for pid in self._kept.keys() - set(pids):
+            os.close(self._kept.pop(pid))
 
     def _sweep_parts(self, root_fd: int, pids: list[bytes]) -> list[_Tally]:
         parts = min(self.threads, len(pids) // _PIDS_PER_THREAD) if self.helpers else 1
@@ -103,29 +130,20 @@ class ProcessSweeper:
         tally = _Tally()
         idle = self._idle
         idle_seen: set[bytes] = set()
-        open_, read, close = os.open, os.read, os.close
+        kept, pread = self._kept, os.pread
         for pid in pids:
-            try:
-                fd = open_(pid + _STAT, _OPEN_FLAGS, dir_fd=root_fd)
-            except FileNotFoundError:
-                self._without_ksm_stat(root_fd, pid, tally)
+            fd = kept.get(pid)
+            raw: bytes | None
+            if fd is None:
+                raw = self._open_and_read(root_fd, pid, tally)
+            else:
+                try:
+                    raw = pread(fd, _READ_SIZE, 0)
+                except OSError:  # that process is gone; the pid may be another's by now
+                    os.close(kept.pop(pid))
+                    raw = self._open_and_read(root_fd, pid, tally)
+            if raw is None:
                 continue
-            except PermissionError:
-                tally.unreadable += 1
-                continue
-            except OSError as err:
-                tally.problems.append(self._problem(pid + _STAT, err))
-                continue
-            try:
-                raw = read(fd, _READ_SIZE)
-            except OSError as err:
-                if err.errno in PID_VANISHED:
-                    tally.vanished += 1
-                else:
-                    tally.problems.append(self._problem(pid + _STAT, err))
-                continue
-            finally:
-                close(fd)
             if not raw:
                 tally.without_memory += 1
             elif raw in idle:
@@ -135,6 +153,34 @@ class ProcessSweeper:
         for raw in idle_seen:
             tally.fields.update(idle.get(raw, ()))
         return tally
+
+    def _open_and_read(self, root_fd: int, pid: bytes, tally: _Tally) -> bytes | None:
+        """The first read of a process's ksm_stat; None with the reason counted in the tally."""
+        try:
+            fd = os.open(pid + _STAT, _OPEN_FLAGS, dir_fd=root_fd)
+        except FileNotFoundError:
+            self._without_ksm_stat(root_fd, pid, tally)
+            return None
+        except PermissionError:
+            tally.unreadable += 1
+            return None
+        except OSError as err:
+            tally.problems.append(self._problem(pid + _STAT, err))
+            return None
+        try:
+            raw = os.read(fd, _READ_SIZE)
+        except OSError as err:
+            os.close(fd)
+            if err.errno in PID_VANISHED:
+                tally.vanished += 1
+            else:
+                tally.problems.append(self._problem(pid + _STAT, err))
+            return None
+        if len(self._kept) < self.keep_limit:
+            self._kept[pid] = fd
+        else:
+            os.close(fd)
+        return raw
 
     def _parse(self, root_fd: int, pid: bytes, raw: bytes, tally: _Tally) -> None:
         try:
@@ -235,3 +281,8 @@ class ProcessSweeper:
             fields=frozenset(present),
             problems=tuple(problems),
         )
+
+
+def _close_all(kept: dict[bytes, int]) -> None:
+    while kept:
+        os.close(kept.popitem()[1])
