@@ -38,10 +38,11 @@ lint: $(VENV)/.installed-dev
 dashboards: $(VENV)/.installed-dev
 	$(BIN)/python -m dashboards.generate
 
-## bench: scrape latency and throughput against node_exporter, and memory footprint
+## bench: scrape latency and throughput against node_exporter, memory footprint, process sweep
 bench: $(VENV)/.installed-run
 	$(BIN)/python -m bench.scrape_latency
 	$(BIN)/python -m bench.footprint
+	$(BIN)/python -m bench.process_sweep
 
 format: $(VENV)/.installed-dev
 	$(BIN)/ruff check --fix .
