@@ -16,7 +16,6 @@ import hmac
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 
-import bcrypt
 from aiohttp import BasicAuth as BasicAuthHeader
 from aiohttp import hdrs, web
 
@@ -31,6 +30,8 @@ class BasicAuth:
         # Checked for unknown users too, at the same cost, so a response's timing does not
         # tell which users exist.
         cost = min((int(h[4:6]) for h in self._users.values()), default=10)
+        import bcrypt  # noqa: PLC0415 - loaded only where basic auth is configured (memory)
+
         self._unknown_user_hash = bcrypt.gensalt(cost) + b"." * 31
         self._key = secrets.token_bytes(32)
         self._verified: dict[str, bytes] = {}
@@ -70,6 +71,8 @@ class BasicAuth:
 
 
 def checkpw(password: bytes, hashed: bytes) -> bool:
+    import bcrypt  # noqa: PLC0415 - loaded only where basic auth is configured (memory)
+
     try:
         return bcrypt.checkpw(password, hashed)
     except ValueError:  # longer than bcrypt's 72 bytes: cannot match any hash

@@ -11,7 +11,6 @@ import re
 import ssl
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 TLS_VERSIONS = {
@@ -68,6 +67,8 @@ class WebConfig(_Strict):
 
 def load_web_config(path: str) -> tuple[WebConfig, ssl.SSLContext | None]:
     """The validated configuration and, when it asks for TLS, the server's SSL context."""
+    import yaml  # noqa: PLC0415 - loaded only where a web config file is given (memory)
+
     try:
         with open(path, "rb") as f:
             document = yaml.safe_load(f)
