@@ -26,7 +26,7 @@ from ksm_exporter.sources.process_sweep import ProcessSweeper
 log = logging.getLogger(__name__)
 
 _MAX_SWEEP_THREADS = 4
-_MAX_KEPT_FILES = 8192  # at about 4.5 KiB of kernel memory each: 36 MiB at most
+_MAX_KEPT_FILES = 1024  # at about 4.5 KiB of kernel memory each: 4.5 MiB at most
 _SPARE_FILES = 256  # descriptors left for sockets, sysfs and the per-scrape reads
 
 
