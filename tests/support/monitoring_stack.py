@@ -34,9 +34,11 @@ class MonitoredExporter:
 
 
 @contextlib.contextmanager
-def exporter_on_ksm(*flags: str, fixture: bool = False) -> Iterator[tuple[RunningExporter, bool]]:
-    """(exporter, True) on this machine's KSM with pages merging, else, or with `fixture`,
-    (exporter, False) on a fixture tree."""
+def exporter_on_ksm(
+    *flags: str, fixture: bool = False, guest: str = "ksm-test-guest"
+) -> Iterator[tuple[RunningExporter, bool]]:
+    """(exporter, True) on this machine's KSM with pages merging in a child that looks like
+    the QEMU guest `guest`, else, or with `fixture`, (exporter, False) on a fixture tree."""
     if fixture or ksm_writable() is not None:
         tree = FIXTURES / "current"
         with running_exporter(
@@ -44,7 +46,12 @@ def exporter_on_ksm(*flags: str, fixture: bool = False) -> Iterator[tuple[Runnin
         ) as exporter:
             yield exporter, False
         return
-    with ksm_control() as ksm, merging_child(16 << 20) as child:
+    with (
+        ksm_control() as ksm,
+        merging_child(
+            16 << 20, argv0="qemu-system-x86_64", extra_args=("-name", f"guest={guest}")
+        ) as child,
+    ):
         ksm.set(pages_to_scan=1000, sleep_millisecs=10, run=1)
         child.wait_merged(1000)
         with running_exporter(*flags) as exporter:
@@ -64,11 +71,11 @@ def example_config_for(exporter: RunningExporter, interval: str = "1s") -> dict[
 
 @contextlib.contextmanager
 def monitored_exporter(
-    *flags: str, scrapes: int = 5, fixture: bool = False
+    *flags: str, scrapes: int = 5, fixture: bool = False, guest: str = "ksm-test-guest"
 ) -> Iterator[MonitoredExporter]:
     """The exporter (with `flags`) after Prometheus has scraped it `scrapes` times."""
     with (
-        exporter_on_ksm(*flags, fixture=fixture) as (exporter, real),
+        exporter_on_ksm(*flags, fixture=fixture, guest=guest) as (exporter, real),
         running_prometheus(example_config_for(exporter)) as prometheus,
     ):
         prometheus.wait_for_scrapes(scrapes, job=JOB)
