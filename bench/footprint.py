@@ -3,7 +3,7 @@
 Resident set (RSS) counts shared library pages too; PSS and USS (private pages only) are
 printed beside it.
 
-Extra idle processes (forked children that only wait) make the host look busy, so a
+Extra idle processes (`sleep` children that die with the script) make the host look busy, so a
 per-process sweep has real work on every scrape. Both exporters are scraped in turn by one
 keep-alive client each; memory is read from /proc/<pid>/smaps_rollup.
 
@@ -13,39 +13,16 @@ keep-alive client each; memory is read from /proc/<pid>/smaps_rollup.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import http.client
 import os
-import signal
 import time
-from collections.abc import Iterator
 from contextlib import ExitStack
 
+from bench.idle_processes import idle_processes
 from bench.peers import Server, ksm_exporter, machine, node_exporter
 
 TARGET_RSS_MIB = 50.0
 TARGET_GROWTH_MIB = 5.0
-
-
-@contextlib.contextmanager
-def idle_processes(count: int) -> Iterator[list[int]]:
-    """`count` forked children that sleep until killed."""
-    pids: list[int] = []
-    try:
-        for _ in range(count):
-            pid = os.fork()
-            if pid == 0:  # child: wait for the signal, touch nothing
-                signal.pause()
-                os._exit(0)
-            pids.append(pid)
-        yield pids
-    finally:
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        for pid in pids:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
 
 
 def scrape_many(servers: list[Server], scrapes: int) -> dict[str, float]:
