@@ -6,7 +6,6 @@ Prometheus' promtool and the Grafana provisioning they feed accept."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -14,7 +13,7 @@ import pytest
 import yaml
 
 from tests.support.paths import REPO
-from tests.support.tools import require
+from tests.support.tools import promtool
 
 DEPLOY = REPO / "deploy"
 COMPOSE = DEPLOY / "docker-compose.yml"
@@ -102,17 +101,10 @@ def container_tree(name: str, root: Path) -> Path:
 
 
 def test_prometheus_loads_the_rules_and_scrapes_the_exporter(tmp_path: Path) -> None:
-    promtool = require("promtool", "prometheus")
     root = container_tree("prometheus", tmp_path)
     config_path = root / "etc" / "prometheus" / "prometheus.yml"
     assert "--config.file=/etc/prometheus/prometheus.yml" in service("prometheus")["command"]
-    check = subprocess.run(
-        [promtool, "check", "config", str(config_path)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    check = promtool("check", "config", str(config_path))
     assert check.returncode == 0, check.stdout + check.stderr
     for name in ("ksm-rules.yml", "ksm-alerts.yml"):
         assert f"Checking {root / 'etc' / 'prometheus' / name}\n" in check.stdout

@@ -17,7 +17,7 @@ from kubernetes_validate.utils import ValidationError, latest_version, validate
 from ksm_exporter.cli import build_parser, load_settings
 from ksm_exporter.config import DEFAULT_PORT, ListenAddress
 from tests.support.paths import REPO
-from tests.support.tools import require
+from tests.support.tools import promtool
 
 BASE = REPO / "deploy" / "kubernetes"
 CORE_OBJECTS = ("serviceaccount.yaml", "daemonset.yaml", "service.yaml")
@@ -197,16 +197,9 @@ def test_prometheus_rule_holds_exactly_the_rule_files_groups() -> None:
 
 
 def test_prometheus_rule_groups_pass_promtool(tmp_path: Path) -> None:
-    promtool = require("promtool", "prometheus")
     rules = tmp_path / "rules.yml"
     rules.write_text(yaml.safe_dump({"groups": load("prometheusrule.yaml")["spec"]["groups"]}))
-    result = subprocess.run(
-        [promtool, "check", "rules", str(rules)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = promtool("check", "rules", str(rules))
     assert result.returncode == 0, result.stdout + result.stderr
     alerts = sum(1 for group in rule_file_groups() for rule in group["rules"] if "alert" in rule)
     assert f"SUCCESS: {alerts + recording_rules()} rules found" in result.stdout

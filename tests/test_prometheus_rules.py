@@ -23,7 +23,7 @@ from tests.support.rule_files import (
     recording_rule_names,
     rules,
 )
-from tests.support.tools import require
+from tests.support.tools import promtool, require
 
 UNIT_TESTS = sorted((TESTS / "rules").glob("*.yml"))
 RUNBOOK = REPO / "docs" / "runbook.md"
@@ -37,15 +37,13 @@ def run(*command: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
 
 
 def test_promtool_accepts_the_rule_files() -> None:
-    promtool = require("promtool", "prometheus")
-    result = run(promtool, "check", "rules", *map(str, RULE_FILES))
+    result = promtool("check", "rules", *map(str, RULE_FILES))
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("SUCCESS") == len(RULE_FILES)
 
 
 def test_promtool_accepts_the_example_config_and_the_rules_it_loads() -> None:
-    promtool = require("promtool", "prometheus")
-    result = run(promtool, "check", "config", str(EXAMPLE_CONFIG))
+    result = promtool("check", "config", str(EXAMPLE_CONFIG))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS: 2 rule files found" in result.stdout
     config = yaml.safe_load(EXAMPLE_CONFIG.read_text())
@@ -56,8 +54,7 @@ def test_promtool_accepts_the_example_config_and_the_rules_it_loads() -> None:
 
 @pytest.mark.parametrize("unit_tests", UNIT_TESTS, ids=lambda path: path.name)
 def test_promtool_unit_tests_pass(unit_tests: Path) -> None:
-    promtool = require("promtool", "prometheus")
-    result = run(promtool, "test", "rules", unit_tests.name, cwd=unit_tests.parent)
+    result = promtool("test", "rules", unit_tests.name, cwd=unit_tests.parent)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
 

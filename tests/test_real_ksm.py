@@ -15,7 +15,7 @@ from ksm_exporter.sources.ksmd import find_ksmd, parse_stat
 from tests.support.exporter_process import RunningExporter, running_exporter
 from tests.support.exposition import Samples, names, parse_samples, value
 from tests.support.real_ksm import ksm_control, merging_child, read_ksm
-from tests.support.tools import require
+from tests.support.tools import promtool
 
 pytestmark = pytest.mark.realksm
 
@@ -58,15 +58,7 @@ def test_exporter_agrees_with_sysfs_while_pages_merge() -> None:
         assert sharing > 0
         assert value(samples, "ksm_exporter_collect_errors_total", source="sysfs") == 0
 
-        promtool = require("promtool", "prometheus")
-        check = subprocess.run(
-            [promtool, "check", "metrics"],
-            input=text,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        check = promtool("check", "metrics", stdin=text)
         assert (check.returncode, check.stdout, check.stderr) == (0, "", "")
 
 

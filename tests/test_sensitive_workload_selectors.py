@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
-import subprocess
 import textwrap
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from ksm_exporter.cli import build_parser, load_settings
 from ksm_exporter.derive.process_selection import always_included
 from ksm_exporter.sources.process_identity import ProcessIdentity
 from tests.support.paths import REPO
-from tests.support.tools import require
+from tests.support.tools import promtool
 
 ALERTS = REPO / "deploy" / "prometheus" / "ksm-alerts.yml"
 RULES = REPO / "deploy" / "prometheus" / "ksm-rules.yml"
@@ -142,19 +141,11 @@ def test_every_runbook_selector_has_its_expected_processes() -> None:
 
 @pytest.mark.parametrize("index", range(len(EXPECTED)))
 def test_the_runbook_selector_selects_exactly_its_workloads(tmp_path: Path, index: int) -> None:
-    promtool = require("promtool", "prometheus")
     selector = runbook_selectors()[index]
     shutil.copy(RULES, tmp_path / "ksm-rules.yml")
     (tmp_path / "ksm-alerts.yml").write_text(with_selector(selector))
     (tmp_path / "test.yml").write_text(yaml.safe_dump(unit_test(EXPECTED[index])))
-    run = subprocess.run(
-        [promtool, "test", "rules", "test.yml"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    run = promtool("test", "rules", "test.yml", cwd=tmp_path)
     assert run.returncode == 0, f"selector:\n{selector}\n{run.stdout}{run.stderr}"
 
 

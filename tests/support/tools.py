@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 
 import pytest
 
@@ -20,3 +21,18 @@ def require(command: str, package: str) -> str:
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
+
+
+def promtool(
+    *args: str, cwd: str | os.PathLike[str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Runs Debian's promtool with `args`; missing, it skips or fails as `require` does."""
+    return subprocess.run(
+        [require("promtool", "prometheus"), *args],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
