@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 
 from bench.idle_processes import idle_processes
-from ksm_exporter.collector.processes import ProcessCollector, ProcessOptions
+from ksm_exporter.collector.processes import ProcessOptions, ProcessReader
 from tests.support.exporter_process import running_exporter
 
 ROUNDS = 25
@@ -55,7 +55,7 @@ def timed(job: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
-def sweep_figures(collector: ProcessCollector) -> tuple[float, float, float, int]:
+def sweep_figures(collector: ProcessReader) -> tuple[float, float, float, int]:
     """Medians of (a) and (b), alternating, and (b)'s first sweep, which opens every file."""
     first = timed(collector.read)
     plain: list[float] = []
@@ -89,7 +89,7 @@ def main(counts: list[int]) -> None:
     )
     for count in counts:
         with idle_processes(count):
-            collector = ProcessCollector("/proc", ProcessOptions())
+            collector = ProcessReader("/proc", ProcessOptions())
             try:
                 plain, exporter, first, scanned = sweep_figures(collector)
             finally:

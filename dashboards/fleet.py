@@ -64,7 +64,7 @@ def _totals(board: DashboardWriter) -> None:
             "Selected hosts where ksmd runs (run = 1), out of the hosts reporting.",
             "short",
             [
-                Query(f"count(ksm_run{selector()} == 1)", "running", instant=True),
+                Query(f"count(ksm_run{selector()} % 4 == 1)", "running", instant=True),
                 Query(f"count(ksm_available{selector()})", "reporting", instant=True),
             ],
             no_value="0",
@@ -157,7 +157,7 @@ def _hosts_to_look_at(board: DashboardWriter) -> None:
                 Query(
                     f"ksm_general_profit_bytes{selector()}"
                     " < on(instance) group_left() instance:ksm_general_profit_bytes:threshold"
-                    f" and on(job, instance) ksm_run{selector()} == 1",
+                    f" and on(job, instance) ksm_run{selector()} % 4 == 1",
                     "net profit",
                     instant=True,
                 )

@@ -186,11 +186,11 @@ def _savings(board: DashboardWriter) -> None:
     )
     board.stat(
         Panel(
-            "Sharing ratio",
-            "Mappings per shared KSM page (pages_sharing / pages_shared). Higher is better: "
-            "each shared page stands in for that many copies.",
+            "Mappings per shared page",
+            "Mappings each shared KSM page serves (1 + pages_sharing / pages_shared). Higher "
+            "is better: each shared page stands in for that many copies.",
             RATIO_UNIT,
-            [Query(f"ksm_sharing_ratio{selector()}", instant=True)],
+            [Query(f"ksm_mappings_per_shared_page{selector()}", instant=True)],
             width=6,
         )
     )
@@ -248,15 +248,15 @@ def _pages(board: DashboardWriter) -> None:
     board.timeseries(
         Panel(
             "Sharing and unshared ratios",
-            "Sharing ratio: mappings per shared page, higher is better. Unshared ratio: pages "
-            "checked in vain per merged page (wasted effort); above "
+            "Mappings per shared page, higher is better. Unshared pages per sharing page: "
+            "pages checked in vain per merged page (wasted effort; +Inf when none shares); above "
             f"{thresholds.UNSHARED_RATIO:g} KSM mostly scans memory that never merges "
             "(KsmHighUnsharedRatio).",
             RATIO_UNIT,
             [
-                Query(f"ksm_sharing_ratio{selector()}", "sharing"),
-                Query(f"ksm_unshared_ratio{selector()}", "unshared"),
-                threshold_query("unshared_ratio"),
+                Query(f"ksm_mappings_per_shared_page{selector()}", "mappings per page"),
+                Query(f"ksm_unshared_pages_per_sharing_page{selector()}", "unshared"),
+                threshold_query("unshared_pages_per_sharing_page"),
             ],
             width=12,
             height=8,
@@ -318,7 +318,7 @@ def _cost(board: DashboardWriter) -> None:
             "s",
             [
                 Query(f"ksm_full_scan_duration_seconds{selector()}", "wall time"),
-                Query(f"ksm_ksmd_cpu_seconds_per_full_scan{selector()}", "ksmd CPU"),
+                Query(f"ksm_full_scan_ksmd_cpu_seconds{selector()}", "ksmd CPU"),
                 Query(
                     f"instance:ksm_full_scan_period_seconds:mean1h{selector()}",
                     "time between passes (1 h mean)",
@@ -358,7 +358,10 @@ def _processes(board: DashboardWriter) -> None:
             "Processes registered with KSM (madvise or prctl) and how many of them merge "
             "pages. Registered but not merging means effort without gain.",
             "short",
-            [Query(f"ksm_processes{selector()}", "{{state}}", instant=True)],
+            [
+                Query(f"ksm_processes_registered{selector()}", "registered", instant=True),
+                Query(f"ksm_processes_merging{selector()}", "merging", instant=True),
+            ],
             width=6,
             height=8,
         )

@@ -22,6 +22,6 @@ ALERT_DEFAULTS = {
     "ksm:ksmd_cpu_ratio:threshold": KSMD_CPU_RATIO,
     "ksm:scanning_cpu_ratio:threshold": SCANNING_CPU_RATIO,
     "ksm:general_profit_bytes:threshold": PROFIT_BYTES,
-    "ksm:unshared_ratio:threshold": UNSHARED_RATIO,
+    "ksm:unshared_pages_per_sharing_page:threshold": UNSHARED_RATIO,
     "ksm:full_scan_duration_seconds:threshold": FULL_SCAN_SECONDS,
 }

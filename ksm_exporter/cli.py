@@ -15,7 +15,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from ksm_exporter import __version__
-from ksm_exporter.collector.collection import KsmCollection, Roots
+from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.collector.processes import ProcessOptions
 from ksm_exporter.config import ListenAddress, Settings, env_of, flag_of
 from ksm_exporter.logs import configure_logging
@@ -24,6 +24,7 @@ from ksm_exporter.server.app import make_app
 from ksm_exporter.server.basic_auth import BasicAuth
 from ksm_exporter.server.limits import raise_open_files_limit
 from ksm_exporter.server.web_config import WebConfig, WebConfigError, load_web_config
+from ksm_exporter.sources.roots import Roots
 from ksm_exporter.status.render import render_json, render_text
 from ksm_exporter.status.snapshot import KsmUnreadable, take_snapshot
 
@@ -135,6 +136,7 @@ def process_options(settings: Settings) -> ProcessOptions:
 def serve(settings: Settings, web_config: WebConfig, ssl_context: ssl.SSLContext | None) -> None:
     # Before any thread starts: threads inherit the capability from this one.
     reads_any_process = make_effective()
+    open_files_limit = raise_open_files_limit()  # before the sweep sizes its budget by it
     host, port = ListenAddress.split(settings.web_listen_address)
     collection = KsmCollection(
         Roots(settings.path_sysfs, settings.path_procfs),
@@ -152,7 +154,7 @@ def serve(settings: Settings, web_config: WebConfig, ssl_context: ssl.SSLContext
             "basic_auth": bool(users),
             "uid": os.getuid(),
             "cap_dac_read_search": reads_any_process,
-            "open_files_limit": raise_open_files_limit(),
+            "open_files_limit": open_files_limit,
         },
     )
     web.run_app(

@@ -11,10 +11,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ksm_exporter.collector.collection import KsmCollection, Roots
-from ksm_exporter.collector.ksm_families import SYSFS_METRICS
+from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.server.app import make_app
 from ksm_exporter.sources.kernel_file import BadValue
+from ksm_exporter.sources.ksm_files import KSM_FILES
+from ksm_exporter.sources.roots import Roots
 from ksm_exporter.sources.sysfs import PARSERS
 from tests.support.exposition import parse_samples, value
 
@@ -145,9 +146,9 @@ def test_any_bytes_in_kernel_files(tree: dict[str, bytes]) -> None:
             assert value(samples, "ksm_available") == 1
             errors = value(samples, "ksm_exporter_collect_errors_total", source="sysfs")
             assert errors == rejected * scrape
-            for spec in SYSFS_METRICS:
-                expected = usable(tree, spec.attribute)
+            for spec in KSM_FILES:
+                expected = usable(tree, spec.name)
                 if expected is None:
-                    assert (spec.name, ()) not in samples, spec.name
+                    assert (spec.metric, ()) not in samples, spec.metric
                 else:
-                    assert value(samples, spec.name) == expected / spec.divisor, spec.name
+                    assert value(samples, spec.metric) == expected / spec.divisor, spec.metric

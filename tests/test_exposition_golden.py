@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ksm_exporter.collector.collection import KsmCollection, Roots
+from ksm_exporter.collector.collection import KsmCollection
+from ksm_exporter.sources.roots import Roots
 from tests.support.exposition import parse_samples, render, value, without_self_metrics
 from tests.support.paths import GOLDEN, fixture_roots
 from tests.support.sampling import CLOCK_TICKS, sampled_collection
@@ -41,8 +42,8 @@ def test_current_kernel_values() -> None:
     samples = parse_samples(render(KsmCollection(fixture_roots("current"), PAGE_SIZE)))
     assert value(samples, "ksm_memory_saved_bytes") == (30000 + 250) * 4096
     assert value(samples, "ksm_memory_saved_ratio") == (30250 * 4096) / (16384000 * 1024)
-    assert value(samples, "ksm_sharing_ratio") == 25.0
-    assert value(samples, "ksm_unshared_ratio") == 0.15
+    assert value(samples, "ksm_mappings_per_shared_page") == 26.0
+    assert value(samples, "ksm_unshared_pages_per_sharing_page") == 0.15
     assert value(samples, "ksm_sleep_seconds") == 0.02
     assert value(samples, "ksm_advisor_max_cpu_ratio") == 0.7
     assert value(samples, "ksm_stable_node_chains_prune_seconds") == 2.0
@@ -69,9 +70,10 @@ def test_old_kernel_omits_what_it_lacks() -> None:
         "ksm_page_size_bytes",
         "ksm_memory_saved_bytes",
         "ksm_memory_saved_ratio",
-        "ksm_sharing_ratio",
-        "ksm_unshared_ratio",
-        "ksm_processes",
+        "ksm_mappings_per_shared_page",
+        "ksm_unshared_pages_per_sharing_page",
+        "ksm_processes_registered",
+        "ksm_processes_merging",
         "ksm_process_other_processes",
         "ksm_process_merging_pages",
         "ksm_process_other_merging_pages",
@@ -83,7 +85,7 @@ def test_broken_files_count_as_errors_on_every_collection() -> None:
     collection = KsmCollection(fixture_roots("broken"), PAGE_SIZE)
     render(collection)
     samples = parse_samples(render(collection))
-    assert value(samples, "ksm_exporter_collect_errors_total", source="sysfs") == 16
+    assert value(samples, "ksm_exporter_collect_errors_total", source="sysfs") == 18
     assert value(samples, "ksm_exporter_collect_errors_total", source="meminfo") == 2
     assert value(samples, "ksm_general_profit_bytes") == -8192
 

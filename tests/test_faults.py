@@ -124,7 +124,7 @@ def test_procfs_without_permission_as_nobody(tree: Path, nobody: NobodyRuntime) 
     ) as exporter:
         healthy = scrape(exporter)
         assert_healthy(healthy)
-        processes = value(healthy, "ksm_processes", state="registered")
+        processes = value(healthy, "ksm_processes_registered")
         assert processes > 0
         (tree / "proc").chmod(0)
         try:
@@ -137,5 +137,5 @@ def test_procfs_without_permission_as_nobody(tree: Path, nobody: NobodyRuntime) 
         assert errors(denied, "process") >= 1
         recovered = scrape(exporter)
         assert_healthy(recovered)
-        assert value(recovered, "ksm_processes", state="registered") == processes
+        assert value(recovered, "ksm_processes_registered") == processes
         assert errors(recovered, "meminfo") == 1

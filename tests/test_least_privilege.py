@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from ksm_exporter.collector.ksm_families import SYSFS_METRICS
 from ksm_exporter.privileges import CAP_DAC_READ_SEARCH
+from ksm_exporter.sources.ksm_files import KSM_FILES
 from tests.support.exporter_process import RunningExporter, running_exporter
 from tests.support.exposition import Samples, names, parse_samples, value
 from tests.support.real_ksm import MergingChild, ksm_control, merging_child
@@ -53,19 +53,19 @@ def start_line(exporter: RunningExporter) -> str:
 
 
 # Everything read from sysfs and /proc/meminfo, and derived from them alone.
-SYSFS_METRICS_AND_SAVINGS = {m.name for m in SYSFS_METRICS} | {
+SYSFS_AND_SAVINGS = {m.metric for m in KSM_FILES} | {
     "ksm_available",
     "ksm_advisor_mode",
     "ksm_page_size_bytes",
     "ksm_memory_saved_bytes",
     "ksm_memory_saved_ratio",
-    "ksm_sharing_ratio",
-    "ksm_unshared_ratio",
+    "ksm_mappings_per_shared_page",
+    "ksm_unshared_pages_per_sharing_page",
 }
 
 
 def sysfs_names(text: str) -> set[str]:
-    return names(parse_samples(text)) & SYSFS_METRICS_AND_SAVINGS
+    return names(parse_samples(text)) & SYSFS_AND_SAVINGS
 
 
 def test_without_the_capability_every_sysfs_metric_is_served(runtime: NobodyRuntime) -> None:
@@ -163,7 +163,7 @@ def test_with_the_capability_root_owned_processes_are_counted(
         assert exported is not None, "the root-owned child has no per-process series"
         assert min(low, high) <= exported <= max(low, high)
         assert value(samples, "ksm_exporter_processes_unreadable") == 0
-        assert value(samples, "ksm_processes", state="registered") >= 1
+        assert value(samples, "ksm_processes_registered") >= 1
         exporter.process.terminate()
         _out, err = exporter.process.communicate(timeout=10)
     assert CAPABILITY_HINT not in err

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -49,20 +50,37 @@ def test_savings_current_kernel() -> None:
     assert savings == Savings(
         saved_bytes=30250 * 4096,
         saved_ratio=30250 * 4096 / (16384000 * 1024),
-        sharing_ratio=25.0,
-        unshared_ratio=0.15,
+        mappings_per_shared_page=26.0,  # the first mapping of each page counts in pages_shared
+        unshared_pages_per_sharing_page=0.15,
     )
 
 
 def test_savings_without_zero_pages_file_and_without_meminfo() -> None:
     ksm = KsmSysfs(available=True, pages_shared=10, pages_sharing=55, pages_unshared=300)
     savings = derive_savings(ksm, page_size=16384, mem_total_bytes=None)
-    assert savings == Savings(55 * 16384, None, 5.5, 300 / 55)
+    assert savings == Savings(55 * 16384, None, 6.5, 300 / 55)
 
 
-def test_ratios_are_zero_when_nothing_is_shared() -> None:
+def test_unshared_pages_with_nothing_sharing_is_infinite_waste() -> None:
     ksm = KsmSysfs(available=True, pages_shared=0, pages_sharing=0, pages_unshared=77)
-    assert derive_savings(ksm, 4096, 1 << 30) == Savings(0, 0.0, 0.0, 0.0)
+    assert derive_savings(ksm, 4096, 1 << 30) == Savings(0, 0.0, None, math.inf)
+
+
+def test_nothing_to_judge_when_nothing_is_unshared_or_sharing() -> None:
+    ksm = KsmSysfs(available=True, pages_shared=0, pages_sharing=0, pages_unshared=0)
+    assert derive_savings(ksm, 4096, 1 << 30) == Savings(0, 0.0, None, None)
+
+
+def test_unreadable_zero_pages_leaves_saved_memory_out() -> None:
+    """Some 6.6-6.9 kernels show ksm_zero_pages as -1: no figure rather than an understated one."""
+    ksm = KsmSysfs(
+        available=True,
+        unreadable=frozenset({"ksm_zero_pages"}),
+        pages_shared=10,
+        pages_sharing=55,
+        pages_unshared=5,
+    )
+    assert derive_savings(ksm, 4096, 1 << 30) == Savings(None, None, 6.5, 5 / 55)
 
 
 def test_nothing_derived_without_ksm() -> None:

@@ -62,8 +62,8 @@ def per_process_sum(samples: Samples, name: str) -> float:
 def test_every_registered_process_within_the_default_limit() -> None:
     samples = collect()
     assert pids_of(samples) == ["1201", "1302", "1403", "2001", "2002", "2200", "2300", "2400"]
-    assert value(samples, "ksm_processes", state="registered") == 8
-    assert value(samples, "ksm_processes", state="merging") == 6
+    assert value(samples, "ksm_processes_registered") == 8
+    assert value(samples, "ksm_processes_merging") == 6
     assert value(samples, "ksm_process_other_processes") == 0
     for name, other in PER_PROCESS.items():
         assert per_process_sum(samples, name) == TOTALS[name]
@@ -92,7 +92,7 @@ def test_per_process_plus_other_is_the_total(limit: int) -> None:
     assert value(samples, "ksm_process_other_processes") == 8 - min(limit, 8)
     for name, other in PER_PROCESS.items():
         assert per_process_sum(samples, name) + value(samples, other) == TOTALS[name]
-    assert value(samples, "ksm_processes", state="registered") == 8
+    assert value(samples, "ksm_processes_registered") == 8
 
 
 def test_limit_keeps_the_most_merging_pages() -> None:

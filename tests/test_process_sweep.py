@@ -131,7 +131,8 @@ def test_unreadable_processes_are_counted_and_logged_once(tmp_path: Path) -> Non
     (proc / "2002" / "ksm_stat").chmod(0)
     script = """
 import logging, sys
-from ksm_exporter.collector.collection import KsmCollection, Roots
+from ksm_exporter.collector.collection import KsmCollection
+from ksm_exporter.sources.roots import Roots
 from ksm_exporter.logs import configure_logging
 from tests.support.exposition import parse_samples, render, value
 configure_logging("info", "logfmt")
@@ -140,7 +141,7 @@ for _ in range(3):
     samples = parse_samples(render(collection))
 print(value(samples, "ksm_exporter_processes_unreadable"),
       value(samples, "ksm_exporter_collect_errors_total", source="process"),
-      value(samples, "ksm_processes", state="registered"))
+      value(samples, "ksm_processes_registered"))
 """
     run = subprocess.run(
         [*without_file_capabilities(), sys.executable, "-c", script, str(proc)],
@@ -197,8 +198,8 @@ def test_parser_never_fails_otherwise(raw: bytes) -> None:
     st.fixed_dictionaries(
         {},
         optional={
-            "ksm_rmap_items": st.integers(0, 2**64 - 1),
-            "ksm_merging_pages": st.integers(0, 2**64 - 1),
+            "ksm_rmap_items": st.integers(0, 2**63 - 1),
+            "ksm_merging_pages": st.integers(0, 2**63 - 1),
             "ksm_process_profit": st.integers(-(2**63), 2**63 - 1),
             "ksm_merge_any:": st.booleans(),
         },

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from ksm_exporter.collector.ksm_families import SYSFS_METRICS
+from ksm_exporter.sources.ksm_files import KSM_FILES
 from ksm_exporter.sources.ksmd import find_ksmd, parse_stat
 from tests.support.exporter_process import RunningExporter, running_exporter
 from tests.support.exposition import Samples, names, parse_samples, value
@@ -22,9 +22,9 @@ pytestmark = pytest.mark.realksm
 
 def sysfs_values() -> dict[str, int]:
     values = {}
-    for metric in SYSFS_METRICS:
+    for metric in KSM_FILES:
         try:
-            values[metric.name] = read_ksm(metric.attribute)
+            values[metric.metric] = read_ksm(metric.name)
         except (OSError, ValueError):
             continue
     return values
@@ -43,12 +43,12 @@ def test_exporter_agrees_with_sysfs_while_pages_merge() -> None:
         assert value(samples, "ksm_available") == 1
         assert value(samples, "ksm_run") == 1
         compared = 0
-        for metric in SYSFS_METRICS:
-            if metric.name not in before:
+        for metric in KSM_FILES:
+            if metric.metric not in before:
                 continue
-            low, high = sorted((before[metric.name], after[metric.name]))
-            exported = value(samples, metric.name) * metric.divisor
-            assert low <= round(exported) <= high, metric.name
+            low, high = sorted((before[metric.metric], after[metric.metric]))
+            exported = value(samples, metric.metric) * metric.divisor
+            assert low <= round(exported) <= high, metric.metric
             compared += 1
         assert compared >= 8
         sharing = value(samples, "ksm_pages_sharing")
@@ -90,7 +90,7 @@ def test_scan_cost_of_real_ksmd() -> None:
         child.wait_merged(2000)
         samples = scrape_until(exporter, "ksm_full_scan_duration_seconds")
         assert value(samples, "ksm_full_scan_duration_seconds") > 0
-        assert value(samples, "ksm_ksmd_cpu_seconds_per_full_scan") >= 0
+        assert value(samples, "ksm_full_scan_ksmd_cpu_seconds") >= 0
         assert 0 <= value(samples, "ksm_ksmd_cpu_ratio") <= 1.05
         before = ksmd_cpu_seconds(ksmd)
         exported = value(parse_samples(exporter.get()), "ksm_ksmd_cpu_seconds_total")

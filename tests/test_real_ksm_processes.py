@@ -114,7 +114,7 @@ def test_each_process_as_its_ksm_stat_says(ksm: KsmControl, tmp_path: Path) -> N
     assert plain_labels is not None
     assert plain_labels["vm"] == ""
     assert plain_labels["cgroup"] == own_cgroup()
-    assert value(samples, "ksm_processes", state="merging") >= 2
+    assert value(samples, "ksm_processes_merging") >= 2
     assert value(samples, "ksm_exporter_processes_scanned") >= 3
     assert value(samples, "ksm_exporter_collect_errors_total", source="process") == 0
 

@@ -8,8 +8,9 @@ from aiohttp.test_utils import TestClient
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_families
 from pytest_aiohttp import AiohttpClient
 
-from ksm_exporter.collector.collection import KsmCollection, Roots
+from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.server.app import make_app
+from ksm_exporter.sources.roots import Roots
 from tests.support.exposition import parse_samples, value
 from tests.support.paths import fixture_roots
 from tests.support.sampling import copy_fixture

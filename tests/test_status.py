@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ksm_exporter.collector.collection import Roots
 from ksm_exporter.sources.kernel_file import Problem
+from ksm_exporter.sources.roots import Roots
 from ksm_exporter.status.render import render_json, render_text
 from ksm_exporter.status.snapshot import KsmUnreadable, Snapshot, no_ksm_sentence, take_snapshot
 from tests.support.paths import FIXTURES, fixture_roots
@@ -44,6 +44,7 @@ def busy_ksmd_snapshot(tmp_path: Path, scans_at: tuple[int, ...]) -> Snapshot:
         write_full_scans(roots, full_scans)
         write_stat(roots, KSMD_PID, utime=25, stime=1210 + 3 * steps)
 
+    write_stat(roots, KSMD_PID, utime=25, stime=1210)
     return take_snapshot(
         roots, 1.0, 3, clock=clock, sleep=sleep, page_size=PAGE_SIZE, clock_ticks=CLOCK_TICKS
     )
@@ -60,10 +61,10 @@ def test_text_has_state_savings_cost_and_top_processes(tmp_path: Path) -> None:
         "Memory saved   118.2 MiB (0.74% of 15.6 GiB RAM)",
         "Net profit     112.5 MiB after metadata (general_profit)",
         "Pages          shared 1200, sharing 30000, unshared 4500, volatile 37, zero 250",
-        "Sharing        25.00 mappings per shared page",
+        "Sharing        26.00 mappings per shared page",
         "Unshared       0.15 unshared pages per sharing page (wasted effort)",
         "ksmd CPU       30.0% of one CPU over 1.0 s (pid 37, 12.65 s CPU in all)",
-        "Full scan      0.50 s, 0.15 s of ksmd CPU each",
+        "Full scan      0.50 s, 150.0 ms of ksmd CPU each",
         "Full scans     44 since KSM started or was reset",
         "Processes      8 registered with KSM, 6 merging",
         "   1201 qemu-system-x86   468.8 MiB   456.8 MiB  vm web01",
@@ -85,7 +86,8 @@ def test_text_has_state_savings_cost_and_top_processes(tmp_path: Path) -> None:
 
 def test_full_scan_time_unknown_when_fewer_than_two_complete(tmp_path: Path) -> None:
     one = render_text(busy_ksmd_snapshot(tmp_path / "one", scans_at=(4,)))
-    assert "Full scan      unknown: 1 completed in 1.0 s; timing one needs two" in one
+    # The CPU per scan needs one completion only: the window's CPU divided by the scans in it.
+    assert "Full scan      1 completed in 1.0 s, 300.0 ms CPU each; timing needs two" in one
     none = render_text(busy_ksmd_snapshot(tmp_path / "none", scans_at=()))
     assert "Full scan      unknown: none completed in 1.0 s (watch longer: --window)" in none
 
@@ -94,7 +96,7 @@ def test_several_scans_in_one_step_are_averaged(tmp_path: Path) -> None:
     document = json.loads(render_json(busy_ksmd_snapshot(tmp_path, scans_at=(1, 3, 3, 3))))
     assert document["full_scan"]["completed_in_window"] == 4
     assert document["full_scan"]["duration_seconds"] == pytest.approx(0.2 / 3)
-    assert document["full_scan"]["ksmd_cpu_seconds"] == pytest.approx(0.06 / 3)
+    assert document["full_scan"]["ksmd_cpu_seconds"] == pytest.approx(0.3 / 4)  # the window's
 
 
 def test_json_holds_the_same_figures(tmp_path: Path) -> None:
@@ -160,7 +162,7 @@ def test_status_json_parses() -> None:
     document = json.loads(result.stdout)
     assert document["ksm"]["pages_sharing"] == 30000
     assert document["ksmd"]["pid"] == 37
-    assert document["ksmd"]["cpu_seconds_total"] == 1235 / os.sysconf("SC_CLK_TCK")
+    assert document["ksmd"]["cpu_seconds_total"] == 12.351234567  # schedstat
     assert document["ksmd"]["cpu_ratio"] == 0.0
     assert [p["vm"] for p in document["processes"]["top"]] == ["web01"]
 

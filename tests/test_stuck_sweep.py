@@ -11,8 +11,9 @@ from pathlib import Path
 
 from pytest_aiohttp import AiohttpClient
 
-from ksm_exporter.collector.collection import KsmCollection, Roots
+from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.server.app import make_app
+from ksm_exporter.sources.roots import Roots
 from tests.support.exposition import Samples, parse_samples, render, value
 from tests.support.paths import FIXTURES, fixture_roots
 
@@ -73,17 +74,17 @@ async def test_scrapes_go_on_without_a_stuck_sweep(
         assert timings[1] < DEADLINE
         for count, samples in enumerate(answers, start=1):
             assert value(samples, "ksm_pages_sharing") == 30000
-            assert ("ksm_processes", (("state", "registered"),)) not in samples
+            assert ("ksm_processes_registered", ()) not in samples
             assert process_errors(samples) == count
 
         release(stat, content)
         deadline = time.monotonic() + 5
-        while not collection._sweeping or not collection._sweeping.done():
+        while collection.sweep.busy:
             assert time.monotonic() < deadline, "the released sweep did not finish"
             await client.get("/-/healthy")
         stat.unlink()  # the process's lock is free again: its file reads as usual
         stat.write_bytes(content)
 
         recovered = parse_samples(await (await client.get("/metrics")).text())
-        assert value(recovered, "ksm_processes", state="registered") > 0
+        assert value(recovered, "ksm_processes_registered") > 0
         assert process_errors(recovered) == 2 + errors_of_a_plain_sweep()

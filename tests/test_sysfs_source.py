@@ -63,10 +63,21 @@ def test_old_kernel_has_only_the_original_eight() -> None:
 
 def test_broken_files_are_reported_and_skipped() -> None:
     reading = read_ksm_sysfs(sysfs("broken"))
+    unusable = {
+        "run",
+        "pages_to_scan",
+        "pages_shared",
+        "pages_sharing",
+        "pages_unshared",
+        "pages_volatile",
+        "full_scans",
+        "advisor_mode",
+        "max_page_sharing",
+    }
     assert reading.snapshot == KsmSysfs(
         available=True,
+        unreadable=frozenset(unusable),
         sleep_millisecs=20,
-        pages_sharing=2**64 - 1,
         general_profit=-8192,
         ksm_zero_pages=12,
     )
@@ -76,6 +87,7 @@ def test_broken_files_are_reported_and_skipped() -> None:
         "run": ("", "not an unsigned integer"),
         "pages_to_scan": ("lots", "not an unsigned integer"),
         "pages_shared": ("18446744073709551616", "beyond 64 bits"),
+        "pages_sharing": ("18446744073709551615", "a negative count printed as unsigned"),
         "pages_unshared": ("-5", "not an unsigned integer"),
         "pages_volatile": ("", "EISDIR: Is a directory"),
         "full_scans": ("4\\xff\\xfe2", "not ASCII text"),
@@ -97,7 +109,9 @@ def test_unreadable_file_is_a_problem_not_a_crash(tmp_path: Path) -> None:
     (ksm / "pages_shared").symlink_to(ksm / "loop")
     (ksm / "loop").symlink_to(ksm / "pages_shared")
     reading = read_ksm_sysfs(str(tmp_path))
-    assert reading.snapshot == KsmSysfs(available=True, run=1)
+    assert reading.snapshot == KsmSysfs(
+        available=True, unreadable=frozenset({"pages_shared"}), run=1
+    )
     assert [p.reason for p in reading.problems] == ["ELOOP: Too many levels of symbolic links"]
 
 

@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from ksm_exporter.collector.collection import KsmCollection, Roots
+from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.collector.processes import ProcessOptions
+from ksm_exporter.sources.roots import Roots
 from tests.support.exposition import parse_samples, render
 from tests.support.real_ksm import ksm_control, merging_child
 

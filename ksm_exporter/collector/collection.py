@@ -1,12 +1,16 @@
-"""One collection: read every source, derive, and turn the result into metric families."""
+"""One collection: read every source, derive, and turn the result into metric families.
+
+A scrape, start to end: `collect_async` below reads the sources (ksm_exporter/sources), the
+families come from derive's figures in `families`, and the server encodes them
+(ksm_exporter/server/exposition.py).
+"""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol, TypeVar
 
 from prometheus_client.core import Metric
@@ -14,13 +18,15 @@ from prometheus_client.core import Metric
 from ksm_exporter.collector.cost_families import cost_families
 from ksm_exporter.collector.cost_sampler import CostSampler
 from ksm_exporter.collector.ksm_families import savings_families, sysfs_families
-from ksm_exporter.collector.process_families import ProcessSample
-from ksm_exporter.collector.processes import ProcessCollector, ProcessOptions
+from ksm_exporter.collector.off_loop import OffLoop
+from ksm_exporter.collector.processes import ProcessOptions, ProcessReader
 from ksm_exporter.collector.self_metrics import SourceStats
+from ksm_exporter.derive.process_selection import ProcessSample
 from ksm_exporter.derive.savings import derive_savings
 from ksm_exporter.sources.kernel_file import Problem
 from ksm_exporter.sources.ksmd import KsmdLocator, KsmdReading
 from ksm_exporter.sources.meminfo import MeminfoReading, read_mem_total
+from ksm_exporter.sources.roots import Roots
 from ksm_exporter.sources.sysfs import HeldKsmSysfs, SysfsReading
 
 # How long a scrape waits for the per-process sweep: far above its cost on any real host
@@ -34,14 +40,7 @@ class Reading(Protocol):
 
 
 R = TypeVar("R", bound=Reading)
-
-
-@dataclass(frozen=True, slots=True)
-class Roots:
-    """Where the kernel's filesystems are mounted; tests point these at fixture trees."""
-
-    sysfs: str = "/sys"
-    procfs: str = "/proc"
+Timed = tuple[ProcessSample, float]  # a sweep and how long it took
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +58,9 @@ class KsmCollection:
 
     The sysfs, meminfo and ksmd reads are a few dozen small files: they run inline, as a hop
     to a worker thread costs more than the reads themselves. The per-process sweep reads a
-    file per process and runs in a worker thread, alongside them. The scan-cost figures come
-    from `sampler`, which the server runs in the background (`make_app`).
+    file per process and runs in a worker thread meanwhile. The scan-cost figures come from
+    `sampler`, which the server runs in the background (`make_app`). `close()` gives back
+    the held files and threads.
     """
 
     SOURCES = ("sysfs", "meminfo", "ksmd")
@@ -79,15 +79,14 @@ class KsmCollection:
         self.roots = roots
         self.page_size = page_size or os.sysconf("SC_PAGE_SIZE")
         options = processes or ProcessOptions()
-        self.processes = ProcessCollector(roots.procfs, options) if options.enabled else None
+        self.processes = ProcessReader(roots.procfs, options) if options.enabled else None
         sources = (*self.SOURCES, "process") if self.processes else self.SOURCES
         self.stats = SourceStats(sources)
         self.sysfs = HeldKsmSysfs(roots.sysfs)
         self.collections = 0
-        self.ksmd = KsmdLocator(roots.procfs, clock)
-        self.sampler = CostSampler(roots.sysfs, self.ksmd, sample_interval, clock, clock_ticks)
-        self.sweep_deadline = sweep_deadline
-        self._sweeping: asyncio.Future[tuple[ProcessSample, float] | None] | None = None
+        self.ksmd = KsmdLocator(roots.procfs, clock, clock_ticks)
+        self.sampler = CostSampler(roots.sysfs, self.ksmd, sample_interval, clock)
+        self.sweep = OffLoop(self.sweep_processes, sweep_deadline)
 
     def timed(self, source: str, read: Callable[[], R]) -> R:
         started = time.perf_counter()
@@ -95,34 +94,25 @@ class KsmCollection:
         self.stats.record(source, time.perf_counter() - started, reading.problems)
         return reading
 
-    def read_sample(self) -> Sample:
-        sysfs, meminfo = self.read_inline()
-        processes = self.record_processes(self.read_processes())
-        return Sample(sysfs, meminfo, processes, self.read_ksmd(sysfs))
-
-    def read_ksmd(self, sysfs: SysfsReading) -> KsmdReading | None:
-        if not sysfs.snapshot.available:
-            return None
-        return self.timed("ksmd", self.ksmd.read)
-
-    def read_inline(self) -> tuple[SysfsReading, MeminfoReading]:
-        """The small reads that run on the caller's thread."""
-        sysfs = self.timed("sysfs", self.sysfs.read)
-        meminfo = self.timed("meminfo", lambda: read_mem_total(self.roots.procfs))
-        return sysfs, meminfo
-
-    def read_processes(self) -> tuple[ProcessSample, float] | None:
-        """The sweep and how long it took; the caller records it (the sweep may run in a thread)."""
+    def sweep_processes(self) -> Timed | None:
+        """The sweep and how long it took; the caller records it (it may run in a thread)."""
         if self.processes is None:
             return None
         started = time.perf_counter()
         sample = self.processes.read()
         return sample, time.perf_counter() - started
 
-    def record_processes(self, read: tuple[ProcessSample, float] | None) -> ProcessSample | None:
-        if read is None:
+    def read(self) -> Sample:
+        """Every source but the per-process sweep."""
+        sysfs = self.timed("sysfs", self.sysfs.read)
+        meminfo = self.timed("meminfo", lambda: read_mem_total(self.roots.procfs))
+        ksmd = self.timed("ksmd", self.ksmd.read) if sysfs.snapshot.available else None
+        return Sample(sysfs, meminfo, None, ksmd)
+
+    def record_sweep(self, timed: Timed | None) -> ProcessSample | None:
+        if timed is None:
             return None
-        sample, seconds = read
+        sample, seconds = timed
         self.stats.record("process", seconds, sample.problems)
         return sample
 
@@ -135,50 +125,31 @@ class KsmCollection:
         if self.processes is not None and sample.processes is not None:
             metrics.extend(self.processes.families(sample.processes, self.page_size))
         ksmd = sample.ksmd.ksmd if sample.ksmd else None
-        metrics.extend(cost_families(ksmd, self.sampler.cost, self.sampler.clock_ticks))
+        metrics.extend(cost_families(ksmd, self.sampler.cost))
         metrics.extend(self.stats.families())
         return metrics
 
     def collect(self) -> Iterable[Metric]:
-        """prometheus-client's Collector protocol, for the `status` command and tests."""
+        """prometheus-client's Collector protocol, for tests: the sweep runs inline."""
         self.collections += 1
-        return self.families(self.read_sample())
+        sample = self.read()
+        return self.families(replace(sample, processes=self.record_sweep(self.sweep_processes())))
 
     async def collect_async(self) -> list[Metric]:
-        """The server's entry point: what may block for long goes to a worker thread."""
+        """The server's entry point: the sweep runs in a worker thread, the rest inline."""
         self.collections += 1
         if self.processes is None:
-            return self.families(self.read_sample())
-        sweeping = self._start_sweep()
-        sysfs, meminfo = self.read_inline()
-        ksmd = self.read_ksmd(sysfs)
-        processes = await self._finish_sweep(sweeping)
-        return self.families(Sample(sysfs, meminfo, processes, ksmd))
+            return self.families(self.read())
+        running = self.sweep.start()
+        sample = self.read()
+        processes = self.record_sweep(await self.sweep.finish(running))
+        if processes is None:
+            reason = f"the per-process sweep is still running after {self.sweep.deadline:g} s"
+            problem = Problem(self.roots.procfs, "", reason)
+            self.stats.record("process", self.sweep.deadline, (problem,))
+        return self.families(replace(sample, processes=processes))
 
-    def _start_sweep(self) -> asyncio.Future[tuple[ProcessSample, float] | None] | None:
-        """A sweep in a worker thread, or None while an earlier one is still stuck."""
-        if self._sweeping is not None and not self._sweeping.done():
-            return None
-        self._sweeping = asyncio.get_running_loop().run_in_executor(None, self.read_processes)
-        return self._sweeping
-
-    async def _finish_sweep(
-        self, sweeping: asyncio.Future[tuple[ProcessSample, float] | None] | None
-    ) -> ProcessSample | None:
-        """The sweep's sample, or None when it is not done by the deadline.
-
-        A read of `/proc/<pid>/ksm_stat` waits for the process's memory map lock, which a
-        process stuck in the kernel can hold indefinitely; the scrape then goes out without
-        the per-process figures, the error is counted, and no second sweep starts until the
-        stuck one returns.
-        """
-        if sweeping is not None:
-            try:
-                read = await asyncio.wait_for(asyncio.shield(sweeping), self.sweep_deadline)
-            except TimeoutError:
-                pass
-            else:
-                return self.record_processes(read)
-        reason = f"the per-process sweep is still running after {self.sweep_deadline:g} s"
-        self.stats.record("process", self.sweep_deadline, (Problem(self.roots.procfs, "", reason),))
-        return None
+    def close(self) -> None:
+        self.sysfs.close()
+        if self.processes is not None:
+            self.processes.close()

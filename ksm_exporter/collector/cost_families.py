@@ -7,16 +7,17 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, Metric
 
 from ksm_exporter.collector.ksm_families import present_gauges
-from ksm_exporter.derive.scan_cost import ScanCost
+from ksm_exporter.derive.scan_cost import NANOSECONDS, ScanCost
 from ksm_exporter.sources.ksmd import Ksmd
 
 
-def cost_families(ksmd: Ksmd | None, cost: ScanCost, clock_ticks: int) -> Iterator[Metric]:
+def cost_families(ksmd: Ksmd | None, cost: ScanCost) -> Iterator[Metric]:
     if ksmd is not None:
         yield CounterMetricFamily(
             "ksm_ksmd_cpu_seconds",
-            "CPU time (user + system) the ksmd kernel thread has used.",
-            value=ksmd.cpu_ticks / clock_ticks,
+            "CPU time the ksmd kernel thread has used (schedstat; utime + stime where the "
+            "kernel has no schedstat).",
+            value=ksmd.cpu_ns / NANOSECONDS,
         )
     figures = (
         (
@@ -26,11 +27,12 @@ def cost_families(ksmd: Ksmd | None, cost: ScanCost, clock_ticks: int) -> Iterat
         ),
         (
             "ksm_full_scan_duration_seconds",
-            "Wall time of the last complete full scan, to within one sampling interval.",
+            "Time KSM spent running (run = 1) on the last complete full scan, to within one "
+            "sampling interval; stopped time does not count.",
             cost.full_scan_seconds,
         ),
         (
-            "ksm_ksmd_cpu_seconds_per_full_scan",
+            "ksm_full_scan_ksmd_cpu_seconds",
             "ksmd CPU time per full scan, between the last two observed scan completions.",
             cost.cpu_seconds_per_full_scan,
         ),

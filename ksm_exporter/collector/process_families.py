@@ -3,40 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from ksm_exporter.derive.process_selection import (
-    ProcessSelection,
+    ProcessSample,
     count_states,
     process_profit_bytes,
     sum_other,
 )
-from ksm_exporter.sources.kernel_file import Problem
 from ksm_exporter.sources.ksm_stat import KsmStat
 from ksm_exporter.sources.process_identity import ProcessIdentity
 from ksm_exporter.sources.process_sweep import ProcessSweep
 
 
 @dataclass(frozen=True, slots=True)
-class ProcessSample:
-    """One sweep, the selection made from it, and who the selected processes are."""
-
-    sweep: ProcessSweep
-    selection: ProcessSelection
-    identities: dict[int, ProcessIdentity] = field(default_factory=dict)
-
-    @property
-    def problems(self) -> tuple[Problem, ...]:
-        return self.sweep.problems
-
-
-@dataclass(frozen=True, slots=True)
 class ProcessMetric:
     name: str
     help: str
-    field: str  # the KsmStat field the kernel must report for the metric to exist
+    needs: str  # the KsmStat attribute the kernel must report for the metric to exist
     value: Callable[[KsmStat, int], int | bool | None]
     other: tuple[str, str] | None = None  # (OtherSums attribute, help) for the rest's sum
 
@@ -93,14 +79,16 @@ def process_families(
         return  # no process has a KSM counters file: a kernel before 5.19
     states = count_states(sweep.registered)
     other = sum_other(selection.other, page_size)
-    processes = GaugeMetricFamily(
-        "ksm_processes",
-        "Processes registered with KSM (rmap items or merging pages), and those merging.",
-        labels=["state"],
+    yield GaugeMetricFamily(
+        "ksm_processes_registered",
+        "Processes registered with KSM (rmap items or merging pages above 0).",
+        value=states.registered,
     )
-    processes.add_metric(["registered"], states.registered)
-    processes.add_metric(["merging"], states.merging)
-    yield processes
+    yield GaugeMetricFamily(
+        "ksm_processes_merging",
+        "Processes with pages merged by KSM.",
+        value=states.merging,
+    )
     yield GaugeMetricFamily(
         "ksm_process_other_processes",
         "Registered processes beyond --collector.process.limit, summed into the other series.",
@@ -108,7 +96,7 @@ def process_families(
     )
     unknown = ProcessIdentity()
     for spec in PROCESS_METRICS:
-        if spec.field not in sweep.fields:
+        if spec.needs not in sweep.fields:
             continue
         family = GaugeMetricFamily(spec.name, spec.help, labels=["pid", *labels])
         for process in selection.own:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
@@ -13,13 +12,13 @@ from dataclasses import dataclass
 
 from prometheus_client.core import Metric
 
-from ksm_exporter.collector.process_families import (
-    ProcessSample,
-    process_families,
-    sweep_families,
-)
+from ksm_exporter.collector.process_families import process_families, sweep_families
 from ksm_exporter.config import PROCESS_LABELS
-from ksm_exporter.derive.process_selection import always_included, select_processes
+from ksm_exporter.derive.process_selection import (
+    ProcessSample,
+    always_included,
+    select_processes,
+)
 from ksm_exporter.sources.process_identity import ProcessIdentity, read_identity
 from ksm_exporter.sources.process_sweep import ProcessSweeper
 
@@ -31,16 +30,9 @@ _SPARE_FILES = 256  # descriptors left for sockets, sysfs and the per-scrape rea
 
 
 def open_files_budget() -> int:
-    """How many ksm_stat files the sweep may keep open.
-
-    Raises the soft RLIMIT_NOFILE to the hard one first, as Go's runtime does for every
-    Prometheus exporter written in Go: the soft 1024 is a relic of select().
-    """
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            soft = hard
+    """How many ksm_stat files the sweep may keep open under the current soft RLIMIT_NOFILE
+    (which the command line raises to the hard limit at start)."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return _MAX_KEPT_FILES
     return max(0, min(_MAX_KEPT_FILES, soft - _SPARE_FILES))
@@ -59,7 +51,9 @@ def sweep_threads() -> int:
     return min(len(os.sched_getaffinity(0)), _MAX_SWEEP_THREADS)
 
 
-class ProcessCollector:
+class ProcessReader:
+    """Sweeps procfs, selects the processes with series of their own, and names them."""
+
     def __init__(self, procfs_root: str, options: ProcessOptions) -> None:
         self.procfs_root = procfs_root
         self.options = options

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from ksm_exporter.sources.kernel_file import Problem
 from ksm_exporter.sources.ksm_stat import KsmStat
 from ksm_exporter.sources.process_identity import ProcessIdentity
-from ksm_exporter.sources.process_sweep import ProcessKsm
+from ksm_exporter.sources.process_sweep import ProcessKsm, ProcessSweep
 
 RMAP_ITEM_BYTES = 64  # sizeof(struct ksm_rmap_item) on 64-bit, per the kernel's KSM documentation
 
@@ -65,6 +66,19 @@ def always_included(
         for pid, who in identities.items()
         if any(text and pattern.search(text) for text in (who.comm, who.vm, who.cgroup))
     }
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessSample:
+    """One sweep, the selection made from it, and who the selected processes are."""
+
+    sweep: ProcessSweep
+    selection: ProcessSelection
+    identities: dict[int, ProcessIdentity] = field(default_factory=dict)
+
+    @property
+    def problems(self) -> tuple[Problem, ...]:
+        return self.sweep.problems
 
 
 @dataclass(frozen=True, slots=True)

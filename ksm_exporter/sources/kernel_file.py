@@ -58,6 +58,8 @@ def parse_unsigned(raw: bytes) -> int:
     value = int(text)
     if value > _UINT64_MAX:
         raise BadValue("beyond 64 bits")
+    if value > _INT64_MAX:  # the kernel's counters are signed longs: 2^64-1 is a count below 0
+        raise BadValue("a negative count printed as unsigned")
     return value
 
 

@@ -1,4 +1,9 @@
-"""The ksmd kernel thread: found once under `<procfs>`, then its CPU time read from `stat`."""
+"""The ksmd kernel thread: found once under `<procfs>`, then its CPU time read each time.
+
+CPU time comes from `<pid>/schedstat` (nanoseconds, what the kernel's own scan-time advisor
+uses); only where that file is missing from utime + stime of `<pid>/stat`, in clock ticks of
+10 ms or so, too coarse to time a scan that takes a fraction of a second.
+"""
 
 from __future__ import annotations
 
@@ -54,10 +59,22 @@ def parse_stat(raw: bytes) -> ThreadStat:
     return ThreadStat(comm=comm, flags=flags, cpu_ticks=utime + stime)
 
 
+NANOSECONDS = 1_000_000_000
+
+
+def parse_schedstat(raw: bytes) -> int:
+    """The first field of `<pid>/schedstat`: time spent on a CPU, in nanoseconds."""
+    fields = raw.split()
+    if not fields or not fields[0].isdigit():
+        raise BadValue("the first field is not an unsigned integer")
+    return int(fields[0])
+
+
 @dataclass(frozen=True, slots=True)
 class Ksmd:
     pid: int
-    cpu_ticks: int
+    cpu_ns: int  # from schedstat, or utime + stime ticks converted
+    from_schedstat: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,32 +128,57 @@ def find_ksmd(procfs_root: str) -> int | None:
     return None
 
 
-def read_ksmd_at(procfs_root: str, pid: int) -> KsmdReading | None:
-    """ksmd's CPU time when `pid` is still ksmd; None when it is not (gone or reused)."""
-    path = stat_path(procfs_root, pid)
+def read_cpu_ns(
+    procfs_root: str, pid: int, thread: ThreadStat, clock_ticks: int
+) -> tuple[int, bool] | Problem | None:
+    """(CPU nanoseconds, whether from schedstat), a problem, or None when the pid is gone."""
+    path = os.path.join(procfs_root, str(pid), "schedstat")
     try:
         raw = read_bytes(path)
     except OSError as err:
         if err.errno in PID_VANISHED:
             return None
-        return KsmdReading(None, (Problem(path, "", os_error_reason(err)),))
-    if raw is None:
-        return None
+        return Problem(path, "", os_error_reason(err))
+    if raw is None:  # a kernel without CONFIG_SCHED_INFO: clock ticks it is
+        return thread.cpu_ticks * NANOSECONDS // clock_ticks, False
     try:
-        thread = parse_stat(raw)
+        return parse_schedstat(raw), True
     except BadValue as err:
-        return KsmdReading(None, (Problem(path, show_value(raw), str(err)),))
-    if not thread.is_ksmd:
+        return Problem(path, show_value(raw), str(err))
+
+
+def read_ksmd_at(procfs_root: str, pid: int, clock_ticks: int) -> KsmdReading | None:
+    """ksmd's CPU time when `pid` is still ksmd; None when it is not (gone or reused)."""
+    path = stat_path(procfs_root, pid)
+    try:
+        raw = read_bytes(path)
+        thread = None if raw is None else parse_stat(raw)
+    except OSError as err:
+        if err.errno in PID_VANISHED:
+            return None
+        return KsmdReading(None, (Problem(path, "", os_error_reason(err)),))
+    except BadValue as err:
+        return KsmdReading(None, (Problem(path, show_value(raw or b""), str(err)),))
+    if thread is None or not thread.is_ksmd:
         return None
-    return KsmdReading(Ksmd(pid, thread.cpu_ticks))
+    cpu = read_cpu_ns(procfs_root, pid, thread, clock_ticks)
+    if isinstance(cpu, Problem):
+        return KsmdReading(None, (cpu,))
+    return None if cpu is None else KsmdReading(Ksmd(pid, *cpu))
 
 
 class KsmdLocator:
     """Remembers ksmd's pid and looks for it again only when that pid stops being ksmd."""
 
-    def __init__(self, procfs_root: str, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        procfs_root: str,
+        clock: Callable[[], float] = time.monotonic,
+        clock_ticks: int | None = None,
+    ) -> None:
         self.procfs_root = procfs_root
         self.clock = clock
+        self.clock_ticks = clock_ticks or os.sysconf("SC_CLK_TCK")
         self.pid: int | None = None
         self.searches = 0
         self._last_failed_search: float | None = None
@@ -144,7 +186,7 @@ class KsmdLocator:
     def read(self) -> KsmdReading:
         """Never raises."""
         if self.pid is not None:
-            reading = read_ksmd_at(self.procfs_root, self.pid)
+            reading = read_ksmd_at(self.procfs_root, self.pid, self.clock_ticks)
             if reading is not None:
                 return reading
             self.pid = None
@@ -156,7 +198,7 @@ class KsmdLocator:
             self._last_failed_search = self.clock()
             return KsmdReading(None)
         self._last_failed_search = None
-        return read_ksmd_at(self.procfs_root, self.pid) or KsmdReading(None)
+        return read_ksmd_at(self.procfs_root, self.pid, self.clock_ticks) or KsmdReading(None)
 
     def _may_search(self) -> bool:
         last = self._last_failed_search

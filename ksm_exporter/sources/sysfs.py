@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import weakref
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from ksm_exporter.sources.kernel_file import (
     READ_LIMIT,
@@ -13,10 +13,14 @@ from ksm_exporter.sources.kernel_file import (
     Problem,
     decode,
     os_error_reason,
-    parse_signed,
-    parse_unsigned,
     read_bytes,
     show_value,
+)
+from ksm_exporter.sources.ksm_files import (
+    ADVISOR_MODE_FILE,
+    FILE_NAMES,
+    KSM_FILES,
+    NUMBER_FILES,
 )
 
 
@@ -46,53 +50,83 @@ def parse_advisor_mode(raw: bytes) -> AdvisorMode:
     return AdvisorMode(active=active, modes=tuple(modes))
 
 
-@dataclass(frozen=True, slots=True)
 class KsmSysfs:
-    """Each attribute is None when its file is absent (older kernel) or unreadable."""
+    """One reading of every KSM file, by file name (`ksm.pages_sharing`).
 
-    available: bool = False
-    run: int | None = None
-    pages_to_scan: int | None = None
-    sleep_millisecs: int | None = None
-    pages_shared: int | None = None
-    pages_sharing: int | None = None
-    pages_unshared: int | None = None
-    pages_volatile: int | None = None
-    full_scans: int | None = None
-    merge_across_nodes: int | None = None
-    use_zero_pages: int | None = None
-    max_page_sharing: int | None = None
-    stable_node_chains: int | None = None
-    stable_node_dups: int | None = None
-    stable_node_chains_prune_millisecs: int | None = None
-    general_profit: int | None = None
-    ksm_zero_pages: int | None = None
-    pages_scanned: int | None = None
-    smart_scan: int | None = None
-    pages_skipped: int | None = None
-    advisor_mode: AdvisorMode | None = None
-    advisor_max_cpu: int | None = None
-    advisor_target_scan_time: int | None = None
-    advisor_min_pages_to_scan: int | None = None
-    advisor_max_pages_to_scan: int | None = None
+    A file's value is None when the file is absent (an older kernel) or unusable; the names of
+    the files that are present but could not be read or parsed are in `unreadable`, so that a
+    figure built on one of them is left out rather than computed as if the file held 0.
+    """
+
+    __slots__ = ("advisor_mode", "available", "unreadable", "values")
+
+    def __init__(
+        self,
+        available: bool = False,
+        *,
+        unreadable: frozenset[str] = frozenset(),
+        advisor_mode: AdvisorMode | None = None,
+        values: Mapping[str, int] | None = None,
+        **numbers: int,
+    ) -> None:
+        values = {**(values or {}), **numbers}
+        unknown = set(values) - NUMBER_FILES
+        if unknown:
+            raise TypeError(f"not a KSM number file: {', '.join(sorted(unknown))}")
+        self.available = available
+        self.unreadable = unreadable
+        self.advisor_mode = advisor_mode
+        self.values: dict[str, int] = values
+
+    def __getattr__(self, name: str) -> int | None:
+        """A number file's value: `ksm.pages_sharing`."""
+        if name in NUMBER_FILES:
+            return self.values.get(name)
+        raise AttributeError(name)
+
+    def usable(self, *names: str) -> bool:
+        """True when none of these files is present but unreadable."""
+        return not self.unreadable.intersection(names)
+
+    def as_dict(self) -> dict[str, object]:
+        """Every file this kernel may have, None where it does not: for JSON."""
+        numbers: dict[str, object] = {name: self.values.get(name) for name in FILE_NAMES}
+        mode = self.advisor_mode
+        numbers[ADVISOR_MODE_FILE] = (
+            None if mode is None else {"active": mode.active, "modes": list(mode.modes)}
+        )
+        return {"available": self.available, **numbers}
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, KsmSysfs):
+            return NotImplemented
+        return (self.available, self.unreadable, self.advisor_mode, self.values) == (
+            other.available,
+            other.unreadable,
+            other.advisor_mode,
+            other.values,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"KsmSysfs(available={self.available}, unreadable={sorted(self.unreadable)}, "
+            f"advisor_mode={self.advisor_mode}, values={self.values})"
+        )
 
 
 Parser = Callable[[bytes], object]
 
-# File name -> parser; the file name is also the snapshot's attribute name.
-PARSERS: dict[str, Parser] = {
-    name: parse_unsigned
-    for name in KsmSysfs.__dataclass_fields__
-    if name not in {"available", "general_profit", "advisor_mode"}
-}
-PARSERS["general_profit"] = parse_signed  # negative when metadata outweighs savings
-PARSERS["advisor_mode"] = parse_advisor_mode
+# File name -> parser.
+PARSERS: dict[str, Parser] = {spec.name: spec.parse for spec in KSM_FILES}
+PARSERS[ADVISOR_MODE_FILE] = parse_advisor_mode
 
 
 @dataclass(frozen=True, slots=True)
 class SysfsReading:
     snapshot: KsmSysfs
-    problems: tuple[Problem, ...] = field(default=())
+    problems: tuple[Problem, ...] = ()
 
 
 def ksm_dir(sysfs_root: str) -> str:
@@ -115,15 +149,19 @@ def _opened_afresh(directory: str) -> Callable[[str], bytes | None]:
 
 def _snapshot(directory: str, content_of: Callable[[str], bytes | None]) -> SysfsReading:
     """Parse each attribute's content; `content_of` returns None for an absent file."""
-    values: dict[str, object] = {}
+    values: dict[str, int] = {}
+    advisor_mode: AdvisorMode | None = None
     problems: list[Problem] = []
     for name in PARSERS:
         value, problem = parse_attribute(directory, name, content_of)
         if problem is not None:
             problems.append(problem)
-        elif value is not None:
+        elif isinstance(value, AdvisorMode):
+            advisor_mode = value
+        elif isinstance(value, int):
             values[name] = value
-    snapshot = KsmSysfs(available=True, **values)  # type: ignore[arg-type]
+    unreadable = frozenset(os.path.basename(p.path) for p in problems)
+    snapshot = KsmSysfs(True, unreadable=unreadable, advisor_mode=advisor_mode, values=values)
     return SysfsReading(snapshot, tuple(problems))
 
 
@@ -141,11 +179,18 @@ def parse_attribute(
         return None, Problem(os.path.join(directory, name), show_value(raw or b""), str(err))
 
 
-def read_full_scans(sysfs_root: str) -> int | None:
-    """Only `full_scans`, for the background sampler; None when absent or unusable."""
+def read_numbers(sysfs_root: str, names: tuple[str, ...]) -> KsmSysfs:
+    """Only the named number files, opened afresh, for the background sampler."""
     directory = ksm_dir(sysfs_root)
-    value, _problem = parse_attribute(directory, "full_scans", _opened_afresh(directory))
-    return value if isinstance(value, int) else None
+    values: dict[str, int] = {}
+    unreadable: set[str] = set()
+    for name in names:
+        value, problem = parse_attribute(directory, name, _opened_afresh(directory))
+        if problem is not None:
+            unreadable.add(name)
+        elif isinstance(value, int):
+            values[name] = value
+    return KsmSysfs(bool(values), unreadable=frozenset(unreadable), values=values)
 
 
 class HeldKsmSysfs:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from typing import Any
 
 from ksm_exporter.derive.process_selection import count_states, process_profit_bytes
@@ -14,6 +15,16 @@ from ksm_exporter.status.snapshot import Snapshot
 MIB = 1 << 20
 WIDTH = 80
 RUN_STATES = {0: "stopped", 1: "running", 2: "unmerging all pages"}
+OFFLINE = 4  # added to `run` while memory is being taken offline; ksmd waits meanwhile
+
+
+def run_state(run: int | None) -> str:
+    if run is None:
+        return "unknown"
+    state = RUN_STATES.get(run & ~OFFLINE, "unknown")
+    if run & OFFLINE:
+        return f"{state}, paused while memory is taken offline"
+    return state
 
 
 def mib(value: int | None) -> str:
@@ -49,7 +60,7 @@ def page_range(low: int | None, high: int | None) -> str | None:
 
 def state_lines(snapshot: Snapshot) -> list[str]:
     ksm = snapshot.ksm
-    run = "unknown" if ksm.run is None else RUN_STATES.get(ksm.run, "unknown")
+    run = run_state(ksm.run)
     sleep = None if ksm.sleep_millisecs is None else f"{ksm.sleep_millisecs} ms"
     lines = [
         f"KSM            {run} (run={ksm.run})",
@@ -93,13 +104,20 @@ def memory_lines(snapshot: Snapshot) -> list[str]:
             ("zero", ksm.ksm_zero_pages),
         )
     )
-    if savings.sharing_ratio is not None:
-        lines.append(f"Sharing        {savings.sharing_ratio:.2f} mappings per shared page")
-    if savings.unshared_ratio is not None:
+    if ksm.run is not None and ksm.run & ~OFFLINE != 1:
         lines.append(
-            f"Unshared       {savings.unshared_ratio:.2f} unshared pages per sharing page"
-            " (wasted effort)"
+            "               (kept from the last pass while KSM is not running; the processes'"
         )
+        lines.append("               figures below are live)")
+    if savings.mappings_per_shared_page is not None:
+        lines.append(
+            f"Sharing        {savings.mappings_per_shared_page:.2f} mappings per shared page"
+        )
+    wasted = savings.unshared_pages_per_sharing_page
+    if wasted is not None:
+        figure = "all" if math.isinf(wasted) else f"{wasted:.2f}"
+        per = "scanned, none sharing" if math.isinf(wasted) else "per sharing page"
+        lines.append(f"Unshared       {figure} unshared pages {per} (wasted effort)")
     return lines
 
 
@@ -116,12 +134,16 @@ def cost_lines(snapshot: Snapshot) -> list[str]:
         )
     lines = [f"ksmd CPU       {ksmd}"]
     seconds = window.cost.full_scan_seconds
+    per_scan = window.cpu_seconds_per_full_scan
+    cpu = "" if per_scan is None else f", {cpu_time(per_scan)} of ksmd CPU each"
     if seconds is not None:
-        per_scan = window.cost.cpu_seconds_per_full_scan
-        cpu = "" if per_scan is None else f", {per_scan:.2f} s of ksmd CPU each"
         scan = f"{seconds:.2f} s{cpu}"
     elif window.full_scans_completed:
-        scan = f"unknown: 1 completed in {window.seconds:.1f} s; timing one needs two"
+        each = "" if per_scan is None else f", {cpu_time(per_scan)} CPU each"
+        scan = (
+            f"{window.full_scans_completed} completed in {window.seconds:.1f} s{each};"
+            " timing needs two"
+        )
     else:
         scan = f"unknown: none completed in {window.seconds:.1f} s (watch longer: --window)"
     lines.append(f"Full scan      {scan}")
@@ -129,6 +151,11 @@ def cost_lines(snapshot: Snapshot) -> list[str]:
     if full_scans is not None:
         lines.append(f"Full scans     {full_scans} since KSM started or was reset")
     return lines
+
+
+def cpu_time(seconds: float) -> str:
+    """Milliseconds below a second: a scan of 0.2 s may cost 4 ms of CPU."""
+    return f"{seconds:.2f} s" if seconds >= 1 else f"{seconds * 1000:.1f} ms"
 
 
 def shorten(text: str, width: int) -> str:
@@ -195,7 +222,7 @@ def to_json(snapshot: Snapshot) -> dict[str, Any]:
                 {
                     "pid": process.pid,
                     **dataclasses.asdict(who),
-                    **dataclasses.asdict(process.stat),
+                    **{k: v for k, v in dataclasses.asdict(process.stat).items() if k != "profit"},
                     "profit_bytes": process_profit_bytes(process.stat, snapshot.page_size),
                 }
             )
@@ -207,11 +234,11 @@ def to_json(snapshot: Snapshot) -> dict[str, Any]:
             "top": top,
         }
     return {
-        "ksm": dataclasses.asdict(snapshot.ksm),
+        "ksm": snapshot.ksm.as_dict(),
         "memory": {
             "page_size_bytes": snapshot.page_size,
             "mem_total_bytes": snapshot.mem_total_bytes,
-            **dataclasses.asdict(snapshot.savings),
+            **{k: json_number(v) for k, v in dataclasses.asdict(snapshot.savings).items()},
         },
         "ksmd": {
             "pid": None if last is None else last.ksmd_pid,
@@ -222,11 +249,16 @@ def to_json(snapshot: Snapshot) -> dict[str, Any]:
         "full_scan": {
             "completed_in_window": window.full_scans_completed,
             "duration_seconds": window.cost.full_scan_seconds,
-            "ksmd_cpu_seconds": window.cost.cpu_seconds_per_full_scan,
+            "ksmd_cpu_seconds": window.cpu_seconds_per_full_scan,
         },
         "processes": processes,
         "problems": [dataclasses.asdict(p) for p in snapshot.problems],
     }
+
+
+def json_number(value: object) -> object:
+    """+Inf as Prometheus' HTTP API writes it: JSON has no infinity."""
+    return "+Inf" if isinstance(value, float) and math.isinf(value) else value
 
 
 def render_json(snapshot: Snapshot) -> str:

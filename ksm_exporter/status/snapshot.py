@@ -1,21 +1,26 @@
-"""Everything `status` shows, read once, plus ksmd watched over a short window."""
+"""Everything `status` shows, read once from the sources, plus ksmd watched over a window."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ksm_exporter.collector.collection import KsmCollection, Roots
-from ksm_exporter.collector.process_families import ProcessSample
-from ksm_exporter.collector.processes import ProcessOptions
+from ksm_exporter.derive.process_selection import ProcessSample, select_processes
 from ksm_exporter.derive.savings import Savings, derive_savings
-from ksm_exporter.derive.scan_cost import CostSample, ScanCost, cpu_ratio
+from ksm_exporter.derive.scan_cost import NANOSECONDS, ScanCost, advance, cpu_ratio
 from ksm_exporter.sources.kernel_file import Problem
-from ksm_exporter.sources.sysfs import KsmSysfs, ksm_dir
+from ksm_exporter.sources.ksmd import KsmdLocator
+from ksm_exporter.sources.meminfo import read_mem_total
+from ksm_exporter.sources.process_identity import read_identity
+from ksm_exporter.sources.process_sweep import ProcessSweeper
+from ksm_exporter.sources.roots import Roots
+from ksm_exporter.sources.scan_state import CostSample, read_cost_sample
+from ksm_exporter.sources.sysfs import KsmSysfs, ksm_dir, read_ksm_sysfs
 
 # How often full_scans and ksmd are sampled during the window: often enough to time full
-# scans that complete within it, still only two small reads a tick.
+# scans that complete within it, still only a few small reads a tick.
 WINDOW_STEP_SECONDS = 0.1
 
 
@@ -29,7 +34,6 @@ class CpuWindow:
 
     first: CostSample
     cost: ScanCost
-    clock_ticks: int
 
     @property
     def seconds(self) -> float:
@@ -39,7 +43,7 @@ class CpuWindow:
     @property
     def cpu_ratio(self) -> float | None:
         last = self.cost.last
-        return None if last is None else cpu_ratio(self.first, last, self.clock_ticks)
+        return None if last is None else cpu_ratio(self.first, last)
 
     @property
     def full_scans_completed(self) -> int | None:
@@ -51,9 +55,22 @@ class CpuWindow:
     @property
     def ksmd_cpu_seconds(self) -> float | None:
         last = self.cost.last
-        if last is None or last.ksmd_ticks is None:
+        if last is None or last.ksmd_cpu_ns is None:
             return None
-        return last.ksmd_ticks / self.clock_ticks
+        return last.ksmd_cpu_ns / NANOSECONDS
+
+    @property
+    def cpu_seconds_per_full_scan(self) -> float | None:
+        """ksmd CPU over the whole window divided by the scans completed in it: unlike the
+        last scan's figure, it needs only one completion."""
+        last, scans = self.cost.last, self.full_scans_completed
+        if last is None or not scans or scans < 0:
+            return None
+        if last.ksmd_cpu_ns is None or self.first.ksmd_cpu_ns is None:
+            return None
+        if last.ksmd_pid != self.first.ksmd_pid:
+            return None
+        return (last.ksmd_cpu_ns - self.first.ksmd_cpu_ns) / (NANOSECONDS * scans)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +84,17 @@ class Snapshot:
     problems: tuple[Problem, ...]
 
 
+def read_processes(procfs_root: str, top: int) -> ProcessSample:
+    sweeper = ProcessSweeper(procfs_root)
+    try:
+        sweep = sweeper.sweep()
+    finally:
+        sweeper.close()
+    selection = select_processes(sweep.registered, top)
+    identities = {p.pid: read_identity(procfs_root, p.pid) for p in selection.own}
+    return ProcessSample(sweep, selection, identities)
+
+
 def take_snapshot(
     roots: Roots,
     window_seconds: float = 1.0,
@@ -78,54 +106,42 @@ def take_snapshot(
     clock_ticks: int | None = None,
 ) -> Snapshot:
     """Raises KsmUnreadable where the kernel's KSM directory cannot be read."""
-    collection = KsmCollection(
-        roots,
-        page_size,
-        ProcessOptions(limit=top),
-        clock=clock,
-        clock_ticks=clock_ticks,
-    )
-    try:
-        sample = collection.read_sample()
-    finally:
-        if collection.processes is not None:
-            collection.processes.close()
-    ksm = sample.sysfs.snapshot
+    sysfs = read_ksm_sysfs(roots.sysfs)
+    ksm = sysfs.snapshot
     if not ksm.available:
-        raise KsmUnreadable(no_ksm_sentence(roots.sysfs, sample.sysfs.problems))
-    window = watch_ksmd(collection, window_seconds, clock, sleep)
-    problems = (
-        *sample.sysfs.problems,
-        *sample.meminfo.problems,
-        *(sample.ksmd.problems if sample.ksmd else ()),
-        *(sample.processes.problems if sample.processes else ()),
-    )
-    mem_total = sample.meminfo.mem_total_bytes
+        raise KsmUnreadable(no_ksm_sentence(roots.sysfs, sysfs.problems))
+    page_size = page_size or os.sysconf("SC_PAGE_SIZE")
+    meminfo = read_mem_total(roots.procfs)
+    processes = read_processes(roots.procfs, top)
+    ksmd = KsmdLocator(roots.procfs, clock, clock_ticks)
+    ksmd_problems = ksmd.read().problems
+    window = watch_ksmd(lambda: read_cost_sample(roots.sysfs, ksmd, clock), window_seconds, sleep)
+    mem_total = meminfo.mem_total_bytes
     return Snapshot(
         ksm=ksm,
-        savings=derive_savings(ksm, collection.page_size, mem_total),
+        savings=derive_savings(ksm, page_size, mem_total),
         mem_total_bytes=mem_total,
-        page_size=collection.page_size,
+        page_size=page_size,
         window=window,
-        processes=sample.processes,
-        problems=problems,
+        processes=processes,
+        problems=(*sysfs.problems, *meminfo.problems, *ksmd_problems, *processes.problems),
     )
 
 
 def watch_ksmd(
-    collection: KsmCollection,
-    seconds: float,
-    clock: Callable[[], float],
-    sleep: Callable[[float], None],
+    read: Callable[[], CostSample], seconds: float, sleep: Callable[[float], None]
 ) -> CpuWindow:
-    sampler = collection.sampler
-    first = sampler.tick().last
-    assert first is not None
+    first = read()
+    cost = advance(ScanCost(), first)
     deadline = first.at + seconds
-    while (remaining := deadline - clock()) > 0:
+    while True:
+        last = cost.last
+        remaining = deadline - (first.at if last is None else last.at)
+        if remaining <= 1e-9:
+            break
         sleep(min(WINDOW_STEP_SECONDS, remaining))
-        sampler.tick()
-    return CpuWindow(first, sampler.cost, sampler.clock_ticks)
+        cost = advance(cost, read())
+    return CpuWindow(first, cost)
 
 
 def no_ksm_sentence(sysfs_root: str, problems: tuple[Problem, ...]) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from ksm_exporter.cli import build_parser
-from ksm_exporter.sources.sysfs import KsmSysfs
+from ksm_exporter.sources.ksm_files import FILE_NAMES
 from tests.support.paths import REPO
 
 # A metric name, unless it is the last part of a path (`/proc/<pid>/ksm_stat`) or of a rule
@@ -97,7 +97,7 @@ def flags() -> frozenset[str]:
 
 
 def sysfs_files() -> frozenset[str]:
-    return frozenset(name for name in KsmSysfs.__dataclass_fields__ if name != "available")
+    return frozenset(FILE_NAMES)
 
 
 def _panels(node: Any) -> Iterator[str]:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ksm_exporter.collector.collection import Roots
+from ksm_exporter.sources.roots import Roots
 
 TESTS = Path(__file__).resolve().parent.parent
 FIXTURES = TESTS / "fixtures"

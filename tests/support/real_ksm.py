@@ -11,6 +11,7 @@ import fcntl
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -167,9 +168,24 @@ def merging_child(
 ) -> Iterator[MergingChild]:
     """A child process holding `size_bytes` of identical pages registered with KSM.
 
-    `argv0`/`extra_args` shape its command line, e.g. to look like a QEMU guest.
+    `argv0`/`extra_args` shape its command line, e.g. to look like a QEMU guest. A bare name
+    becomes a link of that name to this Python: Python looks a bare argv[0] up in PATH to find
+    its standard library, and would take a real QEMU's /usr/bin for its own.
     """
-    argv = [argv0 or executable, "-c", CHILD, str(size_bytes), method, *extra_args]
+    with contextlib.ExitStack() as stack:
+        if argv0 is not None and "/" not in argv0:
+            directory = stack.enter_context(tempfile.TemporaryDirectory())
+            argv0 = os.path.join(directory, argv0)
+            os.symlink(executable, argv0)
+        yield stack.enter_context(
+            _child(
+                [argv0 or executable, "-c", CHILD, str(size_bytes), method, *extra_args], executable
+            )
+        )
+
+
+@contextlib.contextmanager
+def _child(argv: list[str], executable: str) -> Iterator[MergingChild]:
     process = subprocess.Popen(
         argv, executable=executable, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )

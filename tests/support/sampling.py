@@ -6,8 +6,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from ksm_exporter.collector.collection import KsmCollection, Roots
+from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.sources.ksmd import PF_KTHREAD
+from ksm_exporter.sources.roots import Roots
 from tests.support.paths import FIXTURES
 
 CLOCK_TICKS = 100  # fixed so expected figures hold on hosts with another SC_CLK_TCK
@@ -28,7 +29,7 @@ def copy_fixture(name: str, directory: Path) -> Roots:
 
 
 def write_full_scans(roots: Roots, count: int) -> None:
-    (Path(roots.sysfs) / "kernel" / "mm" / "ksm" / "full_scans").write_text(f"{count}\n")
+    write_ksm(roots, "full_scans", count)
 
 
 def write_stat(
@@ -39,8 +40,11 @@ def write_stat(
     stime: int,
     comm: str = "ksmd",
     flags: int = PF_KTHREAD | 0x40,
+    schedstat: bool = True,
 ) -> None:
-    """A `<pid>/stat` line as the kernel writes it, with only the fields that matter set."""
+    """A `<pid>/stat` line as the kernel writes it, with only the fields that matter set,
+    and a `schedstat` with the same CPU time in nanoseconds (10 ms ticks), as a kernel with
+    CONFIG_SCHED_INFO has it; without `schedstat` the file is removed."""
     directory = Path(roots.procfs) / str(pid)
     directory.mkdir(exist_ok=True)
     fields = [
@@ -48,6 +52,18 @@ def write_stat(
         "0", "0", "25", "5", "1", "0", "26", "0", "0",
     ]  # fmt: skip
     (directory / "stat").write_text(f"{pid} ({comm}) {' '.join(fields)}\n")
+    if schedstat:
+        write_schedstat(roots, pid, (utime + stime) * 10_000_000)
+    else:
+        (directory / "schedstat").unlink(missing_ok=True)
+
+
+def write_schedstat(roots: Roots, pid: int, cpu_ns: int) -> None:
+    (Path(roots.procfs) / str(pid) / "schedstat").write_text(f"{cpu_ns} 81234 17\n")
+
+
+def write_ksm(roots: Roots, name: str, value: int) -> None:
+    (Path(roots.sysfs) / "kernel" / "mm" / "ksm" / name).write_text(f"{value}\n")
 
 
 # (seconds after the start, full_scans, ksmd utime + stime): the `current` fixture, then a

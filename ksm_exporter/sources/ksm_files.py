@@ -1,0 +1,143 @@
+"""Every file of `<sysfs>/kernel/mm/ksm/`, declared once: name, parser, metric, HELP, unit.
+
+The snapshot's values, the metric families, the documentation table and the tests all come
+from this table, so serving one more kernel file is one line here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from ksm_exporter.sources.kernel_file import parse_signed, parse_unsigned
+
+
+@dataclass(frozen=True, slots=True)
+class KsmFile:
+    """One numeric KSM file and the metric it becomes (value / divisor)."""
+
+    name: str
+    metric: str
+    help: str
+    kind: Literal["gauge", "counter"] = "gauge"
+    divisor: int = 1  # 1000 turns milliseconds into seconds, 100 percent into a ratio
+    parse: Callable[[bytes], int] = parse_unsigned
+
+
+KSM_FILES: tuple[KsmFile, ...] = (
+    KsmFile(
+        "run",
+        "ksm_run",
+        "KSM run state as the file reads: 0 stopped, 1 running, 2 unmerge all; "
+        "4 is added while memory is being taken offline.",
+    ),
+    KsmFile("pages_to_scan", "ksm_pages_to_scan", "Pages ksmd scans before it sleeps."),
+    KsmFile(
+        "sleep_millisecs",
+        "ksm_sleep_seconds",
+        "Time ksmd sleeps between scan batches.",
+        divisor=1000,
+    ),
+    KsmFile("pages_shared", "ksm_pages_shared", "Shared KSM pages in use (one per group)."),
+    KsmFile(
+        "pages_sharing",
+        "ksm_pages_sharing",
+        "Page mappings deduplicated onto shared KSM pages, beyond the first of each.",
+    ),
+    KsmFile(
+        "pages_unshared",
+        "ksm_pages_unshared",
+        "Pages unique but repeatedly checked for merging.",
+    ),
+    KsmFile(
+        "pages_volatile",
+        "ksm_pages_volatile",
+        "Pages changing too fast to be placed in a tree.",
+    ),
+    KsmFile(
+        "full_scans",
+        "ksm_full_scans_total",
+        "Full scans of all mergeable areas completed (resets when run is set to 2).",
+        kind="counter",
+    ),
+    KsmFile(
+        "merge_across_nodes",
+        "ksm_merge_across_nodes",
+        "1 when pages from different NUMA nodes may merge.",
+    ),
+    KsmFile(
+        "use_zero_pages",
+        "ksm_use_zero_pages",
+        "1 when empty pages merge with the zero page.",
+    ),
+    KsmFile("max_page_sharing", "ksm_max_page_sharing", "Most mappings one KSM page may have."),
+    KsmFile(
+        "stable_node_chains",
+        "ksm_stable_node_chains",
+        "Stable node chains (hit max_page_sharing).",
+    ),
+    KsmFile("stable_node_dups", "ksm_stable_node_dups", "Duplicated stable nodes in chains."),
+    KsmFile(
+        "stable_node_chains_prune_millisecs",
+        "ksm_stable_node_chains_prune_seconds",
+        "How often stable node chains are pruned of stale nodes.",
+        divisor=1000,
+    ),
+    KsmFile(
+        "general_profit",
+        "ksm_general_profit_bytes",
+        "Memory KSM saves net of its rmap_item metadata; negative when metadata costs more.",
+        parse=parse_signed,
+    ),
+    KsmFile(
+        "ksm_zero_pages",
+        "ksm_zero_pages",
+        "Empty pages merged with the kernel zero page.",
+    ),
+    KsmFile(
+        "pages_scanned",
+        "ksm_pages_scanned_total",
+        "Pages scanned by ksmd.",
+        kind="counter",
+    ),
+    KsmFile(
+        "smart_scan",
+        "ksm_smart_scan",
+        "1 when ksmd skips pages that did not merge recently.",
+    ),
+    KsmFile(
+        "pages_skipped",
+        "ksm_pages_skipped_total",
+        "Pages skipped by smart scanning because they did not merge recently.",
+        kind="counter",
+    ),
+    KsmFile(
+        "advisor_max_cpu",
+        "ksm_advisor_max_cpu_ratio",
+        "Most CPU, as a share of one core, the scan-time advisor lets ksmd use.",
+        divisor=100,
+    ),
+    KsmFile(
+        "advisor_target_scan_time",
+        "ksm_advisor_target_scan_time_seconds",
+        "Full-scan time the scan-time advisor aims for.",
+    ),
+    KsmFile(
+        "advisor_min_pages_to_scan",
+        "ksm_advisor_min_pages_to_scan",
+        "Lowest pages_to_scan the advisor sets.",
+    ),
+    KsmFile(
+        "advisor_max_pages_to_scan",
+        "ksm_advisor_max_pages_to_scan",
+        "Highest pages_to_scan the advisor sets.",
+    ),
+)
+
+# The one KSM file that is not a number: `[none] scan-time`, served as ksm_advisor_mode{mode}.
+ADVISOR_MODE_FILE = "advisor_mode"
+
+NUMBER_FILES: frozenset[str] = frozenset(spec.name for spec in KSM_FILES)
+# Every file the exporter reads, in the order it reads them.
+FILE_NAMES: tuple[str, ...] = (*(spec.name for spec in KSM_FILES), ADVISOR_MODE_FILE)

@@ -1,0 +1,55 @@
+"""What the background sampler reads each tick: a few KSM files and ksmd's CPU time."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ksm_exporter.sources.ksmd import KsmdLocator
+from ksm_exporter.sources.sysfs import KsmSysfs, read_numbers
+
+SAMPLED_FILES = (
+    "full_scans",
+    "run",
+    "pages_scanned",
+    "pages_to_scan",
+    "sleep_millisecs",
+    "pages_sharing",
+    "ksm_zero_pages",
+    "general_profit",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CostSample:
+    """One sampler tick. None where the file or the thread was not there."""
+
+    at: float  # monotonic seconds
+    full_scans: int | None
+    run: int | None = None
+    ksmd_pid: int | None = None
+    ksmd_cpu_ns: int | None = None
+    ksm: KsmSysfs | None = None  # the sampled files
+
+    def number(self, name: str) -> int | None:
+        return None if self.ksm is None else self.ksm.values.get(name)
+
+
+def read_cost_sample(
+    sysfs_root: str, ksmd: KsmdLocator, clock: Callable[[], float] = time.monotonic
+) -> CostSample:
+    """Never raises."""
+    at = clock()
+    ksm = read_numbers(sysfs_root, SAMPLED_FILES)
+    if ksm.full_scans is None:  # no KSM: no ksmd to look for
+        return CostSample(at, None)
+    thread = ksmd.read().ksmd
+    return CostSample(
+        at,
+        ksm.full_scans,
+        run=ksm.run,
+        ksmd_pid=None if thread is None else thread.pid,
+        ksmd_cpu_ns=None if thread is None else thread.cpu_ns,
+        ksm=ksm,
+    )
