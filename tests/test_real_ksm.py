@@ -63,6 +63,12 @@ def test_exporter_agrees_with_sysfs_while_pages_merge() -> None:
 
 
 def ksmd_cpu_seconds(pid: int) -> float:
+    """ksmd's CPU time as the kernel's advisor reads it: schedstat, in nanoseconds."""
+    with open(f"/proc/{pid}/schedstat", "rb") as f:
+        return int(f.read().split()[0]) / 1e9
+
+
+def ksmd_tick_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat", "rb") as f:
         return parse_stat(f.read()).cpu_ticks / os.sysconf("SC_CLK_TCK")
 
@@ -99,7 +105,10 @@ def test_scan_cost_of_real_ksmd() -> None:
         ksm.set(run=0)  # ksmd stops using CPU, so the exporter and /proc must agree
         time.sleep(0.2)
         exported = value(parse_samples(exporter.get()), "ksm_ksmd_cpu_seconds_total")
-        assert abs(exported - ksmd_cpu_seconds(ksmd)) <= one_tick
+        assert exported == ksmd_cpu_seconds(ksmd)
+        # The clock-tick figure agrees, to within its sampled accounting's resolution.
+        ticks = ksmd_tick_seconds(ksmd)
+        assert abs(exported - ticks) <= max(3 * one_tick, 0.02 * ticks)
 
 
 def test_status_on_real_ksm() -> None:
