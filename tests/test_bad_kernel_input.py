@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.server.app import make_app
 from ksm_exporter.sources.kernel_file import BadValue
-from ksm_exporter.sources.ksm_files import KSM_FILES
+from ksm_exporter.sources.ksm_files import KSM_FILES, declared
 from ksm_exporter.sources.roots import Roots
-from ksm_exporter.sources.sysfs import PARSERS
+from ksm_exporter.sources.sysfs import parser_of
 from tests.support.exposition import parse_samples, value
 
 PIDS = ("1", "2", "300", "4000")
@@ -64,7 +64,7 @@ meminfo_content = st.one_of(
 def kernel_trees(draw: st.DrawFn) -> dict[str, bytes]:
     """Relative path -> content for a sysfs and procfs tree; absent files are left out."""
     tree: dict[str, bytes] = {}
-    for name in PARSERS:
+    for name in declared().names:
         if draw(st.booleans()):
             tree[f"sys/kernel/mm/ksm/{name}"] = draw(content)
     tree["proc/meminfo"] = draw(meminfo_content)
@@ -92,7 +92,7 @@ def usable(tree: dict[str, bytes], name: str) -> int | None:
     if raw is None:
         return None
     try:
-        parsed = PARSERS[name](raw)
+        parsed = parser_of(name)(raw)
     except BadValue:
         return None
     assert isinstance(parsed, int)
@@ -102,12 +102,12 @@ def usable(tree: dict[str, bytes], name: str) -> int | None:
 def sysfs_rejections(tree: dict[str, bytes]) -> int:
     """How many KSM files hold content their documented format does not allow."""
     rejected = 0
-    for name, parse in PARSERS.items():
+    for name in declared().names:
         raw = tree.get(f"sys/kernel/mm/ksm/{name}")
         if raw is None:
             continue
         try:
-            parse(raw)
+            parser_of(name)(raw)
         except BadValue:
             rejected += 1
     return rejected

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from ksm_exporter.derive.savings import Savings
-from ksm_exporter.sources.ksm_files import KSM_FILES
+from ksm_exporter.sources import ksm_files
 from ksm_exporter.sources.sysfs import KsmSysfs
 
 
@@ -22,7 +22,7 @@ def sysfs_families(ksm: KsmSysfs) -> Iterator[Metric]:
         "1 when the KSM sysfs directory is readable, 0 when the kernel has no KSM.",
         value=1 if ksm.available else 0,
     )
-    for spec in KSM_FILES:
+    for spec in ksm_files.KSM_FILES:
         value = ksm.values.get(spec.name)
         if value is None:
             continue

@@ -6,7 +6,7 @@ from this table, so serving one more kernel file is one line here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -22,6 +22,7 @@ class KsmFile:
     help: str
     kind: Literal["gauge", "counter"] = "gauge"
     divisor: int = 1  # 1000 turns milliseconds into seconds, 100 percent into a ratio
+    unit: str = "pages"  # for the documentation table
     parse: Callable[[bytes], int] = parse_unsigned
 
 
@@ -31,6 +32,7 @@ KSM_FILES: tuple[KsmFile, ...] = (
         "ksm_run",
         "KSM run state as the file reads: 0 stopped, 1 running, 2 unmerge all; "
         "4 is added while memory is being taken offline.",
+        unit="state",
     ),
     KsmFile("pages_to_scan", "ksm_pages_to_scan", "Pages ksmd scans before it sleeps."),
     KsmFile(
@@ -38,6 +40,7 @@ KSM_FILES: tuple[KsmFile, ...] = (
         "ksm_sleep_seconds",
         "Time ksmd sleeps between scan batches.",
         divisor=1000,
+        unit="seconds",
     ),
     KsmFile("pages_shared", "ksm_pages_shared", "Shared KSM pages in use (one per group)."),
     KsmFile(
@@ -60,35 +63,51 @@ KSM_FILES: tuple[KsmFile, ...] = (
         "ksm_full_scans_total",
         "Full scans of all mergeable areas completed (resets when run is set to 2).",
         kind="counter",
+        unit="scans",
     ),
     KsmFile(
         "merge_across_nodes",
         "ksm_merge_across_nodes",
         "1 when pages from different NUMA nodes may merge.",
+        unit="boolean",
     ),
     KsmFile(
         "use_zero_pages",
         "ksm_use_zero_pages",
         "1 when empty pages merge with the zero page.",
+        unit="boolean",
     ),
-    KsmFile("max_page_sharing", "ksm_max_page_sharing", "Most mappings one KSM page may have."),
+    KsmFile(
+        "max_page_sharing",
+        "ksm_max_page_sharing",
+        "Most mappings one KSM page may have.",
+        unit="mappings",
+    ),
     KsmFile(
         "stable_node_chains",
         "ksm_stable_node_chains",
         "Stable node chains (hit max_page_sharing).",
+        unit="chains",
     ),
-    KsmFile("stable_node_dups", "ksm_stable_node_dups", "Duplicated stable nodes in chains."),
+    KsmFile(
+        "stable_node_dups",
+        "ksm_stable_node_dups",
+        "Duplicated stable nodes in chains.",
+        unit="nodes",
+    ),
     KsmFile(
         "stable_node_chains_prune_millisecs",
         "ksm_stable_node_chains_prune_seconds",
         "How often stable node chains are pruned of stale nodes.",
         divisor=1000,
+        unit="seconds",
     ),
     KsmFile(
         "general_profit",
         "ksm_general_profit_bytes",
         "Memory KSM saves net of its rmap_item metadata; negative when metadata costs more.",
         parse=parse_signed,
+        unit="bytes (signed)",
     ),
     KsmFile(
         "ksm_zero_pages",
@@ -105,6 +124,7 @@ KSM_FILES: tuple[KsmFile, ...] = (
         "smart_scan",
         "ksm_smart_scan",
         "1 when ksmd skips pages that did not merge recently.",
+        unit="boolean",
     ),
     KsmFile(
         "pages_skipped",
@@ -117,11 +137,13 @@ KSM_FILES: tuple[KsmFile, ...] = (
         "ksm_advisor_max_cpu_ratio",
         "Most CPU, as a share of one core, the scan-time advisor lets ksmd use.",
         divisor=100,
+        unit="ratio of one CPU",
     ),
     KsmFile(
         "advisor_target_scan_time",
         "ksm_advisor_target_scan_time_seconds",
         "Full-scan time the scan-time advisor aims for.",
+        unit="seconds",
     ),
     KsmFile(
         "advisor_min_pages_to_scan",
@@ -138,6 +160,28 @@ KSM_FILES: tuple[KsmFile, ...] = (
 # The one KSM file that is not a number: `[none] scan-time`, served as ksm_advisor_mode{mode}.
 ADVISOR_MODE_FILE = "advisor_mode"
 
-NUMBER_FILES: frozenset[str] = frozenset(spec.name for spec in KSM_FILES)
-# Every file the exporter reads, in the order it reads them.
-FILE_NAMES: tuple[str, ...] = (*(spec.name for spec in KSM_FILES), ADVISOR_MODE_FILE)
+
+@dataclass(frozen=True, slots=True)
+class Declared:
+    """What the rest of the exporter looks up in KSM_FILES."""
+
+    numbers: Mapping[str, KsmFile]  # file name -> declaration
+    names: tuple[str, ...]  # every file the exporter reads, in the order it reads them
+
+
+def _index(files: tuple[KsmFile, ...]) -> Declared:
+    numbers = {spec.name: spec for spec in files}
+    return Declared(numbers, (*numbers, ADVISOR_MODE_FILE))
+
+
+_indexed: list[tuple[tuple[KsmFile, ...], Declared]] = []  # [(KSM_FILES, its index)]
+
+
+def declared() -> Declared:
+    """The index of KSM_FILES as the module holds it now (a test may declare one more).
+
+    Looked up on every file of every scrape: an identity check, not a hash of the table.
+    """
+    if not _indexed or _indexed[0][0] is not KSM_FILES:
+        _indexed[:] = [(KSM_FILES, _index(KSM_FILES))]
+    return _indexed[0][1]

@@ -16,12 +16,7 @@ from ksm_exporter.sources.kernel_file import (
     read_bytes,
     show_value,
 )
-from ksm_exporter.sources.ksm_files import (
-    ADVISOR_MODE_FILE,
-    FILE_NAMES,
-    KSM_FILES,
-    NUMBER_FILES,
-)
+from ksm_exporter.sources.ksm_files import ADVISOR_MODE_FILE, declared
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +65,7 @@ class KsmSysfs:
         **numbers: int,
     ) -> None:
         values = {**(values or {}), **numbers}
-        unknown = set(values) - NUMBER_FILES
+        unknown = set(values) - declared().numbers.keys()
         if unknown:
             raise TypeError(f"not a KSM number file: {', '.join(sorted(unknown))}")
         self.available = available
@@ -80,7 +75,7 @@ class KsmSysfs:
 
     def __getattr__(self, name: str) -> int | None:
         """A number file's value: `ksm.pages_sharing`."""
-        if name in NUMBER_FILES:
+        if name in declared().numbers:
             return self.values.get(name)
         raise AttributeError(name)
 
@@ -90,7 +85,7 @@ class KsmSysfs:
 
     def as_dict(self) -> dict[str, object]:
         """Every file this kernel may have, None where it does not: for JSON."""
-        numbers: dict[str, object] = {name: self.values.get(name) for name in FILE_NAMES}
+        numbers: dict[str, object] = {name: self.values.get(name) for name in declared().names}
         mode = self.advisor_mode
         numbers[ADVISOR_MODE_FILE] = (
             None if mode is None else {"active": mode.active, "modes": list(mode.modes)}
@@ -116,11 +111,9 @@ class KsmSysfs:
         )
 
 
-Parser = Callable[[bytes], object]
-
-# File name -> parser.
-PARSERS: dict[str, Parser] = {spec.name: spec.parse for spec in KSM_FILES}
-PARSERS[ADVISOR_MODE_FILE] = parse_advisor_mode
+def parser_of(name: str) -> Callable[[bytes], object]:
+    spec = declared().numbers.get(name)
+    return parse_advisor_mode if spec is None else spec.parse
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +145,7 @@ def _snapshot(directory: str, content_of: Callable[[str], bytes | None]) -> Sysf
     values: dict[str, int] = {}
     advisor_mode: AdvisorMode | None = None
     problems: list[Problem] = []
-    for name in PARSERS:
+    for name in declared().names:
         value, problem = parse_attribute(directory, name, content_of)
         if problem is not None:
             problems.append(problem)
@@ -172,7 +165,7 @@ def parse_attribute(
     raw: bytes | None = None
     try:
         raw = content_of(name)
-        return (None if raw is None else PARSERS[name](raw)), None
+        return (None if raw is None else parser_of(name)(raw)), None
     except OSError as err:
         return None, Problem(os.path.join(directory, name), "", os_error_reason(err))
     except BadValue as err:
@@ -227,7 +220,7 @@ class HeldKsmSysfs:
 
     def _hold(self, identity: tuple[int, ...]) -> None:
         try:
-            for name in PARSERS:
+            for name in declared().names:
                 path = os.path.join(self.directory, name)
                 try:
                     self._held[name] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from ksm_exporter.cli import build_parser
-from ksm_exporter.sources.ksm_files import FILE_NAMES
+from ksm_exporter.sources.ksm_files import declared
 from tests.support.paths import REPO
 
 # A metric name, unless it is the last part of a path (`/proc/<pid>/ksm_stat`) or of a rule
@@ -97,7 +97,7 @@ def flags() -> frozenset[str]:
 
 
 def sysfs_files() -> frozenset[str]:
-    return frozenset(FILE_NAMES)
+    return frozenset(declared().names)
 
 
 def _panels(node: Any) -> Iterator[str]:

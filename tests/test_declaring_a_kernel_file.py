@@ -1,0 +1,65 @@
+"""Serving one more KSM file is one line in ksm_exporter/sources/ksm_files.py."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ksm_exporter.collector.collection import KsmCollection
+from ksm_exporter.sources import ksm_files
+from ksm_exporter.sources.ksm_files import KsmFile, declared
+from ksm_exporter.sources.roots import Roots
+from ksm_exporter.sources.sysfs import HeldKsmSysfs
+from tests.support.exposition import parse_samples, render, value
+from tests.support.paths import FIXTURES
+
+pytestmark = pytest.mark.unit
+
+NEW_FILE = KsmFile("pages_migrated", "ksm_pages_migrated_total", "Pages moved.", kind="counter")
+
+
+@pytest.fixture
+def one_more_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Roots:
+    monkeypatch.setattr(ksm_files, "KSM_FILES", (*ksm_files.KSM_FILES, NEW_FILE))
+    shutil.copytree(FIXTURES / "current", tmp_path / "current")
+    ksm = tmp_path / "current" / "sys" / "kernel" / "mm" / "ksm"
+    (ksm / "pages_migrated").write_text("4242\n")
+    return Roots(str(tmp_path / "current" / "sys"), str(tmp_path / "current" / "proc"))
+
+
+def test_a_declared_file_is_served_with_its_help_and_type(one_more_file: Roots) -> None:
+    text = render(KsmCollection(one_more_file, 4096))
+    assert "# HELP ksm_pages_migrated_total Pages moved.\n" in text
+    assert "# TYPE ksm_pages_migrated_total counter\n" in text
+    assert value(parse_samples(text), "ksm_pages_migrated_total") == 4242
+
+
+def test_a_declared_file_is_held_open_like_the_others(one_more_file: Roots) -> None:
+    held = HeldKsmSysfs(one_more_file.sysfs)
+    try:
+        held.read()
+        assert held.read().snapshot.pages_migrated == 4242
+        directory = os.path.realpath(held.directory)
+        fds = os.listdir("/proc/self/fd")
+        opened = [fd for fd in fds if _target(fd).startswith(directory + os.sep)]
+        assert len(opened) == len(declared().names) == len(ksm_files.KSM_FILES) + 1
+    finally:
+        held.close()
+
+
+def test_a_declared_file_that_does_not_parse_is_counted(one_more_file: Roots) -> None:
+    ksm = Path(one_more_file.sysfs, "kernel", "mm", "ksm")
+    (ksm / "pages_migrated").write_text("many\n")
+    samples = parse_samples(render(KsmCollection(one_more_file, 4096)))
+    assert ("ksm_pages_migrated_total", ()) not in samples
+    assert value(samples, "ksm_exporter_collect_errors_total", source="sysfs") == 1
+
+
+def _target(fd: str) -> str:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return ""
