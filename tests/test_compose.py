@@ -110,7 +110,7 @@ def test_prometheus_loads_the_rules_and_scrapes_the_exporter(tmp_path: Path) -> 
         assert f"Checking {root / 'etc' / 'prometheus' / name}\n" in check.stdout
     config = yaml.safe_load(config_path.read_text())
     (job,) = config["scrape_configs"]
-    assert job["job_name"] == "ksm"
+    assert job["job_name"] == "ksm-exporter"
     assert job["static_configs"] == [{"targets": ["ksm-exporter:10131"]}]
     rules = {Path(p).name for p in config["rule_files"]}
     assert rules == {"ksm-rules.yml", "ksm-alerts.yml"}

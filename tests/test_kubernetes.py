@@ -6,7 +6,6 @@ import copy
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -134,54 +133,6 @@ def test_service_and_service_monitor_find_the_pods() -> None:
     assert service["spec"]["ports"][0]["port"] == DEFAULT_PORT
 
 
-def test_generator_copies_rule_groups_exactly(tmp_path: Path) -> None:
-    rules = {
-        "ksm-rules.yml": {
-            "groups": [{"name": "r", "rules": [{"record": "a:b:c", "expr": "sum(x)\n or y\n"}]}]
-        },
-        "ksm-alerts.yml": {
-            "groups": [
-                {
-                    "name": "a",
-                    "rules": [
-                        {
-                            "alert": "A",
-                            "expr": "x > 1",
-                            "for": "15m",
-                            "labels": {"severity": "warning"},
-                            "annotations": {"description": "{{ $value }} is " + "long " * 40},
-                        }
-                    ],
-                }
-            ]
-        },
-    }
-    for name, document in rules.items():
-        (tmp_path / name).write_text(yaml.safe_dump(document))
-    output = tmp_path / "prometheusrule.yaml"
-    generate("--rules", str(tmp_path), "--output", str(output))
-    generated = yaml.safe_load(output.read_text())
-    assert generated["kind"] == "PrometheusRule"
-    assert generated["spec"]["groups"] == (
-        rules["ksm-rules.yml"]["groups"] + rules["ksm-alerts.yml"]["groups"]
-    )
-    assert generate("--rules", str(tmp_path), "--output", str(output), "--check").returncode == 0
-    output.write_text(output.read_text().replace("x > 1", "x > 2"))
-    stale = generate("--rules", str(tmp_path), "--output", str(output), "--check", check=False)
-    assert stale.returncode == 1
-    assert "is stale" in stale.stderr
-
-
-def generate(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(BASE / "generate_prometheusrule.py"), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=check,
-    )
-
-
 def rule_file_groups() -> list[Any]:
     groups: list[Any] = []
     for name in ("ksm-rules.yml", "ksm-alerts.yml"):
@@ -193,7 +144,6 @@ def test_prometheus_rule_holds_exactly_the_rule_files_groups() -> None:
     rule = load("prometheusrule.yaml")
     assert (rule["apiVersion"], rule["kind"]) == ("monitoring.coreos.com/v1", "PrometheusRule")
     assert rule["spec"]["groups"] == rule_file_groups()
-    assert generate("--check").returncode == 0
 
 
 def test_prometheus_rule_groups_pass_promtool(tmp_path: Path) -> None:
@@ -219,12 +169,3 @@ def test_service_monitor_sets_the_job_the_alerts_watch() -> None:
         for match in re.findall(r'job="([^"]+)"', rule["expr"])
     }
     assert watched == {job}
-
-
-def test_generator_refuses_a_rule_file_it_cannot_copy_whole(tmp_path: Path) -> None:
-    (tmp_path / "ksm-rules.yml").write_text("groups: []\nnamespace: other\n")
-    (tmp_path / "ksm-alerts.yml").write_text("groups: []\n")
-    result = generate("--rules", str(tmp_path), "--output", str(tmp_path / "out"), check=False)
-    assert result.returncode == 2
-    assert "expected `groups:` as the only top-level key" in result.stderr
-    assert not (tmp_path / "out").exists()

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from mixin.render import evaluate
 from tests.support.paths import REPO, TESTS
 from tests.support.rule_files import (
     ALERTING_RULES,
@@ -48,7 +49,7 @@ def test_promtool_accepts_the_example_config_and_the_rules_it_loads() -> None:
     assert "SUCCESS: 2 rule files found" in result.stdout
     config = yaml.safe_load(EXAMPLE_CONFIG.read_text())
     assert config["rule_files"] == [RECORDING_RULES.name, ALERTING_RULES.name]
-    assert [job["job_name"] for job in config["scrape_configs"]] == ["ksm"]
+    assert [job["job_name"] for job in config["scrape_configs"]] == ["ksm-exporter"]
     assert config["scrape_configs"][0]["static_configs"][0]["targets"] == ["localhost:10131"]
 
 
@@ -105,7 +106,20 @@ def test_the_specified_alerts_exist() -> None:
         "KsmFullScanTooSlow",
         "KsmExporterCollectErrors",
         "KsmExporterAbsent",
+        "KsmFullScanStalled",
+        "KsmExporterProcessesUnreadable",
+        "KsmSensitiveWorkloadMerging",
+        "KsmSensitiveWorkloadRegistered",
+        "KsmTuningAdvice",
     }
+
+
+def test_every_alert_has_one_rule_and_static_summary() -> None:
+    names = [a["alert"] for a in alerts()]
+    assert len(names) == len(set(names))
+    for alert in alerts():
+        assert "{{" not in alert["annotations"]["summary"], alert["alert"]
+        assert "$labels.instance" in alert["annotations"]["description"], alert["alert"]
 
 
 def github_anchor(heading: str) -> str:
@@ -129,9 +143,10 @@ def test_every_alert_has_severity_summary_description_and_a_runbook_section(
     annotations = alert["annotations"]
     assert annotations["summary"].strip()
     assert "{{ $value" in annotations["description"] or alert["alert"] == "KsmExporterAbsent"
-    path, _, anchor = annotations["runbook_url"].partition("#")
-    assert path == "docs/runbook.md"
-    assert anchor == alert["alert"].lower()
+    pattern = evaluate("mixin._config.runbookURLPattern")
+    assert pattern.startswith("https://")
+    assert annotations["runbook_url"] == pattern % alert["alert"].lower()
+    anchor = annotations["runbook_url"].rpartition("#")[2]
     assert anchor in runbook_anchors()
     assert "for" in alert
 

@@ -12,7 +12,7 @@ import contextlib
 
 import pytest
 
-from tests.support.monitoring_stack import monitored_exporter
+from tests.support.monitoring_stack import JOB, monitored_exporter
 from tests.support.prometheus_server import RunningPrometheus
 from tests.support.rule_files import RULE_FILES, recording_rule_names, rules
 
@@ -38,7 +38,7 @@ def test_rules_evaluate_in_prometheus_scraping_the_exporter(fixture: bool) -> No
         (target,) = prometheus.targets()
         assert (target["health"], target["labels"]) == (
             "up",
-            {"job": "ksm", "instance": stack.exporter.address},
+            {"job": JOB, "instance": stack.exporter.address},
         )
 
         loaded = prometheus.wait_for_rule_evaluation()

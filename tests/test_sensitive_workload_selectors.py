@@ -1,14 +1,14 @@
 """The selectors the runbook offers for KsmSensitiveWorkloadMerging select what it says.
 
-Each PromQL block of the alert's runbook section is put in place of the shipped selector and
-run by promtool over the same processes; the first block is the shipped selector itself.
+Each PromQL block of the alert's runbook section becomes the mixin's sensitiveWorkloads, the
+rules are rendered with it and run by promtool over the same processes; the first block is
+the shipped selector itself.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
-import shutil
 import textwrap
 from pathlib import Path
 
@@ -18,16 +18,11 @@ import yaml
 from ksm_exporter.cli import build_parser, load_settings
 from ksm_exporter.derive.process_selection import always_included
 from ksm_exporter.sources.process_identity import ProcessIdentity
+from mixin.render import evaluate, rule_files
 from tests.support.paths import REPO
 from tests.support.tools import promtool
 
-ALERTS = REPO / "deploy" / "prometheus" / "ksm-alerts.yml"
-RULES = REPO / "deploy" / "prometheus" / "ksm-rules.yml"
 RUNBOOK = REPO / "docs" / "runbook.md"
-SELECTOR = re.compile(
-    r"^( *# SENSITIVE WORKLOADS:[^\n]*\n(?: *#[^\n]*\n)*)(.*?)(^ *# End of the selector\.\n)",
-    re.MULTILINE | re.DOTALL,
-)
 
 POD_UID = "0d2ab3c4-1f2e-4a5b-8c9d-0e1f2a3b4c5d"
 OTHER_POD_UID = "7e6d5c4b-3a29-4817-a6b5-c4d3e2f1a0b9"
@@ -82,18 +77,9 @@ def runbook_exporter_flags() -> list[str]:
 
 
 def shipped_selector() -> str:
-    match = SELECTOR.search(ALERTS.read_text())
-    assert match, "the selector's marker comments are missing from ksm-alerts.yml"
-    return textwrap.dedent(match.group(2))
-
-
-def with_selector(selector: str) -> str:
-    def replace(match: re.Match[str]) -> str:
-        marker = match.group(1)
-        indent = marker[: len(marker) - len(marker.lstrip(" "))]
-        return match.group(1) + textwrap.indent(selector, indent) + match.group(3)
-
-    return SELECTOR.sub(replace, ALERTS.read_text(), count=1)
+    selector = evaluate("mixin._config.sensitiveWorkloads")
+    assert isinstance(selector, str)
+    return selector
 
 
 def series(name: str, labels: dict[str, str], values: str) -> dict[str, str]:
@@ -102,7 +88,7 @@ def series(name: str, labels: dict[str, str], values: str) -> dict[str, str]:
 
 
 def unit_test(selected: set[str]) -> dict[str, object]:
-    host = {"job": "ksm", "instance": "hv:10131"}
+    host = {"job": "ksm-exporter", "instance": "hv:10131"}
     inputs = [series("ksm_page_size_bytes", host, "4096x10")]
     for pid, labels in PROCESSES.items():
         inputs.append(series("ksm_process_merging_pages", {**host, "pid": pid, **labels}, "100x10"))
@@ -142,8 +128,8 @@ def test_every_runbook_selector_has_its_expected_processes() -> None:
 @pytest.mark.parametrize("index", range(len(EXPECTED)))
 def test_the_runbook_selector_selects_exactly_its_workloads(tmp_path: Path, index: int) -> None:
     selector = runbook_selectors()[index]
-    shutil.copy(RULES, tmp_path / "ksm-rules.yml")
-    (tmp_path / "ksm-alerts.yml").write_text(with_selector(selector))
+    for name, text in rule_files({"sensitiveWorkloads": selector}).items():
+        (tmp_path / name).write_text(text)
     (tmp_path / "test.yml").write_text(yaml.safe_dump(unit_test(EXPECTED[index])))
     run = promtool("test", "rules", "test.yml", cwd=tmp_path)
     assert run.returncode == 0, f"selector:\n{selector}\n{run.stdout}{run.stderr}"

@@ -23,7 +23,7 @@ from tests.support.prometheus_server import RunningPrometheus, running_prometheu
 from tests.support.real_ksm import ksm_control, ksm_writable, merging_child
 from tests.support.rule_files import EXAMPLE_CONFIG
 
-JOB = "ksm"
+JOB = "ksm-exporter"
 
 
 @dataclass

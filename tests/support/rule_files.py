@@ -45,7 +45,7 @@ def alerts() -> list[Rule]:
 
 def default_thresholds() -> dict[str, str]:
     """{threshold rule: its default number} from the ksm-thresholds group."""
-    (group,) = [g for g in groups(ALERTING_RULES) if g["name"] == "ksm-thresholds"]
+    (group,) = [g for g in groups(RECORDING_RULES) if g["name"] == "ksm-thresholds"]
     defaults = {}
     for rule in group["rules"]:
         match = re.fullmatch(r"vector\((-?[\d.]+)\)", rule["expr"].strip())

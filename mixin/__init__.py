@@ -1,0 +1,1 @@
+"""The monitoring mixin (mixin.libsonnet) and its renderer."""

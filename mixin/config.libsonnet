@@ -1,0 +1,67 @@
+// Everything an operator may want to change: the selector of the exporter's series, the
+// label that tells clusters apart, where runbooks live, and every alert threshold.
+{
+  _config+:: {
+    // Label matchers of the exporter's series, as the scrape job sets them.
+    selector: 'job="ksm-exporter"',
+    // The label that tells clusters apart on a multi-cluster ruler (Thanos, Mimir); series
+    // without it join as if it were empty, so one cluster needs nothing here.
+    clusterLabel: 'cluster',
+    // %s is the alert name in lower case, the anchor of its runbook section.
+    runbookURLPattern: 'https://github.com/ksm-exporter/ksm-exporter/blob/main/docs/runbook.md#%s',
+
+    // Defaults for every host. Recorded as ksm:<figure>:threshold rules, so a per-host
+    // override below and the dashboards' threshold lines use the same numbers.
+    thresholds: {
+      // KsmdExcessiveCpu: ksmd's share of one CPU core, where the kernel's scan-time
+      // advisor is not active (where it is, its own advisor_max_cpu is the limit).
+      ksmd_cpu_ratio: 0.25,
+      // KsmScanningWithoutSavings: ksmd CPU share above which scanning must show savings.
+      scanning_cpu_ratio: 0.05,
+      // KsmNegativeProfit: net profit (bytes) below which metadata costs too much.
+      general_profit_bytes: 0,
+      // KsmHighUnsharedRatio: pages_unshared per pages_sharing.
+      unshared_pages_per_sharing_page: 10,
+      // KsmFullScanTooSlow: wall time of one full scan, seconds.
+      full_scan_duration_seconds: 3600,
+    },
+
+    // Per-host thresholds: [{ threshold: 'ksmd_cpu_ratio', value: 0.5,
+    // labels: { instance: 'build-host-1:10131' } }]. Give the cluster label too where the
+    // series carry one.
+    thresholdOverrides: [],
+
+    // KsmFullScanStalled: how long KSM may run without completing a full scan. Longer than
+    // the slowest full scan you accept (thresholds.full_scan_duration_seconds).
+    fullScanStalledAfter: '2h',
+    // KsmTuningAdvice: by what factor the recommended pages_to_scan (or, under the kernel's
+    // advisor, full-scan time) may differ from the setting (for how long: alertFor).
+    tuningAdviceFactor: 2,
+
+    // How long each condition must hold before its alert fires.
+    alertFor: {
+      KsmdExcessiveCpu: '15m',
+      KsmScanningWithoutSavings: '30m',
+      KsmFullScanTooSlow: '15m',
+      KsmFullScanStalled: '15m',
+      KsmNegativeProfit: '30m',
+      KsmHighUnsharedRatio: '1h',
+      KsmExporterCollectErrors: '15m',
+      KsmExporterProcessesUnreadable: '15m',
+      KsmExporterAbsent: '5m',
+      KsmSensitiveWorkloadMerging: '5m',
+      KsmSensitiveWorkloadRegistered: '5m',
+      KsmTuningAdvice: '6h',
+    },
+
+    // Sensitive workloads (docs/security.md): a PromQL expression returning the
+    // ksm_process_merging_pages series of the processes that must not share memory with
+    // others; docs/runbook.md shows selectors for a VM name, a systemd unit and a Kubernetes
+    // namespace. Give --collector.process.always-include a pattern for the same processes.
+    sensitiveWorkloads: |||
+      ksm_process_merging_pages{vm=~"sensitive-.+"}
+      or
+      ksm_process_merging_pages{cgroup=~".*/sensitive\\.slice(/.*)?"}
+    |||,
+  },
+}

@@ -1,0 +1,116 @@
+// Recording rules, named level:metric:operations. Per-host rules keep the labels of the
+// scraped series; fleet rules keep the cluster label and job.
+{
+  local c = self._config,
+  local on = 'on (%s, instance)' % c.clusterLabel,
+  // A threshold as PromQL writes it: whole numbers without exponent, fractions as %g does.
+  local number(x) = if x == std.floor(x) then '%d' % x else '%g' % x,
+
+  // The per-host threshold of a figure: its override where one exists, else the default.
+  local perHost(figure, before='') = {
+    record: 'instance:ksm_%s:threshold' % figure,
+    expr: |||
+      %(before)smax by (%(cluster)s, instance) (ksm:%(figure)s:threshold{instance!=""})
+      or %(on)s
+      max by (%(cluster)s, instance) (ksm_available{%(selector)s}) * 0
+        + on () group_left () ksm:%(figure)s:threshold{instance=""}
+    ||| % { before: before, cluster: c.clusterLabel, figure: figure, on: on, selector: c.selector },
+  },
+
+  prometheusRules+:: {
+    groups+: [
+      {
+        name: 'ksm-recording',
+        rules: [
+          {
+            // Share of one CPU core ksmd used, averaged over 5 minutes.
+            record: 'instance:ksm_ksmd_cpu:ratio_rate5m',
+            expr: 'rate(ksm_ksmd_cpu_seconds_total{%(selector)s}[5m])' % c,
+          },
+          {
+            // Memory saved for each share of a core ksmd spends; absent while ksmd idles.
+            record: 'instance:ksm_memory_saved_bytes_per_ksmd_cpu_second:ratio_rate5m',
+            expr: 'ksm_memory_saved_bytes{%(selector)s} / (instance:ksm_ksmd_cpu:ratio_rate5m{%(selector)s} > 0)' % c,
+          },
+          {
+            // Mean time between completed full scans over the last hour; absent when none
+            // completed in that hour.
+            record: 'instance:ksm_full_scan_period_seconds:mean1h',
+            expr: '1 / (rate(ksm_full_scans_total{%(selector)s}[1h]) > 0)' % c,
+          },
+          {
+            // Pages ksmd scanned per second (kernel 6.6 and later).
+            record: 'instance:ksm_pages_scanned:rate5m',
+            expr: 'rate(ksm_pages_scanned_total{%(selector)s}[5m])' % c,
+          },
+          {
+            // Bytes ksmd scanned per second (kernel 6.6 and later).
+            record: 'instance:ksm_scanned_bytes:rate5m',
+            expr: 'instance:ksm_pages_scanned:rate5m{%(selector)s} * ksm_page_size_bytes{%(selector)s}' % c,
+          },
+          {
+            record: 'job:ksm_memory_saved_bytes:sum',
+            expr: 'sum by (%(clusterLabel)s, job) (ksm_memory_saved_bytes{%(selector)s})' % c,
+          },
+          {
+            record: 'job:ksm_ksmd_cpu:sum_rate5m',
+            expr: 'sum by (%(clusterLabel)s, job) (instance:ksm_ksmd_cpu:ratio_rate5m{%(selector)s})' % c,
+          },
+        ],
+      },
+      {
+        // Each ksm:<figure>:threshold without labels is the default for every host (from
+        // _config.thresholds); one carrying an instance label (from
+        // _config.thresholdOverrides, or a rule file of your own) is that host's value.
+        // The instance:* rules take a host's override where one exists, else the default.
+        name: 'ksm-thresholds',
+        rules: [
+          {
+            record: 'ksm:%s:threshold' % figure,
+            expr: 'vector(%s)' % number(c.thresholds[figure]),
+          }
+          for figure in std.objectFields(c.thresholds)
+        ] + [
+          {
+            record: 'ksm:%s:threshold' % override.threshold,
+            expr: 'vector(%s)' % number(override.value),
+            labels: override.labels,
+          }
+          for override in c.thresholdOverrides
+        ] + [
+          perHost(figure)
+          for figure in std.objectFields(c.thresholds)
+          if figure != 'ksmd_cpu_ratio'
+        ] + [
+          // Where the kernel's scan-time advisor runs, its own CPU ceiling (advisor_max_cpu)
+          // is the limit, unless the host has an override.
+          perHost('ksmd_cpu_ratio', before=|||
+            max by (%(cluster)s, instance) (ksm:ksmd_cpu_ratio:threshold{instance!=""})
+            or %(on)s
+            (
+              max by (%(cluster)s, instance) (ksm_advisor_max_cpu_ratio{%(selector)s})
+              and %(on)s
+              ksm_advisor_mode{%(selector)s, mode="scan-time"} == 1
+            )
+            or %(on)s
+          ||| % { cluster: c.clusterLabel, on: on, selector: c.selector }),
+        ],
+      },
+      {
+        name: 'ksm-sensitive-workload-selection',
+        rules: [
+          {
+            // Value 1 for each process _config.sensitiveWorkloads picks, with the labels
+            // of its ksm_process_merging_pages series.
+            record: 'process:ksm_sensitive_workload:selected',
+            expr: 'group without () (\n%s\n)\n' % std.join('\n', [
+              '  ' + line
+              for line in std.split(c.sensitiveWorkloads, '\n')
+              if line != ''
+            ]),
+          },
+        ],
+      },
+    ],
+  },
+}

@@ -1,0 +1,154 @@
+"""mixin/: the one source of the rules. Its rendered output is what is checked in, it is
+jsonnetfmt-clean, and its _config reaches every rule it names."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mixin.render import REPO, evaluate, outputs, rule_files, rule_groups
+from tests.support.tools import promtool, require
+
+MIXIN = REPO / "mixin"
+
+
+def expressions(config: dict[str, Any] | None = None) -> list[str]:
+    rules, alerts = rule_groups(config)
+    return [rule["expr"] for group in rules["groups"] + alerts["groups"] for rule in group["rules"]]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("path", sorted(outputs()), ids=lambda path: path.name)
+def test_checked_in_files_are_what_the_mixin_renders(path: Path) -> None:
+    assert path.read_text() == outputs()[path], "run: .venv/bin/python -m mixin.render"
+
+
+@pytest.mark.unit
+def test_the_mixin_has_the_conventional_fields() -> None:
+    fields = evaluate(
+        "{ config: std.objectFieldsAll(mixin._config),"
+        " rules: std.objectFields(mixin.prometheusRules),"
+        " alerts: std.objectFields(mixin.prometheusAlerts),"
+        " dashboards: std.objectFields(mixin.grafanaDashboards) }"
+    )
+    assert {"selector", "clusterLabel", "runbookURLPattern", "thresholds"} <= set(fields["config"])
+    assert fields["rules"] == fields["alerts"] == ["groups"]
+    assert fields["dashboards"] == ["ksm-fleet.json", "ksm-host.json"]
+
+
+@pytest.mark.unit
+def test_the_selector_and_cluster_label_reach_every_rule() -> None:
+    shipped = expressions()
+    # Defaults are constants; the sensitive-workload selection is joined on the selected
+    # series by the alerts that read it.
+    reading = [e for e in shipped if not e.startswith(("vector(", "group without () ("))]
+    assert len(reading) == len(shipped) - 6
+    assert all('job="ksm-exporter"' in expr for expr in reading)
+    changed = expressions({"selector": 'job="ksm", team="virt"', "clusterLabel": "k8s_cluster"})
+    assert not any("ksm-exporter" in expr for expr in changed)
+    assert not any(re.search(r"\bcluster\b", expr) for expr in changed)
+    assert sum('job="ksm", team="virt"' in expr for expr in changed) == sum(
+        'job="ksm-exporter"' in expr for expr in shipped
+    )
+    joins = [expr for expr in changed if "on (" in expr or "by (" in expr]
+    assert joins
+    assert all("k8s_cluster" in expr for expr in joins)
+
+
+@pytest.mark.unit
+def test_runbook_urls_follow_the_pattern() -> None:
+    pattern = "https://runbooks.example/ksm/%s.html"
+    _rules, alerts = rule_groups({"runbookURLPattern": pattern})
+    urls = {
+        rule["alert"]: rule["annotations"]["runbook_url"]
+        for group in alerts["groups"]
+        for rule in group["rules"]
+    }
+    assert urls
+    assert all(url == pattern % name.lower() for name, url in urls.items())
+
+
+@pytest.mark.e2e
+def test_thresholds_and_overrides_from_the_config_apply(tmp_path: Path) -> None:
+    config = {
+        "thresholds": {"ksmd_cpu_ratio": 0.4},
+        "thresholdOverrides": [
+            {"threshold": "ksmd_cpu_ratio", "value": 0.6, "labels": {"instance": "b:10131"}}
+        ],
+    }
+    for name, text in rule_files(config).items():
+        (tmp_path / name).write_text(text)
+    cpu = {"values": "0+30x30"}
+    threshold = "instance:ksm_ksmd_cpu_ratio:threshold"
+    test = {
+        "rule_files": ["ksm-rules.yml", "ksm-alerts.yml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {"series": f'ksm_available{{job="ksm-exporter", instance="{host}"}}', **cpu}
+                    for host in ("a:10131", "b:10131")
+                ]
+                + [
+                    {"series": f'ksm_ksmd_cpu_seconds_total{{job="ksm-exporter", instance="{h}"}}'}
+                    | cpu
+                    for h in ("a:10131", "b:10131")
+                ],
+                "promql_expr_test": [
+                    {
+                        "expr": threshold,
+                        "eval_time": "10m",
+                        "exp_samples": [
+                            {
+                                "labels": f'{threshold}{{instance="a:10131"}}',
+                                "value": 0.4,
+                            },
+                            {
+                                "labels": f'{threshold}{{instance="b:10131"}}',
+                                "value": 0.6,
+                            },
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(test))
+    result = promtool("test", "rules", "test.yml", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.e2e
+def test_the_mixin_is_jsonnetfmt_clean() -> None:
+    jsonnetfmt = require("jsonnetfmt", "jsonnet")
+    files = sorted(MIXIN.glob("*.libsonnet"))
+    assert len(files) >= 4
+    result = subprocess.run(
+        [jsonnetfmt, "--test", *map(str, files)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr or f"run: jsonnetfmt -i {MIXIN}/*.libsonnet"
+
+
+@pytest.mark.e2e
+def test_debian_jsonnet_renders_the_same_rules() -> None:
+    """Users render the mixin with any jsonnet; the C++ one packaged by Debian agrees."""
+    jsonnet = require("jsonnet", "jsonnet")
+    result = subprocess.run(
+        [
+            jsonnet,
+            "-e",
+            "local m = import 'mixin.libsonnet'; [m.prometheusRules, m.prometheusAlerts]",
+        ],
+        cwd=MIXIN,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert tuple(json.loads(result.stdout)) == rule_groups()
