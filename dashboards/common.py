@@ -1,5 +1,6 @@
-"""Pieces both dashboards share: the datasource and job/instance variables, and panels that
-cannot be built without a query, a unit and a description."""
+"""Pieces both dashboards share: the datasource, cluster, job and instance variables, links
+between the dashboards, and panels that cannot be built without a query, a unit and a
+description."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import prometheus as prometheus_models
 from grafana_foundation_sdk.models.dashboard import (
     DashboardCursorSync,
+    DashboardLinkType,
     DataSourceRef,
     DataTransformerConfig,
     DynamicConfigValue,
@@ -22,6 +24,7 @@ from grafana_foundation_sdk.models.dashboard import (
     ValueMap,
     ValueMapping,
     ValueMappingResult,
+    VariableOption,
     VariableRefresh,
     VariableSort,
 )
@@ -29,9 +32,13 @@ from grafana_foundation_sdk.models.dashboard import (
 from dashboards import thresholds
 
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
+# The data source import asks for (the dashboards' __inputs); the datasource variable starts
+# on it.
+DATASOURCE_INPUT = "DS_PROMETHEUS"
 # The label matchers every query carries. "All" expands to ".*", which also matches series
-# without the label (aggregated alerts), unlike Grafana's default list of every value.
-SELECTOR = 'job=~"$job",instance=~"$instance"'
+# without the label (single-cluster setups have no cluster label), unlike Grafana's default
+# list of every value.
+SELECTOR = 'cluster=~"$cluster",job=~"$job",instance=~"$instance"'
 ALL = ".*"
 RATE_WINDOW = "$__rate_interval"
 GIB = 1 << 30
@@ -45,8 +52,19 @@ def selector(*extra: str) -> str:
     return "{" + ",".join((SELECTOR, *extra)) + "}"
 
 
-# The share of one CPU ksmd used over 5 minutes, as the alerts see it.
-KSMD_CPU = "instance:ksm_ksmd_cpu:ratio_rate5m"
+# Where the host dashboard lives, for links from the fleet (Grafana resolves /d/<uid>).
+HOST_UID = "ksm-exporter-host"
+FLEET_UID = "ksm-exporter-fleet"
+
+
+def ksmd_cpu(*extra: str) -> str:
+    """ksmd's share of one CPU from the raw counter: no recording rule needed."""
+    return f"rate(ksm_ksmd_cpu_seconds_total{selector(*extra)}[{RATE_WINDOW}])"
+
+
+def ksm_on(*extra: str) -> str:
+    """KSM switched on: run 1, also while the memory-offline bit (4) reads 5."""
+    return f"ksm_run{selector(*extra)} % 4 == 1"
 
 
 def in_bytes(pages_metric: str, *extra: str) -> str:
@@ -66,8 +84,20 @@ class Query:
 def threshold_query(figure: str) -> Query:
     """Each host's effective alert threshold for a figure: its override, else the default.
 
-    The threshold rules keep only the instance label, so they are filtered on it alone."""
-    return Query(f'instance:ksm_{figure}:threshold{{instance=~"$instance"}}', "alert threshold")
+    The threshold rules keep only the cluster and instance labels, so they are filtered on
+    those alone; a panel drawing one names the rule in its description (NEEDS_RULES)."""
+    return Query(
+        f'instance:ksm_{figure}:threshold{{cluster=~"$cluster",instance=~"$instance"}}',
+        "alert threshold",
+    )
+
+
+# How a panel that draws an alert threshold says which rules the line needs.
+NEEDS_RULES = "The threshold line needs the recording rules of ksm-rules.yml ({rule})."
+
+
+def needs_threshold(figure: str) -> str:
+    return NEEDS_RULES.format(rule=f"instance:ksm_{figure}:threshold")
 
 
 # (value from which the colour applies, colour); None is "from minus infinity".
@@ -91,8 +121,11 @@ class Panel:
     no_value: str | None = None
     # Stats: show each series' name next to its value (the name is the information).
     show_names: bool = False
-    # Table columns whose unit differs from the panel's.
+    # Table columns whose unit differs from the panel's, and their own value mappings.
     column_units: dict[str, str] = field(default_factory=dict)
+    column_mappings: dict[str, Mappings] = field(default_factory=dict)
+    # Table columns that hold a host and open the host dashboard for it.
+    host_links: Sequence[str] = ()
 
 
 # ksmd CPU: scanning must show savings above the first, is excessive above the second.
@@ -107,6 +140,8 @@ RUN_STATES: Mappings = {
     "0": ("stopped", WARN),
     "1": ("running", GOOD),
     "2": ("unmerging", WARN),
+    # 4 is the memory-offline bit: ksmd pauses while memory is hot-unplugged.
+    "5": ("running, memory going offline", WARN),
 }
 ON_OFF: Mappings = {"0": ("off", NEUTRAL), "1": ("on", GOOD)}
 
@@ -176,7 +211,24 @@ def _common(builder: AnyPanel, panel: Panel, panel_id: int) -> AnyPanel:
         builder.no_value(panel.no_value)
     for column, unit in panel.column_units.items():
         builder.override_by_name(column, [DynamicConfigValue(id_val="unit", value=unit)])
+    for column, mappings in panel.column_mappings.items():
+        builder.override_by_name(
+            column, [DynamicConfigValue(id_val="mappings", value=_mappings(mappings))]
+        )
+    for column in panel.host_links:
+        builder.override_by_name(
+            column, [DynamicConfigValue(id_val="links", value=[host_link("${__value.raw}")])]
+        )
     return builder
+
+
+def host_link(instance: str) -> dict[str, str]:
+    """A data link to the host dashboard for `instance`, keeping data source and time."""
+    return {
+        "title": "Open this host",
+        "url": f"/d/{HOST_UID}/?var-instance={instance}&${{cluster:queryparam}}"
+        "&${datasource:queryparam}&${job:queryparam}&${__url_time_range}",
+    }
 
 
 def stat_panel(panel: Panel, panel_id: int) -> stat.Panel:
@@ -203,13 +255,18 @@ def timeseries_panel(panel: Panel, panel_id: int) -> timeseries.Panel:
     )
     if any(colour != GOOD for _, colour in panel.steps):
         builder.thresholds_style(
-            common_builders.GraphThresholdsStyleConfig().mode(common.GraphTresholdsStyleMode.DASHED)
+            common_builders.GraphThresholdsStyleConfig().mode(
+                common.GraphThresholdsStyleMode.DASHED
+            )
         )
+    if panel.host_links:
+        link = host_link("${__field.labels.instance}")
+        builder.data_links([dashboard_builders.DashboardLink(link["title"]).url(link["url"])])
     return builder
 
 
 # Labels that only repeat what the dashboard already filters on.
-HIDDEN_COLUMNS = {"Time": True, "__name__": True, "job": True}
+HIDDEN_COLUMNS = {"Time": True, "__name__": True, "job": True, "cluster": True}
 
 
 def table_panel(panel: Panel, panel_id: int, sort_desc: bool = True) -> table.Panel:
@@ -264,12 +321,26 @@ class DashboardWriter:
             dashboard_builders.DatasourceVariable("datasource")
             .label("Data source")
             .type("prometheus")
+            .current(
+                VariableOption(text=f"${{{DATASOURCE_INPUT}}}", value=f"${{{DATASOURCE_INPUT}}}")
+            )
+        )
+        cluster = (
+            dashboard_builders.QueryVariable("cluster")
+            .label("Cluster")
+            .datasource(DATASOURCE)
+            .query("label_values(ksm_available, cluster)")
+            .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
+            .sort(VariableSort.ALPHABETICAL_ASC)
+            .multi(True)
+            .include_all(True)
+            .all_value(ALL)
         )
         job = (
             dashboard_builders.QueryVariable("job")
             .label("Job")
             .datasource(DATASOURCE)
-            .query("label_values(ksm_available, job)")
+            .query('label_values(ksm_available{cluster=~"$cluster"}, job)')
             .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
             .sort(VariableSort.ALPHABETICAL_ASC)
             .multi(True)
@@ -280,7 +351,7 @@ class DashboardWriter:
             dashboard_builders.QueryVariable("instance")
             .label("Instance")
             .datasource(DATASOURCE)
-            .query('label_values(ksm_available{job=~"$job"}, instance)')
+            .query('label_values(ksm_available{cluster=~"$cluster",job=~"$job"}, instance)')
             .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
             .sort(VariableSort.ALPHABETICAL_ASC)
             .multi(instance_multi)
@@ -288,7 +359,19 @@ class DashboardWriter:
         )
         if instance_multi:
             instance.all_value(ALL)
-        self.builder.with_variable(datasource).with_variable(job).with_variable(instance)
+        for variable in (datasource, cluster, job, instance):
+            self.builder.with_variable(variable)
+
+    def link_to(self, uid: str, title: str) -> None:
+        """A link in the dashboard's header, carrying the variables and time range."""
+        self.builder.link(
+            dashboard_builders.DashboardLink(title)
+            .type(DashboardLinkType.LINK)
+            .url(f"/d/{uid}/")
+            .icon("dashboard")
+            .include_vars(True)
+            .keep_time(True)
+        )
 
     def row(self, title: str) -> None:
         self.builder.with_row(dashboard_builders.Row(title).id(self.ids.next()))

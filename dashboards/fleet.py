@@ -8,18 +8,21 @@ from dashboards import thresholds
 from dashboards.common import (
     BAD,
     CPU_STEPS,
+    FLEET_UID,
     GOOD,
-    KSMD_CPU,
+    HOST_UID,
+    NEUTRAL,
     RUN_STATES,
-    WARN,
     DashboardWriter,
     Panel,
     Query,
+    ksm_on,
+    ksmd_cpu,
     run_state_expr,
     selector,
 )
 
-UID = "ksm-exporter-fleet"
+UID = FLEET_UID
 TOP = 10
 
 
@@ -31,6 +34,7 @@ def build() -> Dashboard:
         ["ksm", "ksm-exporter", "memory"],
     )
     board.variables(instance_multi=True)
+    board.link_to(HOST_UID, "KSM / Host")
     _totals(board)
     _top_hosts(board)
     _hosts_to_look_at(board)
@@ -61,13 +65,20 @@ def _totals(board: DashboardWriter) -> None:
     board.stat(
         Panel(
             "Hosts with KSM running",
-            "Selected hosts where ksmd runs (run = 1), out of the hosts reporting.",
+            "Selected hosts where KSM is on (run 1, or 5 while memory goes offline), out of "
+            "the hosts reporting. Running counts 0 when none runs and hosts report; no value "
+            "means no host reports at all.",
             "short",
             [
-                Query(f"count(ksm_run{selector()} % 4 == 1)", "running", instant=True),
+                Query(
+                    f"count({ksm_on()}) or on() (0 * count(ksm_available{selector()}))",
+                    "running",
+                    instant=True,
+                ),
                 Query(f"count(ksm_available{selector()})", "reporting", instant=True),
             ],
-            no_value="0",
+            steps=((None, NEUTRAL),),
+            show_names=True,
         )
     )
     board.stat(
@@ -76,30 +87,34 @@ def _totals(board: DashboardWriter) -> None:
             "ksmd CPU summed over the selected hosts, in CPUs (100% = one whole CPU). Good: "
             "small next to what the fleet saves.",
             "percentunit",
-            [Query(f"sum({KSMD_CPU}{selector()})", instant=True)],
+            [Query(f"sum({ksmd_cpu()})", instant=True)],
         )
     )
     board.timeseries(
         Panel(
             "Memory saved by host",
             f"Memory KSM saves on the {TOP} hosts that save most. A sudden drop on one host "
-            "means its guests diverged or stopped, or KSM was switched off there.",
+            "means its guests diverged or stopped, or KSM was switched to unmerge there. "
+            "Click a line to open that host.",
             "bytes",
             [Query(f"topk({TOP}, ksm_memory_saved_bytes{selector()})", "{{instance}}")],
             width=12,
             height=8,
+            host_links=("instance",),
         )
     )
     board.timeseries(
         Panel(
             "ksmd CPU by host",
-            f"Share of one CPU ksmd used over 5 minutes on the {TOP} busiest hosts. Above "
+            f"Share of one CPU ksmd used on the {TOP} busiest hosts. Above "
             f"{thresholds.SCANNING_CPU_RATIO:.0%} scanning must show savings; above "
-            f"{thresholds.KSMD_CPU_RATIO:.0%} it is excessive (KsmdExcessiveCpu).",
+            f"{thresholds.KSMD_CPU_RATIO:.0%} it is excessive (KsmdExcessiveCpu). Click a line "
+            "to open that host.",
             "percentunit",
-            [Query(f"topk({TOP}, {KSMD_CPU}{selector()})", "{{instance}}")],
+            [Query(f"topk({TOP}, {ksmd_cpu()})", "{{instance}}")],
             width=12,
             height=8,
+            host_links=("instance",),
             steps=CPU_STEPS,
         )
     )
@@ -111,7 +126,7 @@ def _top_hosts(board: DashboardWriter) -> None:
         Panel(
             "Top hosts by memory saved",
             f"The {TOP} hosts where KSM saves most memory, with the share of their RAM. "
-            "These hosts justify running KSM.",
+            "These hosts justify running KSM. Click a host to open it.",
             "bytes",
             [
                 Query(f"topk({TOP}, ksm_memory_saved_bytes{selector()})", "saved", instant=True),
@@ -125,19 +140,21 @@ def _top_hosts(board: DashboardWriter) -> None:
             width=12,
             height=8,
             column_units={"share of RAM": "percentunit"},
+            host_links=("instance",),
         )
     )
     board.table(
         Panel(
             "Top hosts by ksmd CPU",
-            f"The {TOP} hosts where ksmd used most CPU over 5 minutes, as a share of one CPU. "
-            f"Above {thresholds.KSMD_CPU_RATIO:.0%} (KsmdExcessiveCpu) consider a longer sleep "
-            "or fewer pages per batch.",
+            f"The {TOP} hosts where ksmd used most CPU, as a share of one CPU. Above "
+            f"{thresholds.KSMD_CPU_RATIO:.0%} (KsmdExcessiveCpu) consider a longer sleep or "
+            "fewer pages per batch. Click a host to open it.",
             "percentunit",
-            [Query(f"topk({TOP}, {KSMD_CPU}{selector()})", "ksmd CPU", instant=True)],
+            [Query(f"topk({TOP}, {ksmd_cpu()})", "ksmd CPU", instant=True)],
             width=12,
             height=8,
             steps=CPU_STEPS,
+            host_links=("instance",),
         )
     )
 
@@ -146,18 +163,18 @@ def _hosts_to_look_at(board: DashboardWriter) -> None:
     board.row("Hosts that need a look")
     board.table(
         Panel(
-            "KSM on but unprofitable",
-            "Hosts where ksmd runs but KSM's net profit (general_profit, kernel 6.4+) is "
-            "below the host's KsmNegativeProfit threshold (default "
-            f"{thresholds.PROFIT_BYTES:g} bytes): the metadata costs more memory than merging "
-            "saves. Good: empty. Fix by registering only memory that duplicates, or stop KSM "
-            "there.",
+            "Net profit by host, KSM on",
+            "Every host where KSM is on, lowest net profit first (general_profit, kernel "
+            "6.4+): memory saved minus the metadata KSM spends. Red below the host's "
+            "KsmNegativeProfit threshold (the recorded instance:ksm_general_profit_bytes:"
+            f"threshold, else {thresholds.PROFIT_BYTES:g} bytes when the rules are not "
+            "loaded): there KSM costs more memory than it saves; register only memory that "
+            "duplicates, or stop KSM. Click a host to open it.",
             "bytes",
             [
                 Query(
-                    f"ksm_general_profit_bytes{selector()}"
-                    " < on(instance) group_left() instance:ksm_general_profit_bytes:threshold"
-                    f" and on(job, instance) ksm_run{selector()} % 4 == 1",
+                    f"bottomk({TOP}, ksm_general_profit_bytes{selector()}"
+                    f" and on(cluster, job, instance) ({ksm_on()}))",
                     "net profit",
                     instant=True,
                 )
@@ -165,36 +182,47 @@ def _hosts_to_look_at(board: DashboardWriter) -> None:
             width=12,
             height=8,
             steps=((None, BAD), (thresholds.PROFIT_BYTES, GOOD)),
-        )
-    )
-    board.table(
-        Panel(
-            "Hosts with KSM off",
-            "Hosts where ksmd is stopped, unmerging, or the kernel offers no KSM at all. "
-            "Good: only hosts where KSM is off on purpose.",
-            "none",
-            [Query(f"({run_state_expr()}) != 1", "state", instant=True)],
-            width=12,
-            height=8,
-            mappings=RUN_STATES,
+            host_links=("instance",),
         ),
         sort_desc=False,
     )
     board.table(
         Panel(
-            "Firing KSM alerts",
-            "KSM alerts firing now, from Prometheus' ALERTS series. Good: empty. Each row "
-            "names the alert, its severity and the host.",
+            "KSM state by host",
+            "Every reporting host with what ksmd does there, hosts where KSM is not running "
+            "first: stopped, unmerging, paused while memory goes offline, or no KSM in the "
+            "kernel at all. Only hosts where KSM is off on purpose should be off. Click a "
+            "host to open it.",
             "none",
+            [Query(run_state_expr(), "state", instant=True)],
+            width=12,
+            height=8,
+            mappings=RUN_STATES,
+            host_links=("instance",),
+        ),
+        sort_desc=False,
+    )
+    board.table(
+        Panel(
+            "KSM alerts firing by host",
+            "How many KSM alerts fire on each reporting host, most first, from Prometheus' "
+            "ALERTS series; 0 is a host with none. Needs the rule files loaded: without "
+            "them (no recorded instance:ksm_ksmd_cpu:ratio_rate5m) the table stays empty "
+            "rather than show 0. The Alerting page names each alert. Click a host to open it.",
+            "short",
             [
                 Query(
-                    "ALERTS" + selector('alertname=~"Ksm.*"', 'alertstate="firing"'),
+                    "count by (instance) (ALERTS"
+                    + selector('alertname=~"Ksm.*"', 'alertstate="firing"')
+                    + ") or on(instance) (0 * max by (instance) "
+                    f"(instance:ksm_ksmd_cpu:ratio_rate5m{selector()}))",
                     "firing",
                     instant=True,
                 )
             ],
             width=24,
             height=8,
-            mappings={"1": ("firing", WARN)},
+            steps=((None, GOOD), (1, BAD)),
+            host_links=("instance",),
         )
     )

@@ -8,9 +8,11 @@ from dashboards import thresholds
 from dashboards.common import (
     BAD,
     CPU_STEPS,
+    FLEET_UID,
     GIB,
     GOOD,
-    KSMD_CPU,
+    HOST_UID,
+    NEUTRAL,
     ON_OFF,
     RATE_WINDOW,
     RATIO_UNIT,
@@ -20,12 +22,17 @@ from dashboards.common import (
     Panel,
     Query,
     in_bytes,
+    ksmd_cpu,
+    needs_threshold,
     run_state_expr,
     selector,
     threshold_query,
 )
 
-UID = "ksm-exporter-host"
+UID = HOST_UID
+# Full scans the exporter must observe before it gives tuning advice.
+TUNING_SCANS = "a few full scans (3 to judge savings; two pages_to_scan settings to fit the "
+TUNING_SCANS += "cost of a batch)"
 TOP = 15
 
 
@@ -37,116 +44,127 @@ def build() -> Dashboard:
         ["ksm", "ksm-exporter", "memory"],
     )
     board.variables(instance_multi=False)
-    _state_and_settings(board)
+    board.link_to(FLEET_UID, "KSM / Fleet")
+    _state(board)
     _savings(board)
+    _settings(board)
     _pages(board)
     _cost(board)
+    _tuning(board)
     _processes(board)
     _exporter(board)
     return board.builder.build()
 
 
-def _state_and_settings(board: DashboardWriter) -> None:
-    board.row("State and settings")
+def _state(board: DashboardWriter) -> None:
+    board.row("State")
     board.stat(
         Panel(
             "KSM state",
             "What ksmd is doing (run): running merges pages, stopped keeps what is merged, "
-            "unmerging splits every merged page. Good: running on a host meant to deduplicate.",
+            "unmerging splits every merged page; run reads 5 while memory is hot-unplugged "
+            "(ksmd pauses). Good: running on a host meant to deduplicate. While stopped, "
+            "pages_sharing and the savings built on it keep their last values.",
             "none",
             [Query(run_state_expr(), instant=True)],
-            width=4,
+            width=6,
+            height=4,
             mappings=RUN_STATES,
         )
     )
     board.stat(
         Panel(
-            "Pages per batch",
-            "Pages ksmd scans before each sleep (pages_to_scan). Together with the sleep it "
-            "caps the scan rate; raise it when full scans take too long, lower it when ksmd "
-            "costs too much CPU.",
+            "Processes registered with KSM",
+            "Processes registered with KSM (madvise or prctl) and how many of them merge "
+            "pages. Registered but not merging means effort without gain.",
             "short",
-            [Query(f"ksm_pages_to_scan{selector()}", instant=True)],
-            width=4,
-        )
-    )
-    board.stat(
-        Panel(
-            "Sleep between batches",
-            "How long ksmd sleeps between batches (sleep_millisecs). Shorter sleeps scan "
-            "faster and cost more CPU.",
-            "s",
-            [Query(f"ksm_sleep_seconds{selector()}", instant=True)],
-            width=4,
-        )
-    )
-    board.stat(
-        Panel(
-            "Switches",
-            "Zero-page merging (use_zero_pages, kernel 4.11+), smart scan that skips pages "
-            "which did not merge recently (smart_scan, 6.7+) and merging across NUMA nodes "
-            "(merge_across_nodes, NUMA kernels only). Smart scan on saves ksmd CPU.",
-            "none",
             [
-                Query(f"ksm_use_zero_pages{selector()}", "zero pages", instant=True),
-                Query(f"ksm_smart_scan{selector()}", "smart scan", instant=True),
-                Query(f"ksm_merge_across_nodes{selector()}", "across NUMA nodes", instant=True),
+                Query(f"ksm_processes_registered{selector()}", "registered", instant=True),
+                Query(f"ksm_processes_merging{selector()}", "merging", instant=True),
             ],
-            width=8,
-            mappings=ON_OFF,
-        )
-    )
-    board.stat(
-        Panel(
-            "Scan advisor",
-            "The active advisor (advisor_mode, kernel 6.8+): scan-time tunes pages_to_scan by "
-            "itself to finish a full scan in the target time within the CPU ceiling; none "
-            "leaves pages_to_scan as set.",
-            "none",
-            [Query(f"ksm_advisor_mode{selector()} == 1", "{{mode}}", instant=True)],
-            width=4,
-            mappings={"1": ("active", GOOD)},
+            width=6,
+            height=4,
+            steps=((None, NEUTRAL),),
             show_names=True,
         )
     )
     board.stat(
         Panel(
-            "Advisor CPU ceiling",
-            "The most CPU the scan-time advisor lets ksmd use (advisor_max_cpu, kernel 6.8+), "
-            "as a share of one CPU. Keep it below the ksmd CPU alert threshold.",
-            "percentunit",
-            [Query(f"ksm_advisor_max_cpu_ratio{selector()}", instant=True)],
-            width=4,
-            steps=((None, GOOD), (thresholds.KSMD_CPU_RATIO, WARN)),
-        )
-    )
-    board.stat(
-        Panel(
-            "Advisor target full-scan time",
-            "How long the scan-time advisor aims for one full scan to take "
-            "(advisor_target_scan_time, kernel 6.8+).",
-            "s",
-            [Query(f"ksm_advisor_target_scan_time_seconds{selector()}", instant=True)],
-            width=4,
-        )
-    )
-    board.stat(
-        Panel(
-            "Max mappings per KSM page",
-            "Most page mappings one KSM page may carry (max_page_sharing, kernel 4.13+); "
-            "beyond it stable node chains form. The default 256 is right for most hosts.",
+            "Processes the exporter may not read",
+            "Processes whose ksm_stat the exporter may not read: other users' processes need "
+            "root or CAP_DAC_READ_SEARCH. Good: 0; otherwise their memory is missing below and "
+            "the sensitive-workload alerts cannot see them (KsmExporterProcessesUnreadable).",
             "short",
-            [Query(f"ksm_max_page_sharing{selector()}", instant=True)],
-            width=4,
+            [Query(f"ksm_exporter_processes_unreadable{selector()}", instant=True)],
+            width=6,
+            height=4,
+            steps=((None, GOOD), (1, BAD)),
         )
     )
     board.stat(
         Panel(
-            "Page size",
-            "The host's page size, by which page counts become bytes on this dashboard.",
-            "bytes",
-            [Query(f"ksm_page_size_bytes{selector()}", instant=True)],
-            width=4,
+            "ksmd CPU now",
+            "Share of one CPU the ksmd kernel thread used over the last few scrapes. Above "
+            f"{thresholds.SCANNING_CPU_RATIO:.0%} scanning must show savings; above "
+            f"{thresholds.KSMD_CPU_RATIO:.0%} it is excessive, unless the kernel's scan-time "
+            "advisor runs with a higher ceiling.",
+            "percentunit",
+            [Query(ksmd_cpu(), instant=True)],
+            width=6,
+            height=4,
+            steps=CPU_STEPS,
+        )
+    )
+
+
+def _settings(board: DashboardWriter) -> None:
+    board.row("Settings")
+    columns = {
+        "pages per batch": ("ksm_pages_to_scan", "short"),
+        "sleep": ("ksm_sleep_seconds", "s"),
+        "zero pages": ("ksm_use_zero_pages", "none"),
+        "smart scan": ("ksm_smart_scan", "none"),
+        "across NUMA nodes": ("ksm_merge_across_nodes", "none"),
+        "max mappings per page": ("ksm_max_page_sharing", "short"),
+        "advisor CPU ceiling": ("ksm_advisor_max_cpu_ratio", "percentunit"),
+        "advisor target full scan": ("ksm_advisor_target_scan_time_seconds", "s"),
+        "page size": ("ksm_page_size_bytes", "bytes"),
+    }
+    queries = [
+        Query(f"{metric}{selector()}", name, instant=True)
+        for name, (metric, _unit) in columns.items()
+    ]
+    queries.insert(
+        5,
+        Query(
+            "max by (cluster, job, instance) (ksm_advisor_mode"
+            + selector('mode="scan-time"')
+            + ")",
+            "scan-time advisor",
+            instant=True,
+        ),
+    )
+    board.table(
+        Panel(
+            "KSM settings",
+            "The tunables of /sys/kernel/mm/ksm in one row: pages ksmd scans per batch "
+            "(pages_to_scan) and the sleep between batches (sleep_millisecs), which together "
+            "cap the scan rate; zero-page merging (use_zero_pages, kernel 4.11+), smart scan "
+            "(smart_scan, kernel 6.7+, saves ksmd CPU), merging across NUMA nodes "
+            "(merge_across_nodes, NUMA kernels only), the most mappings one KSM page may "
+            "carry (max_page_sharing, kernel 4.13+), whether the scan-time advisor tunes "
+            "pages_to_scan itself (advisor_mode, kernel 6.8+) with its CPU ceiling "
+            "(advisor_max_cpu) and target full-scan time (advisor_target_scan_time), and the "
+            "page size. A column a kernel lacks stays empty.",
+            "none",
+            queries,
+            width=24,
+            height=4,
+            column_units={name: unit for name, (_metric, unit) in columns.items()},
+            column_mappings={
+                name: ON_OFF
+                for name in ("zero pages", "smart scan", "across NUMA nodes", "scan-time advisor")
+            },
         )
     )
 
@@ -160,7 +178,7 @@ def _savings(board: DashboardWriter) -> None:
             "a large share of the guests' memory on hosts running many similar VMs.",
             "bytes",
             [Query(f"ksm_memory_saved_bytes{selector()}", instant=True)],
-            width=6,
+            width=5,
         )
     )
     board.stat(
@@ -170,7 +188,7 @@ def _savings(board: DashboardWriter) -> None:
             "near 0% while running means KSM finds nothing to merge.",
             "percentunit",
             [Query(f"ksm_memory_saved_ratio{selector()}", instant=True)],
-            width=6,
+            width=5,
         )
     )
     board.stat(
@@ -180,18 +198,39 @@ def _savings(board: DashboardWriter) -> None:
             "kernel 6.4+). Red when negative: KSM then costs more memory than it saves.",
             "bytes",
             [Query(f"ksm_general_profit_bytes{selector()}", instant=True)],
-            width=6,
+            width=5,
             steps=((None, BAD), (thresholds.PROFIT_BYTES, GOOD)),
         )
     )
     board.stat(
         Panel(
-            "Mappings per shared page",
-            "Mappings each shared KSM page serves (1 + pages_sharing / pages_shared). Higher "
-            "is better: each shared page stands in for that many copies.",
+            "Mappings per KSM page",
+            "Mappings per shared KSM page (1 + pages_sharing / pages_shared: the first "
+            "mapping of each KSM page counts in pages_shared). Higher is better: each shared "
+            "page stands in for that many copies. Empty while nothing is shared.",
             RATIO_UNIT,
             [Query(f"ksm_mappings_per_shared_page{selector()}", instant=True)],
-            width=6,
+            width=4,
+        )
+    )
+    board.stat(
+        Panel(
+            "Merged now, per process",
+            "Memory merged in the registered processes, summed from their ksm_stat "
+            "(ksm_process_merging_pages plus ksm_process_other_merging_pages) x page size. "
+            "The kernel updates pages_sharing, and so Memory saved, only during a pass: while "
+            "KSM is stopped those keep their last values and this sum is the live figure.",
+            "bytes",
+            [
+                Query(
+                    f"(sum by (cluster, job, instance) (ksm_process_merging_pages{selector()})"
+                    f" or 0 * ksm_process_other_merging_pages{selector()})"
+                    f" + on(cluster, job, instance) ksm_process_other_merging_pages{selector()}"
+                    " * on(cluster, job, instance) group_left ksm_page_size_bytes",
+                    instant=True,
+                )
+            ],
+            width=5,
         )
     )
     board.timeseries(
@@ -199,7 +238,9 @@ def _savings(board: DashboardWriter) -> None:
             "Memory saved and net profit",
             "Memory saved (pages_sharing + ksm_zero_pages) and the kernel's net profit after "
             "metadata (general_profit, kernel 6.4+), against the KsmNegativeProfit threshold. "
-            "Good: both high and steady; profit below zero is a loss.",
+            "Good: both high and steady; profit below zero is a loss. While KSM is stopped "
+            "both keep their last values; the live figure is the per-process sum below. "
+            + needs_threshold("general_profit_bytes"),
             "bytes",
             [
                 Query(f"ksm_memory_saved_bytes{selector()}", "saved"),
@@ -247,15 +288,19 @@ def _pages(board: DashboardWriter) -> None:
     )
     board.timeseries(
         Panel(
-            "Sharing and unshared ratios",
+            "Mappings and unshared pages per KSM page",
             "Mappings per shared page, higher is better. Unshared pages per sharing page: "
-            "pages checked in vain per merged page (wasted effort; +Inf when none shares); above "
+            "pages checked in vain per merged page (wasted effort); above "
             f"{thresholds.UNSHARED_RATIO:g} KSM mostly scans memory that never merges "
-            "(KsmHighUnsharedRatio).",
+            "(KsmHighUnsharedRatio); +Inf, drawn at the top, when pages are unshared and none "
+            "shares. " + needs_threshold("unshared_pages_per_sharing_page"),
             RATIO_UNIT,
             [
-                Query(f"ksm_mappings_per_shared_page{selector()}", "mappings per page"),
-                Query(f"ksm_unshared_pages_per_sharing_page{selector()}", "unshared"),
+                Query(f"ksm_mappings_per_shared_page{selector()}", "mappings per KSM page"),
+                Query(
+                    f"ksm_unshared_pages_per_sharing_page{selector()}",
+                    "unshared per sharing page",
+                ),
                 threshold_query("unshared_pages_per_sharing_page"),
             ],
             width=12,
@@ -270,13 +315,14 @@ def _cost(board: DashboardWriter) -> None:
     board.timeseries(
         Panel(
             "ksmd CPU",
-            "Share of one CPU the ksmd kernel thread used, over 5 minutes, against this "
-            "host's alert threshold. Good: a few percent. Above "
+            "Share of one CPU the ksmd kernel thread used, against this host's alert "
+            "threshold. Good: a few percent. Above "
             f"{thresholds.SCANNING_CPU_RATIO:.0%} scanning must show savings "
             f"(KsmScanningWithoutSavings); above {thresholds.KSMD_CPU_RATIO:.0%} it is "
-            "excessive (KsmdExcessiveCpu).",
+            "excessive (KsmdExcessiveCpu), or above advisor_max_cpu where the kernel's "
+            "scan-time advisor runs. " + needs_threshold("ksmd_cpu_ratio"),
             "percentunit",
-            [Query(f"{KSMD_CPU}{selector()}", "ksmd"), threshold_query("ksmd_cpu_ratio")],
+            [Query(ksmd_cpu(), "ksmd"), threshold_query("ksmd_cpu_ratio")],
             width=8,
             height=8,
             steps=CPU_STEPS,
@@ -285,13 +331,17 @@ def _cost(board: DashboardWriter) -> None:
     board.timeseries(
         Panel(
             "Scan rate",
-            "Memory ksmd scans per second over 5 minutes (pages_scanned, kernel 6.6+), "
+            "Memory ksmd scans per second (pages_scanned, kernel 6.6+), "
             "memory smart scan skipped (pages_skipped, kernel 6.7+), and the ceiling the "
             "settings allow (pages_to_scan per sleep). Scanning far below the ceiling means "
             "ksmd is CPU-bound.",
             "binBps",
             [
-                Query(f"instance:ksm_scanned_bytes:rate5m{selector()}", "scanned"),
+                Query(
+                    f"rate(ksm_pages_scanned_total{selector()}[{RATE_WINDOW}])"
+                    " * on(job, instance) group_left ksm_page_size_bytes",
+                    "scanned",
+                ),
                 Query(
                     f"rate(ksm_pages_skipped_total{selector()}[{RATE_WINDOW}])"
                     " * on(job, instance) group_left ksm_page_size_bytes",
@@ -310,17 +360,18 @@ def _cost(board: DashboardWriter) -> None:
     board.timeseries(
         Panel(
             "Full-scan time",
-            "Wall time of the last complete pass over all mergeable memory, ksmd CPU spent "
-            "per pass, and the mean time between passes over the last hour. Shorter passes "
-            "find new duplicates sooner; above "
+            "Time KSM ran during the last complete pass over all mergeable memory (stops "
+            "do not count), ksmd CPU spent per pass, and the mean time between passes over "
+            "the last hour. Shorter passes find new duplicates sooner; above "
             f"{thresholds.FULL_SCAN_SECONDS:g} s merging lags behind the guests' memory "
-            "(KsmFullScanTooSlow).",
+            "(KsmFullScanTooSlow); a pass that never ends is KsmFullScanStalled. "
+            + needs_threshold("full_scan_duration_seconds"),
             "s",
             [
                 Query(f"ksm_full_scan_duration_seconds{selector()}", "wall time"),
                 Query(f"ksm_full_scan_ksmd_cpu_seconds{selector()}", "ksmd CPU"),
                 Query(
-                    f"instance:ksm_full_scan_period_seconds:mean1h{selector()}",
+                    f"1 / (rate(ksm_full_scans_total{selector()}[1h]) > 0)",
                     "time between passes (1 h mean)",
                 ),
                 threshold_query("full_scan_duration_seconds"),
@@ -333,14 +384,13 @@ def _cost(board: DashboardWriter) -> None:
     board.timeseries(
         Panel(
             "ksmd CPU per saved GiB",
-            "Share of one CPU ksmd spends, over 5 minutes, for every GiB it saves. Lower is "
-            "better; rising while savings stay flat means more effort for the same gain. "
-            "Empty while ksmd uses no CPU.",
+            "Share of one CPU ksmd spends for every GiB it saves. Lower is better; rising "
+            "while savings stay flat means more effort for the same gain. Empty while ksmd "
+            "uses no CPU or nothing is saved.",
             "percentunit",
             [
                 Query(
-                    f"{GIB} / instance:ksm_memory_saved_bytes_per_ksmd_cpu_second:ratio_rate5m"
-                    f"{selector()}",
+                    f"{ksmd_cpu()} / (ksm_memory_saved_bytes{selector()} > 0) * {GIB}",
                     "CPU per saved GiB",
                 )
             ],
@@ -350,22 +400,96 @@ def _cost(board: DashboardWriter) -> None:
     )
 
 
-def _processes(board: DashboardWriter) -> None:
-    board.row("Processes, VMs and cgroups")
+def _tuning(board: DashboardWriter) -> None:
+    board.row("Tuning advice")
+    needs = (
+        f" The exporter gives advice once it has observed {TUNING_SCANS}; until then this "
+        "panel stays empty (docs/tuning.md)."
+    )
     board.stat(
         Panel(
-            "Processes by state",
-            "Processes registered with KSM (madvise or prctl) and how many of them merge "
-            "pages. Registered but not merging means effort without gain.",
-            "short",
-            [
-                Query(f"ksm_processes_registered{selector()}", "registered", instant=True),
-                Query(f"ksm_processes_merging{selector()}", "merging", instant=True),
-            ],
-            width=6,
+            "Tuning state",
+            "What the exporter's model says about this host (ksm_tuning_state): backlog "
+            "(savings still grow by more than 1% over 3 full scans: scan as fast as the CPU "
+            "budget allows), steady (scan slower, at the steady target), unprofitable (KSM "
+            "costs more than it saves: stop it), idle (nothing registered), stopped." + needs,
+            "none",
+            [Query(f"ksm_tuning_state{selector()} == 1", "{{state}}", instant=True)],
+            width=4,
             height=8,
+            mappings={"1": ("current", NEUTRAL)},
+            steps=((None, NEUTRAL),),
+            show_names=True,
         )
     )
+    board.timeseries(
+        Panel(
+            "Recommended and current pages_to_scan",
+            "pages_to_scan as set and as the exporter recommends for the CPU budget "
+            "(--tuning.cpu-budget) and the state. More than twice or under half the setting "
+            "for 6 hours is KsmTuningAdvice; where the kernel's scan-time advisor runs it "
+            "moves pages_to_scan itself." + needs,
+            "short",
+            [
+                Query(f"ksm_pages_to_scan{selector()}", "current"),
+                Query(f"ksm_tuning_recommended_pages_to_scan{selector()}", "recommended"),
+            ],
+            width=20,
+            height=8,
+            steps=((None, NEUTRAL),),
+        )
+    )
+    board.timeseries(
+        Panel(
+            "ksmd CPU: predicted and measured",
+            "The share of one CPU the model predicts for ksmd at the current and at the "
+            "recommended settings, against what ksmd uses. Current and measured should "
+            "agree once the model has settled: where they do not, the advice is not yet to "
+            "be trusted." + needs,
+            "percentunit",
+            [
+                Query(
+                    "ksm_tuning_predicted_ksmd_cpu_ratio" + selector('settings="current"'),
+                    "predicted, current settings",
+                ),
+                Query(
+                    "ksm_tuning_predicted_ksmd_cpu_ratio" + selector('settings="recommended"'),
+                    "predicted, recommended settings",
+                ),
+                Query(ksmd_cpu(), "measured"),
+            ],
+            width=12,
+            height=8,
+            steps=CPU_STEPS,
+        )
+    )
+    board.timeseries(
+        Panel(
+            "Full-scan time: predicted and measured",
+            "How long a full scan takes as the model predicts it at the current and at the "
+            "recommended settings (the recommended one is also the advisor_target_scan_time "
+            "to set where the kernel's advisor runs), against the last measured full scan." + needs,
+            "s",
+            [
+                Query(
+                    "ksm_tuning_predicted_full_scan_seconds" + selector('settings="current"'),
+                    "predicted, current settings",
+                ),
+                Query(
+                    "ksm_tuning_predicted_full_scan_seconds" + selector('settings="recommended"'),
+                    "predicted, recommended settings",
+                ),
+                Query(f"ksm_full_scan_duration_seconds{selector()}", "measured"),
+            ],
+            width=12,
+            height=8,
+            steps=((None, NEUTRAL),),
+        )
+    )
+
+
+def _processes(board: DashboardWriter) -> None:
+    board.row("Processes, VMs and cgroups")
     board.table(
         Panel(
             "Top processes by merged memory",
@@ -379,7 +503,7 @@ def _processes(board: DashboardWriter) -> None:
                     instant=True,
                 )
             ],
-            width=18,
+            width=24,
             height=8,
         )
     )
@@ -444,23 +568,58 @@ def _processes(board: DashboardWriter) -> None:
                 height=8,
             )
         )
+    selected = f"process:ksm_sensitive_workload:selected{selector()}"
+    # Recorded for every reporting host iff the rule files are loaded: only then is 0 a count.
+    rules_loaded = f"instance:ksm_ksmd_cpu:ratio_rate5m{selector()}"
+    board.stat(
+        Panel(
+            "Sensitive workloads in KSM",
+            "How many processes the sensitive-workload selection (mixin sensitiveWorkloads, "
+            "recorded as process:ksm_sensitive_workload:selected in ksm-rules.yml) finds "
+            "registered with KSM, and how many of them have merged pages. Good: 0 and 0; "
+            "merged pages are a critical alert after 5 minutes (KsmSensitiveWorkloadMerging), "
+            "registered ones a warning (KsmSensitiveWorkloadRegistered). Needs the recording "
+            "rules of ksm-rules.yml (it reads instance:ksm_ksmd_cpu:ratio_rate5m to know they "
+            "are loaded): without them it shows no value, never 0.",
+            "short",
+            [
+                Query(
+                    f"count({in_bytes('ksm_process_merging_pages')} > 0"
+                    f" and on(cluster, job, instance, pid) {selected})"
+                    f" or on() (0 * count({rules_loaded}))",
+                    "merging",
+                    instant=True,
+                ),
+                Query(
+                    f"count({selected}) or on() (0 * count({rules_loaded}))",
+                    "registered",
+                    instant=True,
+                ),
+            ],
+            width=6,
+            height=8,
+            steps=((None, GOOD), (1, BAD)),
+            no_value="rules not loaded",
+            show_names=True,
+        )
+    )
     board.table(
         Panel(
             "Sensitive workloads registered with KSM",
-            "Processes the KsmSensitiveWorkloadMerging selector (the rule "
-            "process:ksm_sensitive_workload:selected in ksm-alerts.yml) marks as sensitive, "
-            "with the memory they have merged. Good: empty; merged memory here is a critical "
-            "alert after 5 minutes, since merged pages let other workloads time their memory.",
+            "The processes counted in Sensitive workloads in KSM, with the memory they have "
+            "merged: each row with merged memory is KsmSensitiveWorkloadMerging, since merged "
+            "pages let other workloads time their memory. Needs the recording rule "
+            "process:ksm_sensitive_workload:selected of ksm-rules.yml.",
             "bytes",
             [
                 Query(
-                    f"{in_bytes('ksm_process_merging_pages')} and on(job, instance, pid) "
-                    f"process:ksm_sensitive_workload:selected{selector()}",
+                    f"{in_bytes('ksm_process_merging_pages')} and on(cluster, job, instance, pid) "
+                    f"{selected}",
                     "merged",
                     instant=True,
                 )
             ],
-            width=12,
+            width=18,
             height=8,
             steps=((None, GOOD), (1, BAD)),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -55,13 +56,13 @@ def test_every_panel_has_a_query_unit_and_description(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", DASHBOARD_FILES)
-def test_every_query_filters_on_job_and_instance(name: str) -> None:
+def test_every_query_filters_on_cluster_job_and_instance(name: str) -> None:
     for query in queries(name):
         if query.metrics() <= THRESHOLD_RULES:
-            # Alert thresholds carry only the instance label.
-            assert 'instance=~"$instance"' in query.expr, query.id
+            # Alert thresholds carry only the cluster and instance labels.
+            assert 'cluster=~"$cluster",instance=~"$instance"' in query.expr, query.id
         else:
-            assert 'job=~"$job",instance=~"$instance"' in query.expr, query.id
+            assert 'cluster=~"$cluster",job=~"$job",instance=~"$instance"' in query.expr, query.id
 
 
 @pytest.mark.parametrize("name", DASHBOARD_FILES)
@@ -69,7 +70,7 @@ def test_variables(name: str) -> None:
     dashboard: Dashboard = load(name)
     assert dashboard.templating is not None
     variables = {v.name: v for v in dashboard.templating.list_val or []}
-    assert list(variables) == ["datasource", "job", "instance"]
+    assert list(variables) == ["datasource", "cluster", "job", "instance"]
     assert variables["datasource"].query == "prometheus"
     assert variables["instance"].multi is (name == "ksm-fleet.json")
 
@@ -129,3 +130,89 @@ def test_panels_the_tuning_guide_names_exist() -> None:
     assert named
     titles = {panel.title for panel in panels(load("ksm-host.json"))}
     assert named - titles == set()
+
+
+# Panel types and fields Grafana has deprecated or removed (angular panels, old table
+# styles, the pre-10 row list).
+DEPRECATED_PANEL_TYPES = {"graph", "singlestat", "table-old", "grafana-piechart-panel"}
+DEPRECATED_KEYS = {"style", "styles", "rows", "colorBackground", "colorValue", "gauge"}
+
+
+def keys_in(value: object) -> set[str]:
+    if isinstance(value, dict):
+        return set(value) | {k for item in value.values() for k in keys_in(item)}
+    if isinstance(value, list):
+        return {k for item in value for k in keys_in(item)}
+    return set()
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("name", DASHBOARD_FILES)
+def test_current_schema_without_deprecated_fields_or_variable_ids(name: str) -> None:
+    model = json.loads((REPO / "dashboards" / name).read_text())
+    assert model["schemaVersion"] >= 39
+    assert not keys_in(model) & DEPRECATED_KEYS
+    assert {panel["type"] for panel in model["panels"]}.isdisjoint(DEPRECATED_PANEL_TYPES)
+    assert all("id" not in variable for variable in model["templating"]["list"])
+    # The SDK's own model reads it back whole.
+    assert load(name).schema_version == model["schemaVersion"]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("name", DASHBOARD_FILES)
+def test_import_asks_for_the_data_source_and_knows_what_it_needs(name: str) -> None:
+    model = json.loads((REPO / "dashboards" / name).read_text())
+    (source,) = model["__inputs"]
+    assert (source["type"], source["pluginId"]) == ("datasource", "prometheus")
+    (variable,) = [v for v in model["templating"]["list"] if v["type"] == "datasource"]
+    assert variable["current"]["value"] == "${" + source["name"] + "}"
+    required = {(r["type"], r["id"]) for r in model["__requires"]}
+    assert {("grafana", "grafana"), ("datasource", "prometheus")} <= required
+    used = {("panel", panel["type"]) for panel in model["panels"] if panel["type"] != "row"}
+    assert used == {r for r in required if r[0] == "panel"}
+    # Nothing else refers to a data source by a name or uid of this installation.
+    datasources = {json.dumps(p.get("datasource")) for p in model["panels"] if "datasource" in p}
+    assert datasources <= {json.dumps({"type": "prometheus", "uid": "${datasource}"})}
+
+
+@pytest.mark.unit
+def test_host_and_fleet_link_to_each_other() -> None:
+    host_model = json.loads((REPO / "dashboards" / "ksm-host.json").read_text())
+    fleet_model = json.loads((REPO / "dashboards" / "ksm-fleet.json").read_text())
+    assert [link["url"] for link in host_model["links"]] == [f"/d/{fleet.UID}/"]
+    assert [link["url"] for link in fleet_model["links"]] == [f"/d/{host.UID}/"]
+    assert all(link["includeVars"] and link["keepTime"] for link in host_model["links"])
+    # Every fleet panel that lists hosts opens the host dashboard on a click.
+    per_host = [
+        panel
+        for panel in fleet_model["panels"]
+        if any("instance" in t.get("legendFormat", "") for t in panel.get("targets", []))
+        or panel["type"] == "table"
+    ]
+    assert len(per_host) >= 6
+    for panel in per_host:
+        text = json.dumps(panel["fieldConfig"])
+        assert f"/d/{host.UID}/?var-instance=" in text, panel["title"]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("name", DASHBOARD_FILES)
+def test_no_panel_calls_an_empty_result_good(name: str) -> None:
+    for panel in panels(load(name)):
+        assert not re.search(r"good: (it is )?empty", str(panel.description), re.I), panel.title
+
+
+@pytest.mark.unit
+def test_settings_sit_in_one_table_below_the_savings() -> None:
+    model = json.loads((REPO / "dashboards" / "ksm-host.json").read_text())
+    titles = [panel["title"] for panel in model["panels"]]
+    rows = [panel["title"] for panel in model["panels"] if panel["type"] == "row"]
+    assert rows.index("Settings") == rows.index("Savings") + 1
+    settings = model["panels"][titles.index("Settings") + 1]
+    assert (settings["title"], settings["type"]) == ("KSM settings", "table")
+    assert titles[titles.index("Settings") + 2] == "Pages"
+    settings_metrics = {"ksm_pages_to_scan", "ksm_sleep_seconds", "ksm_max_page_sharing"}
+    for metric in settings_metrics:
+        users = {q.panel for q in queries("ksm-host.json") if metric in q.metrics()}
+        assert "KSM settings" in users
+        assert users <= {"KSM settings", "Recommended and current pages_to_scan", "Scan rate"}
