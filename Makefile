@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: run test lint format dashboards bench clean
+.PHONY: run test lint format dashboards mixin bench clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
@@ -37,6 +37,10 @@ lint: $(VENV)/.installed-dev
 ## dashboards: regenerate dashboards/*.json from their code in dashboards/
 dashboards: $(VENV)/.installed-dev
 	$(BIN)/python -m dashboards.generate
+
+## mixin: rewrite deploy/prometheus/*.yml and the PrometheusRule from mixin/
+mixin: $(VENV)/.installed-dev
+	$(BIN)/python -m mixin.render
 
 ## bench: scrape latency and throughput against node_exporter, memory footprint, process sweep
 bench: $(VENV)/.installed-run

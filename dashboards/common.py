@@ -62,6 +62,17 @@ def ksmd_cpu(*extra: str) -> str:
     return f"rate(ksm_ksmd_cpu_seconds_total{selector(*extra)}[{RATE_WINDOW}])"
 
 
+# Recorded only where the rule files are loaded: a count may read 0 only then.
+RULES_LOADED = "ksm:ksmd_cpu_ratio:threshold"
+
+
+def zero_per_host(by: str) -> str:
+    """0 for each selected host that reports, grouped `by` (empty: one 0 for all), and
+    nothing at all while the rule files are not loaded."""
+    grouped = f"max by ({by})" if by else "count"
+    return f"(0 * {grouped} (ksm_available{selector()}) and on() count({RULES_LOADED}))"
+
+
 def ksm_on(*extra: str) -> str:
     """KSM switched on: run 1, also while the memory-offline bit (4) reads 5."""
     return f"ksm_run{selector(*extra)} % 4 == 1"

@@ -20,6 +20,7 @@ from dashboards.common import (
     ksmd_cpu,
     run_state_expr,
     selector,
+    zero_per_host,
 )
 
 UID = FLEET_UID
@@ -207,15 +208,14 @@ def _hosts_to_look_at(board: DashboardWriter) -> None:
             "KSM alerts firing by host",
             "How many KSM alerts fire on each reporting host, most first, from Prometheus' "
             "ALERTS series; 0 is a host with none. Needs the rule files loaded: without "
-            "them (no recorded instance:ksm_ksmd_cpu:ratio_rate5m) the table stays empty "
+            "them (no recorded ksm:ksmd_cpu_ratio:threshold) the table stays empty "
             "rather than show 0. The Alerting page names each alert. Click a host to open it.",
             "short",
             [
                 Query(
                     "count by (instance) (ALERTS"
                     + selector('alertname=~"Ksm.*"', 'alertstate="firing"')
-                    + ") or on(instance) (0 * max by (instance) "
-                    f"(instance:ksm_ksmd_cpu:ratio_rate5m{selector()}))",
+                    + f") or on(instance) {zero_per_host('instance')}",
                     "firing",
                     instant=True,
                 )

@@ -27,6 +27,7 @@ from dashboards.common import (
     run_state_expr,
     selector,
     threshold_query,
+    zero_per_host,
 )
 
 UID = HOST_UID
@@ -569,8 +570,6 @@ def _processes(board: DashboardWriter) -> None:
             )
         )
     selected = f"process:ksm_sensitive_workload:selected{selector()}"
-    # Recorded for every reporting host iff the rule files are loaded: only then is 0 a count.
-    rules_loaded = f"instance:ksm_ksmd_cpu:ratio_rate5m{selector()}"
     board.stat(
         Panel(
             "Sensitive workloads in KSM",
@@ -579,19 +578,19 @@ def _processes(board: DashboardWriter) -> None:
             "registered with KSM, and how many of them have merged pages. Good: 0 and 0; "
             "merged pages are a critical alert after 5 minutes (KsmSensitiveWorkloadMerging), "
             "registered ones a warning (KsmSensitiveWorkloadRegistered). Needs the recording "
-            "rules of ksm-rules.yml (it reads instance:ksm_ksmd_cpu:ratio_rate5m to know they "
-            "are loaded): without them it shows no value, never 0.",
+            "rules of ksm-rules.yml (it reads ksm:ksmd_cpu_ratio:threshold to know they are "
+            "loaded): without them, or without data from the host, it shows no value, never 0.",
             "short",
             [
                 Query(
                     f"count({in_bytes('ksm_process_merging_pages')} > 0"
                     f" and on(cluster, job, instance, pid) {selected})"
-                    f" or on() (0 * count({rules_loaded}))",
+                    f" or on() {zero_per_host('')}",
                     "merging",
                     instant=True,
                 ),
                 Query(
-                    f"count({selected}) or on() (0 * count({rules_loaded}))",
+                    f"count({selected}) or on() {zero_per_host('')}",
                     "registered",
                     instant=True,
                 ),

@@ -46,6 +46,7 @@ def test_every_panel_has_a_query_unit_and_description(name: str) -> None:
         assert panel.title, panel
         assert panel.description, panel.title
         assert len(panel.description) > 40, panel.title
+        assert panel.field_config is not None
         assert panel.field_config.defaults.unit, panel.title
         assert panel.targets, panel.title
         assert panel.datasource is not None
@@ -97,6 +98,7 @@ def test_threshold_lines_follow_the_alerts() -> None:
         for query in queries(name):
             drawn.setdefault(query.panel, set()).update(query.metrics() & THRESHOLD_RULES)
         for panel in panels(load(name)):
+            assert panel.field_config is not None
             steps = panel.field_config.defaults.thresholds
             assert steps is not None
             values = {step.value for step in steps.steps}

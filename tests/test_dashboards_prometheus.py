@@ -17,6 +17,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import pytest
@@ -26,7 +27,6 @@ from tests.support.dashboards import (
     TUNING_METRICS,
     PanelQuery,
     load,
-    not_served_yet,
     panels,
     queries,
 )
@@ -149,6 +149,8 @@ def stack() -> Iterator[Stack]:
             running_prometheus(scrape_configs=scrapes, rule_files=RULE_FILES)
         )
         bare = resources.enter_context(running_prometheus(scrape_configs=scrapes))
+        for server in (prometheus, bare):
+            eventually(partial(scraped_all, server), DATA_DEADLINE, 0.5, "the first scrapes")
         yield Stack(
             prometheus,
             bare,
@@ -157,6 +159,12 @@ def stack() -> Iterator[Stack]:
             stopped.address,
             time.monotonic() + DATA_DEADLINE,
         )
+
+
+def scraped_all(server: RunningPrometheus) -> bool:
+    """All three exporters scraped, and the guest's merged pages among the samples."""
+    guest = server.query(f'ksm_process_merging_pages{{vm="{GUEST}"}}')
+    return len(server.query("ksm_available")) == 3 and bool(guest)
 
 
 def variables(dashboard: str, host: str) -> dict[str, str]:
@@ -172,9 +180,6 @@ def expect_data(query: PanelQuery, rules: bool) -> bool:
         return False
     if query.metrics() & TUNING_METRICS:
         # The advice needs full scans the exporter may not have seen yet (documented).
-        return False
-    if query.metrics() & not_served_yet():
-        # A new name the exporter does not serve yet.
         return False
     kernel_file = NEEDS_KERNEL_FILE.get(query.id)
     return kernel_file is None or os.path.exists(os.path.join(KSM, kernel_file))
@@ -223,14 +228,21 @@ def test_variables_list_the_scraped_hosts(stack: Stack, dashboard: str) -> None:
     templating = load(dashboard).templating
     assert templating is not None
     by_name = {variable.name: variable for variable in templating.list_val or []}
-    assert by_name["job"].query == "label_values(ksm_available, job)"
-    assert by_name["instance"].query == 'label_values(ksm_available{job=~"$job"}, instance)'
-    jobs = stack.prometheus.api("label/job/values", **{"match[]": "ksm_available"})
-    instances = stack.prometheus.api(
-        "label/instance/values", **{"match[]": f'ksm_available{{job=~"{JOB}"}}'}
+    assert by_name["cluster"].query == "label_values(ksm_available, cluster)"
+    assert by_name["job"].query == 'label_values(ksm_available{cluster=~"$cluster"}, job)'
+    assert by_name["instance"].query == (
+        'label_values(ksm_available{cluster=~"$cluster",job=~"$job"}, instance)'
     )
-    assert jobs == [JOB]
-    assert isinstance(instances, list)
+
+    def values(label: str, selector: str) -> list[str]:
+        found = stack.prometheus.api(f"label/{label}/values", **{"match[]": selector})
+        assert isinstance(found, list)
+        return found
+
+    # One cluster without a cluster label: "All" (.*) matches its series.
+    assert values("cluster", "ksm_available") == []
+    assert values("job", 'ksm_available{cluster=~".*"}') == [JOB]
+    instances = values("instance", f'ksm_available{{cluster=~".*",job=~"{JOB}"}}')
     assert stack.host in instances
     assert len(instances) == 3
 
@@ -285,10 +297,9 @@ def test_alert_panel_counts_ksm_alerts_of_every_selected_host(stack: Stack) -> N
     names = 'ALERTS{alertname=~"Ksm.*", alertstate="pending"}'
     expected = {
         ("KsmNegativeProfit", stack.unprofitable),
+        ("KsmHighUnsharedRatio", stack.unprofitable),
         ("KsmSensitiveWorkloadMerging", stack.host),
     }
-    if "ksm_unshared_pages_per_sharing_page" not in not_served_yet():
-        expected.add(("KsmHighUnsharedRatio", stack.unprofitable))
 
     def alerts() -> set[tuple[str, str]]:
         found = {

@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import textwrap
 from pathlib import Path
 from typing import Any
 
+import _jsonnet
 import pytest
 import yaml
 
@@ -152,3 +154,27 @@ def test_debian_jsonnet_renders_the_same_rules() -> None:
         check=True,
     )
     assert tuple(json.loads(result.stdout)) == rule_groups()
+
+
+@pytest.mark.unit
+def test_the_readme_example_renders_rules_for_its_own_job() -> None:
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Rules, alerts and dashboards: two ways in") :]
+    (example,) = re.findall(r"```jsonnet\n(.*?)```", section[: section.index("\n## ")], re.S)
+    files = json.loads(
+        _jsonnet.evaluate_snippet("rules.jsonnet", textwrap.dedent(example), jpathdir=[str(REPO)])
+    )
+    assert set(files) == {"ksm-rules.yml", "ksm-alerts.yml"}
+    rules = yaml.safe_load(files["ksm-rules.yml"])
+    exprs = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    assert any('job="ksm"' in expr for expr in exprs)
+    assert "vector(0.4)" in exprs
+    alerts = yaml.safe_load(files["ksm-alerts.yml"])
+    assert len([r for g in alerts["groups"] for r in g["rules"]]) == len(
+        [r for g in rule_groups()[1]["groups"] for r in g["rules"]]
+    )
+    dashboards = evaluate("mixin.grafanaDashboards")
+    assert dashboards["ksm-host.json"]["uid"] == "ksm-exporter-host"
+    assert dashboards["ksm-fleet.json"] == json.loads(
+        (REPO / "dashboards/ksm-fleet.json").read_text()
+    )
