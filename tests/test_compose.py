@@ -1,7 +1,9 @@
 """deploy/docker-compose.yml: the exporter, Prometheus with the rules, Grafana with the
-dashboards. No Docker engine runs the tests, so the file's structure is checked instead:
-services, mounts that exist in the repository, capabilities, ports, and configurations that
-Prometheus' promtool and the Grafana provisioning they feed accept."""
+dashboards. No Docker engine runs the tests, so what the file sets is checked against what
+the exporter, Prometheus (promtool), the rules and the dashboards need: the one capability
+and nothing that disables it, host files read-only where the exporter's flags look,
+nothing published beyond this host, the job the rules select, a Grafana new enough for the
+dashboards, and mounts that exist."""
 
 from __future__ import annotations
 
@@ -11,7 +13,12 @@ from typing import Any
 
 import pytest
 import yaml
+from packaging.version import Version
 
+from dashboards.generate import GRAFANA_VERSION
+from ksm_exporter.cli import build_parser, load_settings
+from ksm_exporter.config import DEFAULT_PORT, ListenAddress
+from mixin.render import evaluate
 from tests.support.paths import REPO
 from tests.support.tools import promtool
 
@@ -49,31 +56,65 @@ def repository_mounts(name: str) -> dict[str, Path]:
     }
 
 
-def test_services() -> None:
+@pytest.mark.unit
+def test_services_start_in_order() -> None:
     document = compose()
     assert set(document["services"]) == {"ksm-exporter", "prometheus", "grafana"}
-    assert set(document["volumes"]) == {"prometheus-data", "grafana-data"}
     assert service("prometheus")["depends_on"] == ["ksm-exporter"]
     assert service("grafana")["depends_on"] == ["prometheus"]
 
 
-def test_the_exporter_is_built_from_the_repository_and_reads_the_host_read_only() -> None:
+@pytest.mark.unit
+def test_the_exporter_keeps_the_one_capability_it_needs_and_no_other() -> None:
     exporter = service("ksm-exporter")
-    assert (DEPLOY / exporter["build"]).resolve() == REPO
-    assert (REPO / "Dockerfile").is_file()
-    assert bind_mounts("ksm-exporter") == {
-        "/host/proc": (Path("/proc"), "ro"),
-        "/host/sys": (Path("/sys"), "ro"),
-    }
-    assert exporter["command"] == ["--path.procfs=/host/proc", "--path.sysfs=/host/sys"]
     assert exporter["cap_drop"] == ["ALL"]
     assert exporter["cap_add"] == ["DAC_READ_SEARCH"]
+    # The capability reaches the unprivileged user as a file capability of the image's
+    # interpreter; no-new-privileges would silently turn it off.
+    options = [str(option).replace("=", ":") for option in exporter.get("security_opt", [])]
+    assert not any(
+        option.startswith("no-new-privileges") and not option.endswith(":false")
+        for option in options
+    )
+    assert "USER 65534:65534" in (REPO / "Dockerfile").read_text()
+    assert not exporter.get("privileged", False)
+    assert "user" not in exporter  # the image's unprivileged user
+
+
+@pytest.mark.unit
+def test_the_exporter_reads_the_hosts_files_read_only_where_its_flags_look() -> None:
+    exporter = service("ksm-exporter")
+    assert (DEPLOY / exporter["build"]).resolve() == REPO
+    settings = load_settings(build_parser().parse_args(exporter["command"]))
+    mounts = bind_mounts("ksm-exporter")
+    assert mounts[settings.path_procfs] == (Path("/proc"), "ro")
+    assert mounts[settings.path_sysfs] == (Path("/sys"), "ro")
+    assert set(mounts) == {settings.path_procfs, settings.path_sysfs}
     assert exporter["read_only"] is True
-    assert exporter["pid"] == "host"
-    assert exporter["ports"] == ["10131:10131"]
-    assert "EXPOSE 10131" in (REPO / "Dockerfile").read_text()
+    # The host's /proc already shows every process; the host's pid and network namespaces
+    # would only add its signals and sockets.
+    assert exporter.get("pid") != "host"
+    assert exporter.get("network_mode") != "host"
 
 
+@pytest.mark.unit
+@pytest.mark.parametrize("name", ["ksm-exporter", "prometheus", "grafana"])
+def test_nothing_is_published_beyond_this_host(name: str) -> None:
+    for port in service(name)["ports"]:
+        assert str(port).startswith("127.0.0.1:"), (name, port)
+
+
+@pytest.mark.unit
+def test_the_exporter_is_published_on_the_port_it_listens_on() -> None:
+    exporter = service("ksm-exporter")
+    settings = load_settings(build_parser().parse_args(exporter["command"]))
+    port = ListenAddress.split(settings.web_listen_address)[1]
+    assert port == DEFAULT_PORT
+    assert exporter["ports"] == [f"127.0.0.1:{port}:{port}"]
+    assert f"EXPOSE {port}" in (REPO / "Dockerfile").read_text()
+
+
+@pytest.mark.unit
 @pytest.mark.parametrize("name", ["prometheus", "grafana"])
 def test_every_repository_mount_exists_and_is_read_only(name: str) -> None:
     mounts = bind_mounts(name)
@@ -81,11 +122,6 @@ def test_every_repository_mount_exists_and_is_read_only(name: str) -> None:
     for target, (path, mode) in mounts.items():
         assert path.exists(), f"{name}: {path} (mounted at {target}) is missing"
         assert mode == "ro", target
-
-
-def test_web_uis_listen_on_localhost_only() -> None:
-    assert service("prometheus")["ports"] == ["127.0.0.1:9090:9090"]
-    assert service("grafana")["ports"] == ["127.0.0.1:3000:3000"]
 
 
 def container_tree(name: str, root: Path) -> Path:
@@ -100,7 +136,8 @@ def container_tree(name: str, root: Path) -> Path:
     return root
 
 
-def test_prometheus_loads_the_rules_and_scrapes_the_exporter(tmp_path: Path) -> None:
+@pytest.mark.e2e
+def test_prometheus_loads_the_rules_and_scrapes_the_job_they_select(tmp_path: Path) -> None:
     root = container_tree("prometheus", tmp_path)
     config_path = root / "etc" / "prometheus" / "prometheus.yml"
     assert "--config.file=/etc/prometheus/prometheus.yml" in service("prometheus")["command"]
@@ -110,16 +147,20 @@ def test_prometheus_loads_the_rules_and_scrapes_the_exporter(tmp_path: Path) -> 
         assert f"Checking {root / 'etc' / 'prometheus' / name}\n" in check.stdout
     config = yaml.safe_load(config_path.read_text())
     (job,) = config["scrape_configs"]
-    assert job["job_name"] == "ksm-exporter"
-    assert job["static_configs"] == [{"targets": ["ksm-exporter:10131"]}]
-    rules = {Path(p).name for p in config["rule_files"]}
-    assert rules == {"ksm-rules.yml", "ksm-alerts.yml"}
+    # The rules select the job by the mixin's selector.
+    assert evaluate("mixin._config.selector") == f'job="{job["job_name"]}"'
+    exporter_port = service("ksm-exporter")["ports"][0].rsplit(":", 1)[1]
+    assert job["static_configs"] == [{"targets": [f"ksm-exporter:{exporter_port}"]}]
     mounted = repository_mounts("prometheus")
-    for name in rules:
+    for name in ("ksm-rules.yml", "ksm-alerts.yml"):
         assert mounted[f"/etc/prometheus/{name}"] == DEPLOY / "prometheus" / name
 
 
-def test_grafana_gets_the_datasource_and_both_dashboards() -> None:
+@pytest.mark.unit
+def test_grafana_is_new_enough_for_the_dashboards_it_gets() -> None:
+    image, _, tag = service("grafana")["image"].partition(":")
+    assert image == "grafana/grafana-oss"
+    assert Version(tag) >= Version(GRAFANA_VERSION)
     mounted = repository_mounts("grafana")
     assert mounted["/etc/grafana/provisioning"] == PROVISIONING
     (datasource,) = yaml.safe_load((PROVISIONING / "datasources" / "prometheus.yml").read_text())[
@@ -127,7 +168,6 @@ def test_grafana_gets_the_datasource_and_both_dashboards() -> None:
     ]
     assert datasource["type"] == "prometheus"
     assert datasource["url"] == "http://prometheus:9090"
-    assert "9090:9090" in service("prometheus")["ports"][0]
     (provider,) = yaml.safe_load((PROVISIONING / "dashboards" / "ksm.yml").read_text())["providers"]
     folder = PurePosixPath(provider["options"]["path"])
     dashboards = {
