@@ -142,6 +142,7 @@ def serve(settings: Settings, web_config: WebConfig, ssl_context: ssl.SSLContext
         Roots(settings.path_sysfs, settings.path_procfs),
         processes=process_options(settings),
         sample_interval=settings.collector_sample_interval,
+        tuning=settings.tuning,
     )
     users = web_config.basic_auth_users
     app = make_app(collection, settings.web_telemetry_path, BasicAuth(users) if users else None)

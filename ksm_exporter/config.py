@@ -8,6 +8,8 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ksm_exporter.derive.tuning import TuningOptions
+
 DEFAULT_PORT = 10131
 ENV_PREFIX = "KSM_EXPORTER_"
 PROCESS_LABELS = ("comm", "vm", "cgroup")
@@ -99,6 +101,21 @@ class Settings(BaseSettings):
         "time behind the scan-cost metrics.",
         json_schema_extra=flag("collector.sample-interval"),
     )
+    tuning_cpu_budget: float = Field(
+        0.1,
+        gt=0,
+        le=1,
+        description="Share of one CPU the tuning advice grants ksmd (0.1 is a tenth of a core).",
+        json_schema_extra=flag("tuning.cpu-budget"),
+    )
+    tuning_steady_full_scan_seconds: float = Field(
+        200.0,
+        gt=0,
+        le=86400,
+        description="Full-scan time the tuning advice recommends once saved memory stops "
+        "growing, unless the CPU budget needs longer (200 s, as the kernel's advisor).",
+        json_schema_extra=flag("tuning.steady-full-scan-seconds"),
+    )
     log_level: Literal["debug", "info", "warn", "error"] = Field(
         "info",
         description="Only log messages with the given severity or above.",
@@ -133,6 +150,10 @@ class Settings(BaseSettings):
         except re.error as err:
             raise ValueError(f"not a regular expression: {err}") from None
         return value
+
+    @property
+    def tuning(self) -> TuningOptions:
+        return TuningOptions(self.tuning_cpu_budget, self.tuning_steady_full_scan_seconds)
 
     @property
     def process_labels(self) -> tuple[str, ...]:

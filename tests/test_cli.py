@@ -33,6 +33,16 @@ def test_defaults() -> None:
     assert (settings.log_level, settings.log_format) == ("info", "logfmt")
     assert settings.collector_sample_interval == 1.0
     assert settings_from("--collector.sample-interval", "0.25").collector_sample_interval == 0.25
+    assert (settings.tuning.cpu_budget, settings.tuning.steady_full_scan_seconds) == (0.1, 200.0)
+
+
+def test_tuning_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KSM_EXPORTER_TUNING_CPU_BUDGET", "0.05")
+    monkeypatch.setenv("KSM_EXPORTER_TUNING_STEADY_FULL_SCAN_SECONDS", "300")
+    assert settings_from().tuning.cpu_budget == 0.05
+    assert settings_from().tuning.steady_full_scan_seconds == 300.0
+    tuning = settings_from("--tuning.cpu-budget", "0.25", "--tuning.steady-full-scan-seconds", "60")
+    assert (tuning.tuning.cpu_budget, tuning.tuning.steady_full_scan_seconds) == (0.25, 60.0)
 
 
 def test_flags_override_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -65,6 +75,8 @@ def test_help_lists_flags_and_environment_variables() -> None:
         ("--collector.process.limit", "KSM_EXPORTER_COLLECTOR_PROCESS_LIMIT"),
         ("--collector.process.labels", "KSM_EXPORTER_COLLECTOR_PROCESS_LABELS"),
         ("--collector.process.always-include", "KSM_EXPORTER_COLLECTOR_PROCESS_ALWAYS_INCLUDE"),
+        ("--tuning.cpu-budget", "KSM_EXPORTER_TUNING_CPU_BUDGET"),
+        ("--tuning.steady-full-scan-seconds", "KSM_EXPORTER_TUNING_STEADY_FULL_SCAN_SECONDS"),
     ]:
         assert flag in result.stdout
         assert env in result.stdout.replace("\n", " ").replace("  ", "")
@@ -86,6 +98,9 @@ def test_help_lists_flags_and_environment_variables() -> None:
         ([], {"KSM_EXPORTER_COLLECTOR_PROCESS": "perhaps"}, "KSM_EXPORTER_COLLECTOR_PROCESS"),
         (["--collector.sample-interval", "0"], {}, "--collector.sample-interval"),
         ([], {"KSM_EXPORTER_COLLECTOR_SAMPLE_INTERVAL": "soon"}, "COLLECTOR_SAMPLE_INTERVAL"),
+        (["--tuning.cpu-budget", "0"], {}, "--tuning.cpu-budget"),
+        (["--tuning.cpu-budget", "1.5"], {}, "--tuning.cpu-budget"),
+        ([], {"KSM_EXPORTER_TUNING_STEADY_FULL_SCAN_SECONDS": "-1"}, "STEADY_FULL_SCAN_SECONDS"),
     ],
 )
 def test_bad_value_is_one_line_and_exit_2(args: list[str], env: dict[str, str], names: str) -> None:

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from tests.support.exposition import render
+from tests.support.ksmd_simulator import tuned_collection
 from tests.support.paths import REPO
 from tests.support.sampling import sampled_collection
 
@@ -18,8 +19,10 @@ def documented() -> dict[str, str]:
 
 
 def exported(directory: Path) -> dict[str, str]:
-    """A full kernel's metrics, after the sampler has seen scans complete."""
-    text = render(sampled_collection(directory))
+    """A full kernel's metrics, after the sampler has seen scans complete, and the tuning
+    advice after it has seen enough of them."""
+    text = render(sampled_collection(directory / "sampled"))
+    text += render(tuned_collection(directory / "tuned"))
     return dict(FAMILY.findall(text))
 
 

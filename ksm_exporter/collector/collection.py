@@ -21,8 +21,10 @@ from ksm_exporter.collector.ksm_families import savings_families, sysfs_families
 from ksm_exporter.collector.off_loop import OffLoop
 from ksm_exporter.collector.processes import ProcessOptions, ProcessReader
 from ksm_exporter.collector.self_metrics import SourceStats
+from ksm_exporter.collector.tuning_families import tuning_families
 from ksm_exporter.derive.process_selection import ProcessSample
 from ksm_exporter.derive.savings import derive_savings
+from ksm_exporter.derive.tuning import TuningOptions, advise, host_now
 from ksm_exporter.sources.kernel_file import Problem
 from ksm_exporter.sources.ksmd import KsmdLocator, KsmdReading
 from ksm_exporter.sources.meminfo import MeminfoReading, read_mem_total
@@ -75,6 +77,7 @@ class KsmCollection:
         clock: Callable[[], float] = time.monotonic,
         clock_ticks: int | None = None,
         sweep_deadline: float = SWEEP_DEADLINE,
+        tuning: TuningOptions | None = None,
     ) -> None:
         self.roots = roots
         self.page_size = page_size or os.sysconf("SC_PAGE_SIZE")
@@ -87,6 +90,7 @@ class KsmCollection:
         self.ksmd = KsmdLocator(roots.procfs, clock, clock_ticks)
         self.sampler = CostSampler(roots.sysfs, self.ksmd, sample_interval, clock)
         self.sweep = OffLoop(self.sweep_processes, sweep_deadline)
+        self.tuning = tuning or TuningOptions()
 
     def timed(self, source: str, read: Callable[[], R]) -> R:
         started = time.perf_counter()
@@ -126,6 +130,9 @@ class KsmCollection:
             metrics.extend(self.processes.families(sample.processes, self.page_size))
         ksmd = sample.ksmd.ksmd if sample.ksmd else None
         metrics.extend(cost_families(ksmd, self.sampler.cost))
+        if ksm.available:
+            host = host_now(ksm, sample.processes, self.page_size)
+            metrics.extend(tuning_families(advise(self.sampler.cost, host, self.tuning)))
         metrics.extend(self.stats.families())
         return metrics
 

@@ -8,19 +8,25 @@ several scans complete within one interval, each is taken to have lasted the ave
 `full_scans` going down (run set to 2) forgets the last completion, so the next figures
 start from the next one; the last figures are kept until then, since they still describe the
 last complete scan.
+
+The tuning model needs the CPU per scan at more than one `pages_to_scan`: `settled` keeps the
+latest few scans of each of the last few settings, which outlive the last 16 scans.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from ksm_exporter.derive.savings import saved_pages
+from ksm_exporter.derive.scan_trend import Trend, next_trend, raw_state
 from ksm_exporter.sources.scan_state import CostSample
 
 NANOSECONDS = 1_000_000_000
 RUNNING = 1  # `run` while ksmd merges; 5 (with the memory-offline bit) pauses it
 KEPT_SCANS = 16  # completed scans remembered for the tuning model
+KEPT_SETTINGS = 4  # distinct pages_to_scan values remembered for the fit of the cost per batch
+KEPT_PER_SETTING = 6  # latest scans remembered per setting
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +34,8 @@ class FullScan:
     """One observed full scan (the average of those completed in one sampling interval)."""
 
     at: float  # when its completion was seen
+    full_scans: int  # the kernel's count at its end
+    scans: int  # how many completed in the interval it was seen in (the figures are means)
     running_seconds: float
     cpu_seconds: float | None
     pages_scanned: float | None  # pages_scanned per scan, where the kernel counts them
@@ -57,6 +65,8 @@ class ScanCost:
     full_scan_seconds: float | None = None
     cpu_seconds_per_full_scan: float | None = None
     scans: tuple[FullScan, ...] = ()  # the most recent observed full scans, oldest first
+    settled: tuple[FullScan, ...] = ()  # the latest scans of each recent setting, oldest first
+    trend: Trend = field(default_factory=Trend)  # backlog, steady or unprofitable, confirmed
 
 
 def cpu_ns_between(earlier: CostSample, later: CostSample) -> int | None:
@@ -102,16 +112,20 @@ def per_scan(
 
 
 def observe(mark: Mark, sample: CostSample, running: float, scans: int) -> FullScan:
-    """The scan(s) that ended between `mark` and `sample`."""
+    """The scan(s) that ended between `mark` and `sample`, with the settings that held
+    throughout (None when they changed before the last interval)."""
     spent = cpu_ns_between(mark.sample, sample)
-    steady = mark.settings == settings_of(sample)
+    pages_to_scan, sleep_millisecs = mark.settings or (None, None)
+    assert sample.full_scans is not None
     return FullScan(
         at=sample.at,
+        full_scans=sample.full_scans,
+        scans=scans,
         running_seconds=(running - mark.running_seconds) / scans,
         cpu_seconds=None if spent is None else spent / (NANOSECONDS * scans),
         pages_scanned=per_scan(mark.sample, sample, scans, lambda s: s.number("pages_scanned")),
-        pages_to_scan=sample.number("pages_to_scan") if steady else None,
-        sleep_millisecs=sample.number("sleep_millisecs") if steady else None,
+        pages_to_scan=pages_to_scan,
+        sleep_millisecs=sleep_millisecs,
         saved_pages=None if sample.ksm is None else saved_pages(sample.ksm),
         general_profit=sample.number("general_profit"),
     )
@@ -123,8 +137,10 @@ def advance(cost: ScanCost, sample: CostSample) -> ScanCost:
     if last is None:
         return replace(cost, last=sample)
     running = cost.running_seconds + running_between(last, sample)
+    # Compared with the sample before: a change seen together with a completion was made
+    # as the scan ended (the kernel's advisor writes pages_to_scan then), not during it.
     completion = cost.completion
-    if completion is not None and completion.settings != settings_of(sample):
+    if completion is not None and completion.settings != settings_of(last):
         completion = replace(completion, settings=None)
     updated = replace(cost, last=sample, running_seconds=running, cpu_ratio=cpu_ratio(last, sample))
     if sample.full_scans is None or last.full_scans is None:
@@ -135,11 +151,32 @@ def advance(cost: ScanCost, sample: CostSample) -> ScanCost:
         if completion is not None and completion.sample.full_scans is not None:
             scans = sample.full_scans - completion.sample.full_scans
             scan = observe(completion, sample, running, scans)
+            kept = (*cost.scans, scan)[-KEPT_SCANS:]
             updated = replace(
                 updated,
                 full_scan_seconds=scan.running_seconds,
                 cpu_seconds_per_full_scan=scan.cpu_seconds,
-                scans=(*cost.scans, scan)[-KEPT_SCANS:],
+                scans=kept,
+                settled=settle(cost.settled, scan),
+                trend=next_trend(cost.trend, raw_state(kept)),
             )
         completion = Mark(sample, running, settings_of(sample))
     return replace(updated, completion=completion)
+
+
+def settle(settled: tuple[FullScan, ...], scan: FullScan) -> tuple[FullScan, ...]:
+    """`settled` with `scan` added, when one setting held throughout it: the latest
+    KEPT_PER_SETTING scans of each of the KEPT_SETTINGS most recently seen settings."""
+    if scan.pages_to_scan is None:
+        return settled
+    recent: list[int] = []
+    for kept in reversed((*settled, scan)):
+        if kept.pages_to_scan not in recent and kept.pages_to_scan is not None:
+            recent.append(kept.pages_to_scan)
+    recent = recent[:KEPT_SETTINGS]
+    kept_scans: list[FullScan] = []
+    for kept in reversed((*settled, scan)):
+        same = sum(1 for k in kept_scans if k.pages_to_scan == kept.pages_to_scan)
+        if kept.pages_to_scan in recent and same < KEPT_PER_SETTING:
+            kept_scans.append(kept)
+    return tuple(reversed(kept_scans))
