@@ -1,0 +1,318 @@
+"""Tuning advice: the model of ksmd fitted by the real sampler to a simulated ksmd.
+
+The simulator (tests/support/ksmd_simulator.py) writes the files the sampler reads as a
+ksmd with known costs would change them; the exporter must recover those costs, and its
+recommendation, applied to the simulated ksmd, must give what it predicted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+
+from ksm_exporter.collector.collection import KsmCollection
+from ksm_exporter.derive.scan_cost import FullScan
+from ksm_exporter.derive.scan_trend import Trend, next_trend, raw_state
+from ksm_exporter.derive.tuning import Advice, TuningOptions, advise, fit_cost, host_now
+from tests.support.exposition import parse_samples, render, value
+from tests.support.ksmd_simulator import KsmdSimulator, run_for, saturating
+from tests.support.sampling import CLOCK_TICKS, ManualClock, copy_fixture
+
+pytestmark = pytest.mark.unit
+
+PAGE_CPU = 0.5e-6  # c: seconds of CPU per page
+BATCH_CPU = 30e-6  # b: seconds of CPU per batch, as measured on a real host
+PAGES = 200_000  # N: 800 MiB registered
+
+
+@dataclass
+class Rig:
+    """The `current` fixture, a collection reading it and a simulated ksmd writing it."""
+
+    collection: KsmCollection
+    sim: KsmdSimulator
+    step: float
+
+    def run(self, seconds: float) -> None:
+        run_for(self.sim, self.collection.sampler.tick, seconds, self.step)
+
+    def run_scans(self, scans: int) -> None:
+        """Until `scans` more full scans completed and the sampler saw the last one."""
+        target = self.sim.full_scans + scans
+        while self.sim.full_scans < target:
+            self.run(self.step)
+        self.run(self.step)
+
+    def advice(self) -> Advice:
+        collection = self.collection
+        sample = replace(
+            collection.read(), processes=collection.record_sweep(collection.sweep_processes())
+        )
+        host = host_now(sample.sysfs.snapshot, sample.processes, collection.page_size)
+        return advise(collection.sampler.cost, host, collection.tuning)
+
+    def apply(self, advice: Advice) -> None:
+        assert advice.pages_to_scan is not None
+        self.sim.set(pages_to_scan=advice.pages_to_scan)
+
+
+def rig(
+    tmp_path: Path,
+    *,
+    hz: int = 250,
+    sleep_millisecs: int = 20,
+    budget: float = 0.01,
+    steady: float = 200.0,
+    saved: Callable[[int], int] | None = None,
+    pages: int = PAGES,
+    step: float = 1.0,
+    counts_pages: bool = True,
+) -> Rig:
+    roots = copy_fixture("current", tmp_path)
+    clock = ManualClock()
+    collection = KsmCollection(
+        roots, 4096, clock=clock, clock_ticks=CLOCK_TICKS, tuning=TuningOptions(budget, steady)
+    )
+    sim = KsmdSimulator(
+        roots,
+        clock,
+        pages=pages,
+        page_cpu=PAGE_CPU,
+        batch_cpu=BATCH_CPU,
+        hz=hz,
+        sleep_millisecs=sleep_millisecs,
+        saved=saved or saturating(pages, 0.98),  # a long backlog
+        counts_pages=counts_pages,
+    )
+    return Rig(collection, sim, step)
+
+
+def within(measured: float, expected: float, tolerance: float) -> bool:
+    return abs(measured - expected) <= tolerance * abs(expected)
+
+
+# --- the model recovered from the simulated ksmd -------------------------------------------
+
+
+@pytest.mark.parametrize("hz", [100, 250, 1000])
+def test_cost_per_page_and_pages_per_scan_recovered_within_1_percent(
+    tmp_path: Path, hz: int
+) -> None:
+    r = rig(tmp_path, hz=hz, sleep_millisecs=15)
+    r.run_scans(7)
+    one_setting = r.advice().model
+    assert one_setting is not None
+    assert (one_setting.b, one_setting.settings_seen) == (0.0, 1)
+    assert within(one_setting.n, PAGES, 0.01)
+    r.sim.set(pages_to_scan=400)
+    r.run_scans(8)
+    model = r.advice().model
+    assert model is not None
+    assert model.settings_seen == 2
+    assert within(model.c, PAGE_CPU, 0.01), model
+    assert within(model.b, BATCH_CPU, 0.05), model
+    assert within(model.n, PAGES, 0.01), model
+
+
+def test_sleep_calibration_absorbs_the_jiffy_rounding(tmp_path: Path) -> None:
+    """15 ms at HZ=100 is two jiffies: each batch of 100 pages takes 20 ms from wake to wake."""
+    r = rig(tmp_path, hz=100, sleep_millisecs=15)
+    r.run_scans(7)
+    model = r.advice().model
+    assert model is not None
+    batch = 100 * PAGE_CPU + BATCH_CPU
+    assert within(model.s + model.b, 0.020 - 100 * model.c, 0.01)
+    assert within(model.full_scan_seconds(100), PAGES / 100 * 0.020, 0.01)
+    assert within(r.sim.full_scan_seconds(), PAGES / 100 * 0.020, 1e-9)
+    assert batch < 0.010  # the batch ends within the jiffy it started in
+
+
+def test_pages_per_scan_from_rmap_items_where_the_kernel_has_no_pages_scanned(
+    tmp_path: Path,
+) -> None:
+    r = rig(tmp_path, counts_pages=False)
+    r.run_scans(7)
+    rmap_items = sum(  # the fixture's readable ksm_stat files (one holds a garbled count)
+        int(line.split()[1])
+        for stat in Path(r.collection.roots.procfs).glob("*/ksm_stat")
+        if stat.is_file()
+        for line in stat.read_text().splitlines()
+        if line.startswith("ksm_rmap_items ") and line.split()[1].isdigit()
+    )
+    samples = parse_samples(render(r.collection))
+    assert value(samples, "ksm_tuning_pages_per_full_scan") == rmap_items
+    text = render(r.collection)
+    assert "estimated from the registered processes' rmap items" in text
+
+
+# --- the recommendation, applied ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("hz", [100, 250, 1000])
+def test_backlog_recommendation_applied_gives_its_prediction_within_the_budget(
+    tmp_path: Path, hz: int
+) -> None:
+    budget = 0.01
+    r = rig(tmp_path, hz=hz, budget=budget)
+    r.run_scans(7)
+    advice = r.advice()
+    assert advice.state == "backlog"
+    rounds = []
+    for _ in range(5):  # apply, let the exporter refit, until it recommends what is set
+        assert advice.pages_to_scan is not None
+        assert advice.recommended is not None
+        if advice.pages_to_scan == r.sim.pages_to_scan:
+            break
+        predicted, fitted = advice.recommended, advice.model
+        r.apply(advice)
+        r.run_scans(8)
+        assert fitted is not None
+        rounds.append((predicted, fitted.b, r.sim.full_scan_seconds(6), r.sim.cpu_ratio(6)))
+        advice = r.advice()
+    assert advice.pages_to_scan == r.sim.pages_to_scan, rounds
+    assert advice.target_full_scan_seconds is not None
+    assert within(r.sim.full_scan_seconds(6), advice.target_full_scan_seconds, 0.05), rounds
+    assert r.sim.cpu_ratio(6) <= budget, rounds
+    for predicted, b, seconds, ratio in rounds:  # each step did what it said, give or take 5%
+        assert within(seconds, predicted.full_scan_seconds, 0.05), rounds
+        if b:
+            assert within(ratio, predicted.cpu_ratio, 0.05), rounds
+        else:  # with one setting seen, b = 0 overstates the CPU of larger batches
+            assert predicted.cpu_ratio * 0.6 < ratio < predicted.cpu_ratio, rounds
+
+
+def test_steady_recommendation_is_the_steady_target(tmp_path: Path) -> None:
+    r = rig(tmp_path, steady=60.0, budget=0.05, saved=saturating(PAGES // 2, 0.2))
+    r.run_scans(8)
+    advice = r.advice()
+    assert advice.state == "steady"
+    assert advice.target_full_scan_seconds == 60.0
+    assert advice.recommended is not None
+    r.apply(advice)
+    r.run_scans(6)
+    assert within(r.sim.full_scan_seconds(4), 60.0, 0.05)
+    assert r.sim.cpu_ratio(4) <= 0.05
+
+
+def test_budget_binds_a_steady_host_when_the_target_would_cost_more(tmp_path: Path) -> None:
+    """A steady target of 5 s would need more than 0.5% of a CPU: the budget wins."""
+    r = rig(tmp_path, steady=5.0, budget=0.005, saved=saturating(PAGES // 2, 0.2))
+    r.run_scans(8)
+    advice = r.advice()
+    assert advice.state == "steady"
+    assert advice.recommended is not None
+    assert advice.target_full_scan_seconds is not None
+    assert advice.target_full_scan_seconds > 5.0
+    assert advice.recommended.cpu_ratio <= 0.005
+
+
+# --- states ---------------------------------------------------------------------------------
+
+
+def state_of(r: Rig) -> str | None:
+    samples = parse_samples(render(r.collection))
+    states = [
+        s
+        for (name, labels), v in samples.items()
+        if name == "ksm_tuning_state" and v == 1
+        for _, s in labels
+    ]
+    return states[0] if states else None
+
+
+def test_each_state_is_reached(tmp_path: Path) -> None:
+    saved = {"pages": 0}
+    r = rig(tmp_path, saved=lambda _passes: saved["pages"], pages=50_000, step=0.5)
+    r.run_scans(6)
+    assert state_of(r) == "unprofitable"  # nothing merged: rmap items cost memory
+    samples = parse_samples(render(r.collection))
+    assert value(samples, "ksm_tuning_recommended_run") == 0
+    for _ in range(4):
+        saved["pages"] += 5_000
+        r.run_scans(1)
+    assert state_of(r) == "backlog"
+    r.run_scans(5)
+    assert state_of(r) == "steady"
+    assert value(parse_samples(render(r.collection)), "ksm_tuning_recommended_run") == 1
+    r.sim.set(run=0)
+    assert state_of(r) == "stopped"
+    r.sim.set(run=1)
+    for stat in Path(r.collection.roots.procfs).glob("*/ksm_stat"):
+        if stat.is_file():
+            stat.write_text("ksm_rmap_items 0\nksm_zero_pages 0\nksm_merging_pages 0\n")
+    assert state_of(r) == "idle"
+
+
+def test_one_noisy_scan_does_not_flip_the_state(tmp_path: Path) -> None:
+    saved = {"pages": 20_000}
+    r = rig(tmp_path, saved=lambda _passes: saved["pages"], pages=50_000, step=0.5)
+    r.run_scans(6)
+    assert state_of(r) == "steady"
+    saved["pages"] = 21_000  # one scan sees 5% more, the next the old figure again
+    r.run_scans(1)
+    saved["pages"] = 20_000
+    assert state_of(r) == "steady"
+    r.run_scans(3)
+    assert state_of(r) == "steady"
+    saved["pages"] = 21_000  # two scans in a row: a real change
+    r.run_scans(2)
+    assert state_of(r) == "backlog"
+
+
+def test_the_advice_is_absent_until_enough_scans_were_seen(tmp_path: Path) -> None:
+    r = rig(tmp_path, pages=50_000, step=0.5)
+    r.run_scans(2)
+    text = render(r.collection)
+    assert "ksm_tuning_state" not in text
+    assert "ksm_tuning_recommended_pages_to_scan" not in text
+    assert r.advice().scans_needed > 0
+
+
+# --- the pure parts ------------------------------------------------------------------------
+
+
+def scan(full_scans: int, saved: int, profit: int | None = 1) -> FullScan:
+    return FullScan(
+        at=float(full_scans),
+        full_scans=full_scans,
+        scans=1,
+        running_seconds=1.0,
+        cpu_seconds=0.1,
+        pages_scanned=1000,
+        pages_to_scan=100,
+        sleep_millisecs=20,
+        saved_pages=saved,
+        general_profit=profit,
+    )
+
+
+def test_raw_state_needs_three_full_scans_and_compares_with_three_back() -> None:
+    assert raw_state([scan(1, 100), scan(2, 100), scan(3, 200)]) is None
+    assert raw_state([scan(1, 100), scan(2, 100), scan(3, 100), scan(4, 102)]) == "backlog"
+    assert raw_state([scan(1, 100), scan(2, 150), scan(3, 150), scan(4, 101)]) == "steady"
+    assert raw_state([scan(1, 100), scan(4, 500, profit=0)]) == "unprofitable"
+
+
+def test_the_state_changes_after_two_scans_in_a_row() -> None:
+    trend = next_trend(Trend(), "steady")
+    assert trend.state == "steady"
+    trend = next_trend(trend, "backlog")
+    assert trend.state == "steady"
+    assert next_trend(trend, "steady").state == "steady"
+    assert next_trend(trend, "backlog").state == "backlog"
+
+
+def test_fit_of_two_settings_is_exact_and_falls_back_to_no_batch_cost() -> None:
+    def at(p: int, cpu_per_page: float) -> FullScan:
+        return replace(scan(1, 0), pages_to_scan=p, cpu_seconds=cpu_per_page * 1000)
+
+    two = [at(100, 0.5e-6 + 30e-6 / 100), at(400, 0.5e-6 + 30e-6 / 400)]
+    fitted = fit_cost(two, 1000, "pages_scanned")
+    assert fitted is not None
+    c, b, seen = fitted
+    assert (round(c, 15), round(b, 12), seen) == (0.5e-6, 30e-6, 2)
+    noisy = fit_cost([at(100, 1e-6), at(400, 2e-6)], 1000, "pages_scanned")
+    assert noisy == (1.5e-6, 0.0, 2)  # CPU per page growing with the batch: noise
