@@ -174,13 +174,14 @@ def variables(dashboard: str, host: str) -> dict[str, str]:
     return {**common, "job": ".*", "instance": ".*"}
 
 
-def expect_data(query: PanelQuery, rules: bool) -> bool:
+def expect_data(query: PanelQuery, rules: bool, advice: bool = False) -> bool:
     if not rules and RECORDING_RULE.search(query.expr):
         # Documented in its panel (test above).
         return False
     if query.metrics() & TUNING_METRICS:
-        # The advice needs full scans the exporter may not have seen yet (documented).
-        return False
+        # The advice needs full scans the exporter may not have seen yet (documented):
+        # once it gives advice for this host, every tuning panel must show it.
+        return advice
     kernel_file = NEEDS_KERNEL_FILE.get(query.id)
     return kernel_file is None or os.path.exists(os.path.join(KSM, kernel_file))
 
@@ -192,15 +193,18 @@ def run_query(prometheus: RunningPrometheus, query: PanelQuery, expr: str) -> li
     return list(prometheus.query_range(expr, now - RANGE_SECONDS, now))
 
 
-def problem(prometheus: RunningPrometheus, query: PanelQuery, expr: str, rules: bool) -> str:
+def problem(
+    prometheus: RunningPrometheus, query: PanelQuery, expr: str, rules: bool, host: str
+) -> str:
     """Empty when the query behaves as the dashboard promises, else what is wrong."""
     try:
+        advice = bool(prometheus.query(f'ksm_tuning_state{{instance="{host}"}}'))
         result = run_query(prometheus, query, expr)
     except (PrometheusError, OSError) as err:
         return f"{query.id}: {expr} failed: {err}"
-    if expect_data(query, rules) and not result:
+    if expect_data(query, rules, advice) and not result:
         return f"{query.id}: {expr} returned no data"
-    if not expect_data(query, rules) and query.id in NEEDS_KERNEL_FILE and result:
+    if not expect_data(query, rules, advice) and query.id in NEEDS_KERNEL_FILE and result:
         return f"{query.id}: {expr} returned data although the kernel lacks the file"
     return ""
 
@@ -215,7 +219,7 @@ def test_panel_query_returns_data(stack: Stack, query: PanelQuery, rules: bool) 
     prometheus = stack.prometheus if rules else stack.bare
 
     def behaves() -> bool:
-        found = problem(prometheus, query, expr, rules)
+        found = problem(prometheus, query, expr, rules, stack.host)
         assert not found, found
         return True
 
@@ -317,3 +321,30 @@ def test_alert_panel_counts_ksm_alerts_of_every_selected_host(stack: Stack) -> N
     assert set(counts) == {stack.host, stack.unprofitable, stack.stopped}
     assert counts[stack.unprofitable] >= 1
     assert counts[stack.host] >= 1
+
+
+# Enough for the full scans the advice needs at the stack's fast pace (a full scan of the
+# children's pages takes well under a second here).
+ADVICE_DEADLINE = 60.0
+
+
+def test_the_tuning_row_shows_the_advice_for_this_host(stack: Stack) -> None:
+    eventually(
+        lambda: stack.prometheus.query(f'ksm_tuning_state{{instance="{stack.host}"}} == 1'),
+        ADVICE_DEADLINE,
+        0.5,
+        "the exporter's tuning advice",
+    )
+    tuning = [q for q in queries("ksm-host.json") if q.metrics() & TUNING_METRICS]
+    assert {q.panel for q in tuning} == {
+        "Tuning state",
+        "Recommended and current pages_to_scan",
+        "ksmd CPU: predicted and measured",
+        "Full-scan time: predicted and measured",
+    }
+    fills = variables("ksm-host.json", stack.host)
+    for query in tuning:
+        # Scraped once more after the advice appeared.
+        eventually(
+            partial(run_query, stack.prometheus, query, query.filled(fills)), 5, 0.5, query.id
+        )

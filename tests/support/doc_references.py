@@ -14,7 +14,6 @@ import yaml
 
 from ksm_exporter.cli import build_parser
 from ksm_exporter.sources.ksm_files import declared
-from tests.support.dashboards import not_served_yet
 from tests.support.paths import REPO
 
 # A metric name, unless it is the last part of a path (`/proc/<pid>/ksm_stat`) or of a rule
@@ -71,10 +70,8 @@ METRICS_ROW = re.compile(r"^\| `(ksm_[a-z0-9_]+)` \|", re.MULTILINE)
 
 
 def documented_metrics() -> frozenset[str]:
-    """docs/metrics.md, which a test keeps equal to what the exporter serves, and the
-    tuning-advice metrics it does not list yet."""
-    listed = frozenset(METRICS_ROW.findall((REPO / "docs" / "metrics.md").read_text()))
-    return listed | not_served_yet()
+    """docs/metrics.md, which a test keeps equal to what the exporter serves."""
+    return frozenset(METRICS_ROW.findall((REPO / "docs" / "metrics.md").read_text()))
 
 
 def _rules(key: str) -> frozenset[str]:
