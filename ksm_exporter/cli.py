@@ -33,8 +33,14 @@ log = logging.getLogger("ksm_exporter")
 EXIT_USAGE = 2
 
 
-# The settings `status` shares with the server: where the kernel's filesystems are.
-STATUS_SETTINGS = ("path_sysfs", "path_procfs")
+# The settings `status` shares with the server: where the kernel's filesystems are, and what
+# the tuning advice grants ksmd.
+STATUS_SETTINGS = (
+    "path_sysfs",
+    "path_procfs",
+    "tuning_cpu_budget",
+    "tuning_steady_full_scan_seconds",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -179,7 +185,8 @@ def status(args: argparse.Namespace, settings: Settings) -> int:
         usage_error("--top", "must be between 0 and 1000")
     make_effective()  # other users' processes, where the capability is permitted
     try:
-        snapshot = take_snapshot(Roots(settings.path_sysfs, settings.path_procfs), window, top)
+        roots = Roots(settings.path_sysfs, settings.path_procfs)
+        snapshot = take_snapshot(roots, window, top, tuning=settings.tuning)
     except KsmUnreadable as err:
         print(f"ksm-exporter status: {err}", file=sys.stderr)
         return 1

@@ -54,6 +54,12 @@ class HostNow:
 
 
 @dataclass(frozen=True, slots=True)
+class Prediction:
+    full_scan_seconds: float
+    cpu_ratio: float
+
+
+@dataclass(frozen=True, slots=True)
 class Model:
     """ksmd's cost: c per page and b per batch (CPU-seconds), s of sleep per batch, N pages."""
 
@@ -77,6 +83,9 @@ class Model:
     def cpu_ratio(self, p: float) -> float:
         return self.cpu_seconds(p) / self.full_scan_seconds(p)
 
+    def predict(self, p: float) -> Prediction:
+        return Prediction(self.full_scan_seconds(p), self.cpu_ratio(p))
+
     def pages_for_budget(self, budget: float) -> float:
         """p_B with u(p_B) = B: c + b/p = B·(c + (b + s)/p). Below 1 when even one page a
         batch costs more than the budget; N (one batch a scan) when any pace fits."""
@@ -87,18 +96,17 @@ class Model:
             return 0.0
         return min(self.n, room / (self.c * (1 - budget)))
 
-    def pages_for_time(self, seconds: float) -> float:
-        """p with T(p) = seconds; N when even one batch a scan is slower."""
-        work = seconds - self.n * self.c
-        if work <= 0:
-            return self.n
-        return min(self.n, self.n * (self.b + self.s) / work)
-
-
-@dataclass(frozen=True, slots=True)
-class Prediction:
-    full_scan_seconds: float
-    cpu_ratio: float
+    def pages_for_time(self, seconds: float) -> int:
+        """The pages_to_scan whose whole number of batches gives the full-scan time closest
+        to `seconds`: from the middle of the range of p with that many batches, so that N
+        off by a little does not add or drop a batch."""
+        per_batch = self.b + self.s
+        if per_batch <= 0:
+            return max(1, math.ceil(self.n))
+        batches = max(1, round((seconds - self.n * self.c) / per_batch))
+        if batches == 1:
+            return max(1, math.ceil(self.n))
+        return max(1, math.floor(self.n / (batches - 0.5)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,15 +258,14 @@ def advise(cost: ScanCost, host: HostNow, options: TuningOptions) -> Advice:
     current = None
     if host.pages_to_scan and host.run == RUNNING:
         p = host.pages_to_scan
-        current = Prediction(model.full_scan_seconds(p), model.cpu_ratio(p))
+        current = model.predict(p)
     if state not in ("backlog", "steady"):
         return Advice(state, model, run, current=current, scans_needed=needed)
     budget_pages = within_budget(model, options.cpu_budget)
     fastest = model.full_scan_seconds(budget_pages)
     target = fastest if state == "backlog" else max(options.steady_full_scan_seconds, fastest)
-    pages = min(budget_pages, max(1, round(model.pages_for_time(target))))
-    recommended = Prediction(model.full_scan_seconds(pages), model.cpu_ratio(pages))
-    return Advice(state, model, run, target, pages, current, recommended, needed)
+    pages = min(budget_pages, model.pages_for_time(target))
+    return Advice(state, model, run, target, pages, current, model.predict(pages), needed)
 
 
 def host_now(ksm: KsmSysfs, processes: ProcessSample | None, page_size: int) -> HostNow:

@@ -10,6 +10,7 @@ from typing import Any
 from ksm_exporter.derive.process_selection import count_states, process_profit_bytes
 from ksm_exporter.sources.kernel_file import Problem
 from ksm_exporter.sources.process_identity import ProcessIdentity
+from ksm_exporter.status.advice import advice_json, advice_lines
 from ksm_exporter.status.snapshot import Snapshot
 
 MIB = 1 << 20
@@ -202,11 +203,12 @@ def render_text(snapshot: Snapshot) -> str:
         state_lines(snapshot),
         memory_lines(snapshot),
         cost_lines(snapshot),
+        advice_lines(snapshot),
         process_lines(snapshot),
     ]
     if snapshot.problems:
         sections.append([line for p in snapshot.problems for line in problem_lines(p)])
-    return "\n\n".join("\n".join(lines) for lines in sections) + "\n"
+    return "\n\n".join("\n".join(lines) for lines in sections if lines) + "\n"
 
 
 def to_json(snapshot: Snapshot) -> dict[str, Any]:
@@ -251,6 +253,7 @@ def to_json(snapshot: Snapshot) -> dict[str, Any]:
             "duration_seconds": window.cost.full_scan_seconds,
             "ksmd_cpu_seconds": window.cpu_seconds_per_full_scan,
         },
+        "advice": advice_json(snapshot),
         "processes": processes,
         "problems": [dataclasses.asdict(p) for p in snapshot.problems],
     }

@@ -7,9 +7,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ksm_exporter.derive.other_tuners import (
+    AdvisorChoice,
+    KsmtunedChoice,
+    Memory,
+    kernel_advisor,
+    ksmtuned,
+)
 from ksm_exporter.derive.process_selection import ProcessSample, select_processes
 from ksm_exporter.derive.savings import Savings, derive_savings
 from ksm_exporter.derive.scan_cost import NANOSECONDS, ScanCost, advance, cpu_ratio
+from ksm_exporter.derive.tuning import Advice, TuningOptions, advise, host_now
+from ksm_exporter.sources.host_memory import read_free_bytes, read_qemu_resident_bytes
 from ksm_exporter.sources.kernel_file import Problem
 from ksm_exporter.sources.ksmd import KsmdLocator
 from ksm_exporter.sources.meminfo import read_mem_total
@@ -74,6 +83,17 @@ class CpuWindow:
 
 
 @dataclass(frozen=True, slots=True)
+class Tuning:
+    """The advice, and what the tuners operators run today would set instead."""
+
+    options: TuningOptions
+    advice: Advice
+    ksm_dir: str  # where the settings are written
+    ksmtuned: KsmtunedChoice | None
+    kernel_advisor: AdvisorChoice | None
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     ksm: KsmSysfs
     savings: Savings
@@ -82,6 +102,7 @@ class Snapshot:
     window: CpuWindow
     processes: ProcessSample | None
     problems: tuple[Problem, ...]
+    tuning: Tuning | None = None
 
 
 def read_processes(procfs_root: str, top: int) -> ProcessSample:
@@ -104,6 +125,7 @@ def take_snapshot(
     sleep: Callable[[float], None] = time.sleep,
     page_size: int | None = None,
     clock_ticks: int | None = None,
+    tuning: TuningOptions | None = None,
 ) -> Snapshot:
     """Raises KsmUnreadable where the kernel's KSM directory cannot be read."""
     sysfs = read_ksm_sysfs(roots.sysfs)
@@ -117,6 +139,8 @@ def take_snapshot(
     ksmd_problems = ksmd.read().problems
     window = watch_ksmd(lambda: read_cost_sample(roots.sysfs, ksmd, clock), window_seconds, sleep)
     mem_total = meminfo.mem_total_bytes
+    options = tuning or TuningOptions()
+    advice = advise(window.cost, host_now(ksm, processes, page_size), options)
     return Snapshot(
         ksm=ksm,
         savings=derive_savings(ksm, page_size, mem_total),
@@ -125,7 +149,40 @@ def take_snapshot(
         window=window,
         processes=processes,
         problems=(*sysfs.problems, *meminfo.problems, *ksmd_problems, *processes.problems),
+        tuning=compare_tuners(
+            roots, ksm, advice, options, processes=processes, page_size=page_size
+        ),
     )
+
+
+def compare_tuners(
+    roots: Roots,
+    ksm: KsmSysfs,
+    advice: Advice,
+    options: TuningOptions,
+    *,
+    processes: ProcessSample,
+    page_size: int,
+) -> Tuning:
+    """The advice beside what ksmtuned/MOM and the kernel's advisor would set now."""
+    mem_total = read_mem_total(roots.procfs).mem_total_bytes
+    free = read_free_bytes(roots.procfs)
+    choice = None
+    if mem_total and free is not None and ksm.pages_to_scan is not None:
+        pids = [p.pid for p in processes.sweep.registered]
+        committed = read_qemu_resident_bytes(roots.procfs, pids, page_size)
+        memory = Memory(mem_total, free, committed)
+        choice = ksmtuned(memory, ksm.pages_to_scan, advice.model, ksm.sleep_millisecs)
+    advisor = None
+    if advice.model is not None:
+        advisor = kernel_advisor(
+            advice.model,
+            ksm.advisor_target_scan_time,
+            ksm.advisor_max_cpu,
+            ksm.advisor_min_pages_to_scan,
+            ksm.advisor_max_pages_to_scan,
+        )
+    return Tuning(options, advice, ksm_dir(roots.sysfs), choice, advisor)
 
 
 def watch_ksmd(

@@ -1,0 +1,216 @@
+"""The "Advice" block of `status`: the state, the measured cost, what to set and what it
+will do, beside what ksmtuned/MOM and the kernel's advisor would set."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+from ksm_exporter.derive.other_tuners import AdvisorChoice, KsmtunedChoice
+from ksm_exporter.derive.tuning import Advice, Prediction
+from ksm_exporter.status.snapshot import Snapshot, Tuning
+
+STATE_SENTENCES = {
+    "stopped": "KSM is not running: nothing to measure",
+    "idle": "no process is registered with KSM",
+    "unprofitable": "KSM costs more memory than it saves",
+    "backlog": "saved memory still grows: as fast as the budget allows",
+    "steady": "saved memory stopped growing: the steady pace",
+}
+
+
+def commands(tuning: Tuning, ksm_advisor_active: bool) -> list[str]:
+    """The exact lines to run as root, empty when there is nothing to change."""
+    advice = tuning.advice
+    where = tuning.ksm_dir
+    if advice.recommended_run == 0:
+        return [f"echo 0 > {os.path.join(where, 'run')}"]
+    if advice.pages_to_scan is None or advice.target_full_scan_seconds is None:
+        return []
+    if ksm_advisor_active:
+        seconds = max(1, math.ceil(advice.target_full_scan_seconds))
+        percent = advisor_percent(tuning.options.cpu_budget)
+        return [
+            f"echo {seconds} > {os.path.join(where, 'advisor_target_scan_time')}",
+            f"echo {percent} > {os.path.join(where, 'advisor_max_cpu')}",
+        ]
+    return [f"echo {advice.pages_to_scan} > {os.path.join(where, 'pages_to_scan')}"]
+
+
+def advisor_percent(budget: float) -> int:
+    """advisor_max_cpu is a whole percent: the budget rounded down, at least 1."""
+    return max(1, math.floor(budget * 100 + 1e-9))
+
+
+def advisor_active(snapshot: Snapshot) -> bool:
+    mode = snapshot.ksm.advisor_mode
+    return mode is not None and mode.active == "scan-time"
+
+
+def prediction(p: Prediction | None) -> str:
+    if p is None:
+        return "unknown"
+    return f"{seconds(p.full_scan_seconds)} a full scan, {100 * p.cpu_ratio:.3g}% of a CPU"
+
+
+def seconds(value: float) -> str:
+    return f"{value:,.2f} s" if value < 100 else f"{value:,.0f} s"
+
+
+def micro(value: float) -> str:
+    return f"{value * 1e6:.3f} µs"
+
+
+def needs_more(snapshot: Snapshot, advice: Advice) -> list[str]:
+    """How many more full scans the advice needs, and how to see them."""
+    scans = advice.scans_needed
+    lines = [f"unknown until {scans} more full scan{'s' if scans != 1 else ''} complete"]
+    last = snapshot.window.cost.full_scan_seconds
+    wanted = None if last is None else math.ceil(snapshot.window.seconds + (scans + 1) * last)
+    if wanted is not None and wanted <= 60:
+        lines.append(f"watch longer: --window {wanted}")
+    else:
+        lines.append("watch longer (--window, at most 60 s), or read the exporter's")
+        lines.append("ksm_tuning_* metrics: it watches all the time")
+    return lines
+
+
+def advice_lines(snapshot: Snapshot) -> list[str]:
+    tuning = snapshot.tuning
+    if tuning is None:
+        return []
+    advice = tuning.advice
+    budget = tuning.options.cpu_budget
+    lines = []
+    if advice.state is None:
+        first, *rest = needs_more(snapshot, advice)
+        lines.append(f"Advice         {first}")
+        lines.extend(f"{'':15}{line}" for line in rest)
+    else:
+        lines.append(f"Advice         {advice.state}: {STATE_SENTENCES[advice.state]}")
+    model = advice.model
+    if model is None and advice.state not in (None, "stopped", "idle"):
+        first, *rest = needs_more(snapshot, advice)
+        lines.append(f"Measured cost  {first.replace('unknown', 'unknown:', 1)}")
+        lines.extend(f"{'':15}{line}" for line in rest)
+    if model is not None:
+        estimated = " (estimated from rmap items)" if model.n_source == "rmap_items" else ""
+        if model.settings_seen > 1:
+            lines.append(
+                f"Measured cost  {micro(model.c)} of ksmd CPU a page, {micro(model.b)} a batch"
+            )
+        else:
+            lines.append(f"Measured cost  {micro(model.c)} of ksmd CPU a page")
+            lines.append(f"{'':15}(per batch: needs a second pages_to_scan; CPU overstated)")
+        lines.append(f"               {model.n:,.0f} pages a full scan{estimated}")
+    if advice.current is not None:
+        lines.append(f"Now            {prediction(advice.current)}")
+    todo = commands(tuning, advisor_active(snapshot))
+    if advice.recommended is not None and advice.target_full_scan_seconds is not None:
+        lines.append(
+            f"Recommended    full scan in {seconds(advice.target_full_scan_seconds)}, "
+            f"within {100 * budget:g}% of a CPU (--tuning.cpu-budget)"
+        )
+        lines.append(f"Then           {prediction(advice.recommended)}")
+        if advice.pages_to_scan == 1 and advice.recommended.full_scan_seconds < (
+            0.95 * advice.target_full_scan_seconds
+        ):
+            lines.append("               (the slowest pages_to_scan; slower needs a longer sleep)")
+    if todo:
+        lines.append("Run as root:")
+        lines.extend(f"  {line}" for line in todo)
+    elif (
+        advice.state in ("backlog", "steady") and advice.pages_to_scan == snapshot.ksm.pages_to_scan
+    ):
+        lines.append("               the current setting is the recommended one")
+    lines.extend(other_lines(tuning))
+    return lines
+
+
+def other_lines(tuning: Tuning) -> list[str]:
+    lines = []
+    choice = tuning.ksmtuned
+    if choice is not None:
+        if choice.run == 0:
+            what = "run=0"
+        else:
+            what = f"pages_to_scan={choice.pages_to_scan}, sleep_millisecs={choice.sleep_millisecs}"
+        lines.append(f"ksmtuned/MOM   would set {what}")
+        if choice.predicted is not None:
+            lines.append(f"               then {prediction(choice.predicted)}")
+    advisor = tuning.kernel_advisor
+    if advisor is not None:
+        lines.append(
+            f"Kernel advisor would settle at pages_to_scan={advisor.pages_to_scan} "
+            f"(target {advisor.target_scan_time} s, max {advisor.max_cpu_percent}%)"
+        )
+        lines.append(f"               then {prediction(advisor.predicted)}")
+    return lines
+
+
+def prediction_json(p: Prediction | None) -> dict[str, float] | None:
+    if p is None:
+        return None
+    return {"full_scan_seconds": p.full_scan_seconds, "ksmd_cpu_ratio": p.cpu_ratio}
+
+
+def ksmtuned_json(choice: KsmtunedChoice | None) -> dict[str, Any] | None:
+    if choice is None:
+        return None
+    return {
+        "run": choice.run,
+        "pages_to_scan": choice.pages_to_scan,
+        "sleep_millisecs": choice.sleep_millisecs,
+        "reason": choice.reason,
+        "predicted": prediction_json(choice.predicted),
+    }
+
+
+def advisor_json(choice: AdvisorChoice | None) -> dict[str, Any] | None:
+    if choice is None:
+        return None
+    return {
+        "advisor_target_scan_time": choice.target_scan_time,
+        "advisor_max_cpu": choice.max_cpu_percent,
+        "pages_to_scan": choice.pages_to_scan,
+        "predicted": prediction_json(choice.predicted),
+    }
+
+
+def advice_json(snapshot: Snapshot) -> dict[str, Any] | None:
+    tuning = snapshot.tuning
+    if tuning is None:
+        return None
+    advice, model = tuning.advice, tuning.advice.model
+    return {
+        "state": advice.state,
+        "full_scans_needed": advice.scans_needed,
+        "cpu_budget_ratio": tuning.options.cpu_budget,
+        "steady_full_scan_seconds": tuning.options.steady_full_scan_seconds,
+        "model": None
+        if model is None
+        else {
+            "ksmd_cpu_seconds_per_page": model.c,
+            "ksmd_cpu_seconds_per_batch": model.b,
+            "sleep_seconds_per_batch": model.s,
+            "pages_per_full_scan": model.n,
+            "pages_per_full_scan_from": model.n_source,
+            "pages_to_scan_values_seen": model.settings_seen,
+        },
+        "recommended": {
+            "run": advice.recommended_run,
+            "full_scan_seconds": advice.target_full_scan_seconds,
+            "pages_to_scan": advice.pages_to_scan,
+            "advisor_max_cpu": advisor_percent(tuning.options.cpu_budget),
+            "commands": commands(tuning, advisor_active(snapshot)),
+        },
+        "predicted": {
+            "current": prediction_json(advice.current),
+            "recommended": prediction_json(advice.recommended),
+        },
+        "others": {
+            "ksmtuned": ksmtuned_json(tuning.ksmtuned),
+            "kernel_advisor": advisor_json(tuning.kernel_advisor),
+        },
+    }
