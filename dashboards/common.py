@@ -78,6 +78,16 @@ def ksm_on(*extra: str) -> str:
     return f"ksm_run{selector(*extra)} % 4 == 1"
 
 
+# The labels of one host's series: what a table merges its queries' rows on.
+HOST_LABELS = "cluster, job, instance"
+
+
+def per_host(expr: str) -> str:
+    """`expr` with only the host's labels (no __name__), so a table's queries merge into
+    one row per host."""
+    return f"max by ({HOST_LABELS}) ({expr})"
+
+
 def in_bytes(pages_metric: str, *extra: str) -> str:
     """A page count as bytes, with the host's own page size."""
     return f"{pages_metric}{selector(*extra)} * on(job, instance) group_left ksm_page_size_bytes"

@@ -18,6 +18,7 @@ from dashboards.common import (
     Query,
     ksm_on,
     ksmd_cpu,
+    per_host,
     run_state_expr,
     selector,
     zero_per_host,
@@ -130,10 +131,16 @@ def _top_hosts(board: DashboardWriter) -> None:
             "These hosts justify running KSM. Click a host to open it.",
             "bytes",
             [
-                Query(f"topk({TOP}, ksm_memory_saved_bytes{selector()})", "saved", instant=True),
                 Query(
-                    f"ksm_memory_saved_ratio{selector()} and on(job, instance) "
-                    f"topk({TOP}, ksm_memory_saved_bytes{selector()})",
+                    per_host(f"topk({TOP}, ksm_memory_saved_bytes{selector()})"),
+                    "saved",
+                    instant=True,
+                ),
+                Query(
+                    per_host(
+                        f"ksm_memory_saved_ratio{selector()} and on(cluster, job, instance) "
+                        f"topk({TOP}, ksm_memory_saved_bytes{selector()})"
+                    ),
                     "share of RAM",
                     instant=True,
                 ),

@@ -24,6 +24,7 @@ from dashboards.common import (
     in_bytes,
     ksmd_cpu,
     needs_threshold,
+    per_host,
     run_state_expr,
     selector,
     threshold_query,
@@ -132,15 +133,13 @@ def _settings(board: DashboardWriter) -> None:
         "page size": ("ksm_page_size_bytes", "bytes"),
     }
     queries = [
-        Query(f"{metric}{selector()}", name, instant=True)
+        Query(per_host(f"{metric}{selector()}"), name, instant=True)
         for name, (metric, _unit) in columns.items()
     ]
     queries.insert(
         5,
         Query(
-            "max by (cluster, job, instance) (ksm_advisor_mode"
-            + selector('mode="scan-time"')
-            + ")",
+            per_host("ksm_advisor_mode" + selector('mode="scan-time"')),
             "scan-time advisor",
             instant=True,
         ),

@@ -348,3 +348,28 @@ def test_the_tuning_row_shows_the_advice_for_this_host(stack: Stack) -> None:
         eventually(
             partial(run_query, stack.prometheus, query, query.filled(fills)), 5, 0.5, query.id
         )
+
+
+MERGED_TABLES = [
+    (name, str(panel.title))
+    for name in DASHBOARD_FILES
+    for panel in panels(load(name))
+    if panel.type_val == "table" and len(panel.targets or []) > 1
+]
+
+
+@pytest.mark.parametrize("table", MERGED_TABLES, ids=[f"{n}:{t}" for n, t in MERGED_TABLES])
+def test_a_tables_queries_merge_into_one_row_per_subject(
+    stack: Stack, table: tuple[str, str]
+) -> None:
+    """Grafana's merge transformation joins rows whose label columns agree: every query of
+    the table must return the same label names, without __name__."""
+    name, title = table
+    fills = variables(name, stack.host)
+    label_sets = set()
+    for query in queries(name):
+        if query.panel == title:
+            for series in stack.prometheus.query(query.filled(fills)):
+                label_sets.add(frozenset(series["metric"]))
+    assert len(label_sets) == 1, label_sets
+    assert "__name__" not in next(iter(label_sets))
