@@ -315,4 +315,7 @@ def test_fit_of_two_settings_is_exact_and_falls_back_to_no_batch_cost() -> None:
     c, b, seen = fitted
     assert (round(c, 15), round(b, 12), seen) == (0.5e-6, 30e-6, 2)
     noisy = fit_cost([at(100, 1e-6), at(400, 2e-6)], 1000, "pages_scanned")
-    assert noisy == (1.5e-6, 0.0, 2)  # CPU per page growing with the batch: noise
+    assert noisy == (1.5e-6, 0.0, 1)  # CPU per page growing with the batch: noise
+    close = fit_cost([at(1000, 0.53e-6), at(1120, 0.5e-6)], 1000, "pages_scanned")
+    assert close is not None
+    assert (round(close[0], 15), close[1], close[2]) == (0.515e-6, 0.0, 1)  # 12% apart: noise

@@ -29,7 +29,8 @@ def tuning_families(advice: Advice) -> Iterator[Metric]:
                 (
                     "ksm_tuning_ksmd_cpu_seconds_per_batch",
                     "ksmd CPU time per batch of pages_to_scan pages on top of the per-page "
-                    "cost (b); 0 until full scans at two pages_to_scan values were observed.",
+                    "cost (b); 0 until full scans at pages_to_scan values a factor 2 apart "
+                    "were observed.",
                     model.b,
                 ),
                 ("ksm_tuning_pages_per_full_scan", N_HELP[model.n_source], model.n),

@@ -32,6 +32,7 @@ STATES: tuple[State, ...] = ("stopped", "idle", "unprofitable", "backlog", "stea
 NSource = Literal["pages_scanned", "rmap_items"]
 CALIBRATION_SCANS = 6  # latest observed scans behind N and the calibration of s
 OFFLINE = 4  # the memory-offline bit of `run`
+SPREAD = 2  # how far apart pages_to_scan values must be to tell the cost per batch
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +69,7 @@ class Model:
     s: float
     n: float
     n_source: NSource
-    settings_seen: int  # distinct pages_to_scan values behind c and b
+    settings_seen: int  # distinct pages_to_scan values behind b (1: b not known, so 0)
 
     def batches(self, p: float) -> float:
         """A full scan ends with a partial batch: the next one starts the next scan."""
@@ -137,7 +138,12 @@ def fit_cost(
     settled: Sequence[FullScan], n: float, n_source: NSource
 ) -> tuple[float, float, int] | None:
     """(c, b, settings) from the CPU per page at each setting: least squares of c + b/p.
-    A negative b from noise falls back to b = 0."""
+
+    The batch term shows only between settings far apart (at p = 1000 it is a few percent of
+    the CPU per page, within the noise): b stays 0, and c the mean, unless the settings span
+    a factor SPREAD and the fit gives both terms positive. `settings` is how many values
+    the fit of b used, 1 when there is none.
+    """
     points: list[tuple[float, float]] = []
     for p in sorted({s.pages_to_scan for s in settled if s.pages_to_scan}):
         y = per_page_cost([s for s in settled if s.pages_to_scan == p], n, n_source)
@@ -146,16 +152,14 @@ def fit_cost(
     if not points:
         return None
     mean_y = sum(y for _, y in points) / len(points)
-    if len(points) == 1:
+    if points[0][0] < SPREAD * points[-1][0]:  # sorted by p: x = 1/p falls
         return mean_y, 0.0, 1
     mean_x = sum(x for x, _ in points) / len(points)
     spread = sum((x - mean_x) ** 2 for x, _ in points)
     b = sum((x - mean_x) * (y - mean_y) for x, y in points) / spread
     c = mean_y - b * mean_x
-    if b < 0:
-        return mean_y, 0.0, len(points)
-    if c < 0:
-        return 0.0, sum(y / x for x, y in points) / len(points), len(points)
+    if b <= 0 or c <= 0:  # noise: overstating CPU is the safe side
+        return mean_y, 0.0, 1
     return c, b, len(points)
 
 

@@ -102,7 +102,7 @@ def advice_lines(snapshot: Snapshot) -> list[str]:
             )
         else:
             lines.append(f"Measured cost  {micro(model.c)} of ksmd CPU a page")
-            lines.append(f"{'':15}(per batch: needs a second pages_to_scan; CPU overstated)")
+            lines.append(f"{'':15}(per batch: needs a pages_to_scan 2x apart; CPU overstated)")
         lines.append(f"               {model.n:,.0f} pages a full scan{estimated}")
     if advice.current is not None:
         lines.append(f"Now            {prediction(advice.current)}")
