@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: run test lint format dashboards mixin bench clean
+.PHONY: run test test-unit lint format dashboards mixin bench clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
@@ -24,9 +24,13 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed-run
 	$(BIN)/ksm-exporter $(ARGS)
 
-## test: the whole test suite
+## test: every tier of the test suite this host can run
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest
+
+## test-unit: the unit tier only (no process, no network, no host state; seconds)
+test-unit: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -m unit
 
 ## lint: ruff (lint and format) and mypy --strict
 lint: $(VENV)/.installed-dev

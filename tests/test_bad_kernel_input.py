@@ -7,6 +7,7 @@ import asyncio
 import tempfile
 from pathlib import Path
 
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -18,6 +19,8 @@ from ksm_exporter.sources.ksm_files import KSM_FILES, declared
 from ksm_exporter.sources.roots import Roots
 from ksm_exporter.sources.sysfs import parser_of
 from tests.support.exposition import parse_samples, value
+
+pytestmark = pytest.mark.unit
 
 PIDS = ("1", "2", "300", "4000")
 PROCESS_FILES = ("ksm_stat", "ksm_merging_pages", "stat", "cgroup", "cmdline", "comm")

@@ -12,8 +12,12 @@ import sys
 import threading
 from collections.abc import Iterator
 
+import pytest
+
 from tests.support.exporter_process import RunningExporter, running_exporter
 from tests.support.exposition import names, parse_samples
+
+pytestmark = pytest.mark.e2e
 
 ALIVE = 300
 CLIENTS = 32

@@ -25,6 +25,7 @@ def settings_from(*argv: str) -> Settings:
     return load_settings(build_parser().parse_args(argv))
 
 
+@pytest.mark.unit
 def test_defaults() -> None:
     settings = settings_from()
     assert settings.web_listen_address == f":{DEFAULT_PORT}"
@@ -36,6 +37,7 @@ def test_defaults() -> None:
     assert (settings.tuning.cpu_budget, settings.tuning.steady_full_scan_seconds) == (0.1, 200.0)
 
 
+@pytest.mark.unit
 def test_tuning_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KSM_EXPORTER_TUNING_CPU_BUDGET", "0.05")
     monkeypatch.setenv("KSM_EXPORTER_TUNING_STEADY_FULL_SCAN_SECONDS", "300")
@@ -45,6 +47,7 @@ def test_tuning_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (tuning.tuning.cpu_budget, tuning.tuning.steady_full_scan_seconds) == (0.25, 60.0)
 
 
+@pytest.mark.unit
 def test_flags_override_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KSM_EXPORTER_PATH_SYSFS", "/host/sys")
     monkeypatch.setenv("KSM_EXPORTER_LOG_FORMAT", "json")
@@ -53,6 +56,7 @@ def test_flags_override_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.log_format == "logfmt"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("address", "expected"),
     [(":9999", (None, 9999)), ("127.0.0.1:80", ("127.0.0.1", 80)), ("[::1]:10", ("::1", 10))],
@@ -61,6 +65,7 @@ def test_listen_address_forms(address: str, expected: tuple[str | None, int]) ->
     assert ListenAddress.split(address) == expected
 
 
+@pytest.mark.e2e
 def test_help_lists_flags_and_environment_variables() -> None:
     result = run_cli("--help")
     assert result.returncode == 0
@@ -82,6 +87,7 @@ def test_help_lists_flags_and_environment_variables() -> None:
         assert env in result.stdout.replace("\n", " ").replace("  ", "")
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("args", "env", "names"),
     [

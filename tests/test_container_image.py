@@ -10,6 +10,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from ksm_exporter.privileges import file_capability, grant_to_file
 from tests.support.paths import REPO
 from tests.support.tools import require
@@ -22,6 +24,7 @@ def final_stage() -> str:
     return DOCKERFILE.read_text().rsplit("\nFROM ", 1)[1]
 
 
+@pytest.mark.e2e
 def test_hadolint_has_nothing_to_say() -> None:
     result = subprocess.run(
         [
@@ -41,6 +44,7 @@ def test_hadolint_has_nothing_to_say() -> None:
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
 
 
+@pytest.mark.e2e
 def test_hadolint_would_complain() -> None:
     """The check above can fail: the same linter on a careless Dockerfile."""
     careless = "FROM python\nRUN apt-get install curl\nCMD ksm-exporter\n"
@@ -56,6 +60,7 @@ def test_hadolint_would_complain() -> None:
     assert {"DL3006", "DL3008", "DL3025"} <= set(re.findall(r"DL\d{4}", result.stdout))
 
 
+@pytest.mark.unit
 def test_runs_as_a_numeric_unprivileged_user() -> None:
     stage = final_stage()
     users = re.findall(r"^USER (\S+)$", stage, re.MULTILINE)
@@ -75,10 +80,12 @@ def allowed_in_context() -> set[str]:
     return {p[1:].rstrip("/") for p in patterns if p.startswith("!")}
 
 
+@pytest.mark.unit
 def test_build_context_holds_only_what_the_image_needs() -> None:
     assert allowed_in_context() == {"pyproject.toml", "README.md", "ksm_exporter"}
 
 
+@pytest.mark.e2e
 def test_file_capability_is_dac_read_search_permitted_only(tmp_path: Path) -> None:
     """What the image does to its interpreter, read back by libcap's getcap."""
     # getcap lives in /usr/sbin, which not every user's PATH holds.
@@ -92,6 +99,7 @@ def test_file_capability_is_dac_read_search_permitted_only(tmp_path: Path) -> No
     assert shown.stdout.split() == [str(target), "cap_dac_read_search=p"]
 
 
+@pytest.mark.e2e
 def test_build_context_is_enough_to_build_the_package(tmp_path: Path) -> None:
     """The build stage's `pip install .` sees only what .dockerignore lets through."""
     context = tmp_path / "context"

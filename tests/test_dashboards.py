@@ -21,6 +21,8 @@ from tests.support.dashboards import (
 from tests.support.paths import REPO
 from tests.support.rule_files import default_thresholds, recording_rule_names
 
+pytestmark = pytest.mark.unit
+
 THRESHOLD_RULES = {name for name in recording_rule_names() if name.startswith("instance:")} & {
     f"instance:ksm_{rule.split(':')[1]}:threshold" for rule in default_thresholds()
 }
@@ -148,7 +150,6 @@ def keys_in(value: object) -> set[str]:
     return set()
 
 
-@pytest.mark.unit
 @pytest.mark.parametrize("name", DASHBOARD_FILES)
 def test_current_schema_without_deprecated_fields_or_variable_ids(name: str) -> None:
     model = json.loads((REPO / "dashboards" / name).read_text())
@@ -160,7 +161,6 @@ def test_current_schema_without_deprecated_fields_or_variable_ids(name: str) -> 
     assert load(name).schema_version == model["schemaVersion"]
 
 
-@pytest.mark.unit
 @pytest.mark.parametrize("name", DASHBOARD_FILES)
 def test_import_asks_for_the_data_source_and_knows_what_it_needs(name: str) -> None:
     model = json.loads((REPO / "dashboards" / name).read_text())
@@ -177,7 +177,6 @@ def test_import_asks_for_the_data_source_and_knows_what_it_needs(name: str) -> N
     assert datasources <= {json.dumps({"type": "prometheus", "uid": "${datasource}"})}
 
 
-@pytest.mark.unit
 def test_host_and_fleet_link_to_each_other() -> None:
     host_model = json.loads((REPO / "dashboards" / "ksm-host.json").read_text())
     fleet_model = json.loads((REPO / "dashboards" / "ksm-fleet.json").read_text())
@@ -197,14 +196,12 @@ def test_host_and_fleet_link_to_each_other() -> None:
         assert f"/d/{host.UID}/?var-instance=" in text, panel["title"]
 
 
-@pytest.mark.unit
 @pytest.mark.parametrize("name", DASHBOARD_FILES)
 def test_no_panel_calls_an_empty_result_good(name: str) -> None:
     for panel in panels(load(name)):
         assert not re.search(r"good: (it is )?empty", str(panel.description), re.I), panel.title
 
 
-@pytest.mark.unit
 def test_settings_sit_in_one_table_below_the_savings() -> None:
     model = json.loads((REPO / "dashboards" / "ksm-host.json").read_text())
     titles = [panel["title"] for panel in model["panels"]]

@@ -5,10 +5,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from tests.support.exposition import render
 from tests.support.ksmd_simulator import tuned_collection
 from tests.support.paths import REPO
 from tests.support.sampling import sampled_collection
+
+pytestmark = pytest.mark.unit
 
 ROW = re.compile(r"^\| `(ksm_[a-z0-9_]+)` \| (gauge|counter|info) \|", re.MULTILINE)
 FAMILY = re.compile(r"^# TYPE (\S+) (\S+)$", re.MULTILINE)

@@ -17,6 +17,8 @@ from tests.support.doc_references import (
 )
 from tests.support.paths import REPO
 
+pytestmark = pytest.mark.unit
+
 GUIDES = ("docs/tuning.md", "docs/security.md")
 
 SAMPLE = """

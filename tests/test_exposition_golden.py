@@ -16,6 +16,8 @@ from tests.support.exposition import parse_samples, render, value, without_self_
 from tests.support.paths import GOLDEN, fixture_roots
 from tests.support.sampling import CLOCK_TICKS, sampled_collection
 
+pytestmark = pytest.mark.unit
+
 PAGE_SIZE = 4096  # fixed so the golden files hold on hosts with other page sizes
 
 

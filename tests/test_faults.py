@@ -16,6 +16,8 @@ from tests.support.exposition import Samples, parse_samples, value
 from tests.support.paths import FIXTURES
 from tests.support.unprivileged import NobodyRuntime, nobody_runtime, readable_by_all
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def nobody() -> Iterator[NobodyRuntime]:

@@ -49,6 +49,7 @@ def same_as_fresh(reader: HeldKsmSysfs) -> SysfsReading:
     return held
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("fixture", ["current", "old-kernel", "broken"])
 def test_held_reads_equal_fresh_reads(fixture: str) -> None:
     reader = HeldKsmSysfs(str(FIXTURES / fixture / "sys"))
@@ -59,6 +60,7 @@ def test_held_reads_equal_fresh_reads(fixture: str) -> None:
         reader.close()
 
 
+@pytest.mark.unit
 def test_files_stay_open_between_reads_and_close(reader: HeldKsmSysfs, sysfs: Path) -> None:
     reader.read()
     assert open_files_under(sysfs) == len(declared().names)
@@ -68,6 +70,7 @@ def test_files_stay_open_between_reads_and_close(reader: HeldKsmSysfs, sysfs: Pa
     assert open_files_under(sysfs) == 0
 
 
+@pytest.mark.unit
 def test_a_value_rewritten_in_place_is_seen(reader: HeldKsmSysfs, sysfs: Path) -> None:
     assert reader.read().snapshot.pages_sharing == 30000
     with open(ksm(sysfs) / "pages_sharing", "r+b") as f:  # same inode, like sysfs
@@ -75,6 +78,7 @@ def test_a_value_rewritten_in_place_is_seen(reader: HeldKsmSysfs, sysfs: Path) -
     assert same_as_fresh(reader).snapshot.pages_sharing == 31234
 
 
+@pytest.mark.unit
 def test_a_removed_file_is_absent_and_back_when_restored(reader: HeldKsmSysfs, sysfs: Path) -> None:
     reader.read()
     (ksm(sysfs) / "pages_scanned").unlink()
@@ -83,6 +87,7 @@ def test_a_removed_file_is_absent_and_back_when_restored(reader: HeldKsmSysfs, s
     assert same_as_fresh(reader).snapshot.pages_scanned == 77
 
 
+@pytest.mark.unit
 def test_a_file_replaced_by_a_directory_or_a_loop(reader: HeldKsmSysfs, sysfs: Path) -> None:
     reader.read()
     run = ksm(sysfs) / "run"
@@ -100,6 +105,7 @@ def test_a_file_replaced_by_a_directory_or_a_loop(reader: HeldKsmSysfs, sysfs: P
     assert (repaired.problems, repaired.snapshot.run) == ((), 1)
 
 
+@pytest.mark.unit
 def test_the_directory_removed_and_restored(reader: HeldKsmSysfs, sysfs: Path) -> None:
     assert reader.read().snapshot.available
     shutil.rmtree(ksm(sysfs))
@@ -126,6 +132,7 @@ def test_a_held_descriptor_follows_the_real_kernel() -> None:
             reader.close()
 
 
+@pytest.mark.unit
 def test_a_reader_dropped_without_close_gives_its_files_back(sysfs: Path) -> None:
     reader = HeldKsmSysfs(str(sysfs))
     reader.read()

@@ -16,6 +16,8 @@ from tests.support.exporter_process import RunningExporter, running_exporter
 from tests.support.exposition import parse_samples, value
 from tests.support.paths import fixture_roots
 
+pytestmark = pytest.mark.e2e
+
 IDLE_TIMEOUT = 1.0
 
 

@@ -44,12 +44,14 @@ def container() -> dict[str, Any]:
     return dict(containers[0])
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 @pytest.mark.parametrize("name", CORE_OBJECTS)
 def test_core_objects_pass_kubernetes_validate(name: str, version: str) -> None:
     validate(load(name), version, strict=True)
 
 
+@pytest.mark.unit
 def test_kubernetes_validate_rejects_a_mistake() -> None:
     daemonset = copy.deepcopy(load("daemonset.yaml"))
     daemonset["spec"]["template"]["spec"]["containers"][0]["securityContext"][
@@ -59,6 +61,7 @@ def test_kubernetes_validate_rejects_a_mistake() -> None:
         validate(daemonset, KUBERNETES_VERSIONS[-1], strict=True)
 
 
+@pytest.mark.unit
 def test_kustomization_lists_every_manifest() -> None:
     listed = load("kustomization.yaml")["resources"]
     present = {p.name for p in BASE.glob("*.yaml")} - {"kustomization.yaml"}
@@ -140,6 +143,7 @@ def load_resources() -> list[str]:
     return list(load("kustomization.yaml")["resources"])
 
 
+@pytest.mark.unit
 def test_host_proc_and_sys_are_mounted_read_only() -> None:
     pod = load("daemonset.yaml")["spec"]["template"]["spec"]
     host_paths = {v["name"]: v["hostPath"] for v in pod["volumes"]}
@@ -154,6 +158,7 @@ def test_host_proc_and_sys_are_mounted_read_only() -> None:
     assert pod["automountServiceAccountToken"] is False
 
 
+@pytest.mark.unit
 def test_one_capability_non_root_read_only_root() -> None:
     pod_security = load("daemonset.yaml")["spec"]["template"]["spec"]["securityContext"]
     assert pod_security["runAsNonRoot"] is True
@@ -167,6 +172,7 @@ def test_one_capability_non_root_read_only_root() -> None:
     assert "privileged" not in security
 
 
+@pytest.mark.unit
 def test_arguments_are_ones_the_exporter_accepts() -> None:
     settings = load_settings(build_parser().parse_args(container()["args"]))
     assert (settings.path_procfs, settings.path_sysfs) == ("/host/proc", "/host/sys")
@@ -187,12 +193,14 @@ def measured_footprint_mib() -> float:
     return max(after)
 
 
+@pytest.mark.unit
 def test_memory_request_is_the_measured_footprint() -> None:
     request = container()["resources"]["requests"]["memory"]
     assert request.endswith("Mi")
     assert int(request[:-2]) == math.ceil(measured_footprint_mib())
 
 
+@pytest.mark.unit
 def test_linux_nodes_only_ahead_of_ordinary_workloads() -> None:
     pod = load("daemonset.yaml")["spec"]["template"]["spec"]
     assert pod["nodeSelector"] == {"kubernetes.io/os": "linux"}
@@ -202,6 +210,7 @@ def test_linux_nodes_only_ahead_of_ordinary_workloads() -> None:
     assert priority["globalDefault"] is False
 
 
+@pytest.mark.unit
 def test_resources_and_probes() -> None:
     resources = container()["resources"]
     assert set(resources["requests"]) == set(resources["limits"]) == {"cpu", "memory"}
@@ -209,6 +218,7 @@ def test_resources_and_probes() -> None:
     assert container()["readinessProbe"]["httpGet"] == {"path": "/-/ready", "port": "http-metrics"}
 
 
+@pytest.mark.unit
 def test_service_and_service_monitor_find_the_pods() -> None:
     pod_labels = load("daemonset.yaml")["spec"]["template"]["metadata"]["labels"]
     service, monitor = load("service.yaml"), load("servicemonitor.yaml")
@@ -228,12 +238,14 @@ def rule_file_groups() -> list[Any]:
     return groups
 
 
+@pytest.mark.unit
 def test_prometheus_rule_holds_exactly_the_rule_files_groups() -> None:
     rule = load("prometheusrule.yaml")
     assert (rule["apiVersion"], rule["kind"]) == ("monitoring.coreos.com/v1", "PrometheusRule")
     assert rule["spec"]["groups"] == rule_file_groups()
 
 
+@pytest.mark.e2e
 def test_prometheus_rule_groups_pass_promtool(tmp_path: Path) -> None:
     rules = tmp_path / "rules.yml"
     rules.write_text(yaml.safe_dump({"groups": load("prometheusrule.yaml")["spec"]["groups"]}))
@@ -247,6 +259,7 @@ def recording_rules() -> int:
     return sum(1 for group in rule_file_groups() for rule in group["rules"] if "record" in rule)
 
 
+@pytest.mark.unit
 def test_service_monitor_sets_the_job_the_alerts_watch() -> None:
     [endpoint] = load("servicemonitor.yaml")["spec"]["endpoints"]
     [job] = [r["replacement"] for r in endpoint["relabelings"] if r["targetLabel"] == "job"]

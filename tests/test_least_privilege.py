@@ -68,6 +68,7 @@ def sysfs_names(text: str) -> set[str]:
     return names(parse_samples(text)) & SYSFS_AND_SAVINGS
 
 
+@pytest.mark.e2e
 def test_without_the_capability_every_sysfs_metric_is_served(runtime: NobodyRuntime) -> None:
     if not KSM.is_dir():
         pytest.skip(f"{KSM} does not exist: the kernel has no KSM")
@@ -88,6 +89,7 @@ def test_without_the_capability_every_sysfs_metric_is_served(runtime: NobodyRunt
     assert f"uid={NOBODY_UID} cap_dac_read_search=False" in line
 
 
+@pytest.mark.e2e
 def test_ambient_capability_as_systemd_hands_it_over(runtime: NobodyRuntime) -> None:
     command = runtime.command(*AMBIENT_DAC_READ_SEARCH)
     with running_exporter(command=command, env=runtime.env, cwd="/") as exporter:
@@ -99,6 +101,7 @@ def test_ambient_capability_as_systemd_hands_it_over(runtime: NobodyRuntime) -> 
     assert f"uid={NOBODY_UID} cap_dac_read_search=True" in line
 
 
+@pytest.mark.e2e
 def test_file_capability_as_the_container_image_carries_it(runtime: NobodyRuntime) -> None:
     python = runtime.python_with_file_capability()
     with running_exporter(
@@ -117,6 +120,7 @@ def test_file_capability_as_the_container_image_carries_it(runtime: NobodyRuntim
     assert f"uid={NOBODY_UID} cap_dac_read_search=True" in line
 
 
+@pytest.mark.e2e
 def test_file_capability_outside_the_bounding_set_still_starts(runtime: NobodyRuntime) -> None:
     """A container run without --cap-add=DAC_READ_SEARCH: no capability, but it serves."""
     python = runtime.python_with_file_capability()

@@ -10,6 +10,8 @@ from ksm_exporter.sources.meminfo import read_mem_total
 from ksm_exporter.sources.sysfs import KsmSysfs
 from tests.support.paths import FIXTURES
 
+pytestmark = pytest.mark.unit
+
 
 def test_mem_total_in_bytes() -> None:
     reading = read_mem_total(str(FIXTURES / "current" / "proc"))

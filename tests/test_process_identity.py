@@ -14,6 +14,8 @@ from ksm_exporter.sources.process_identity import (
 )
 from tests.support.paths import FIXTURES
 
+pytestmark = pytest.mark.unit
+
 CURRENT = str(FIXTURES / "current" / "proc")
 
 

@@ -19,6 +19,8 @@ from ksm_exporter.sources.process_sweep import ProcessKsm
 from tests.support.exposition import Samples, names, parse_samples, render, value
 from tests.support.paths import fixture_roots
 
+pytestmark = pytest.mark.unit
+
 PAGE_SIZE = 4096
 PER_PROCESS = {
     "ksm_process_merging_pages": "ksm_process_other_merging_pages",

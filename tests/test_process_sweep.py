@@ -42,6 +42,7 @@ CURRENT_REGISTERED = (
 )
 
 
+@pytest.mark.unit
 def test_current_kernel_every_kind_of_process() -> None:
     sweep = ProcessSweeper(CURRENT).sweep()
     assert sweep.registered == CURRENT_REGISTERED
@@ -58,6 +59,7 @@ def test_current_kernel_every_kind_of_process() -> None:
     }
 
 
+@pytest.mark.unit
 def test_threads_find_the_same_as_one(tmp_path: Path) -> None:
     """Enough pids for the sweep to split them across threads."""
     proc = tmp_path / "proc"
@@ -78,6 +80,7 @@ def test_threads_find_the_same_as_one(tmp_path: Path) -> None:
     assert several.fields == {"rmap_items", "merging_pages"}
 
 
+@pytest.mark.unit
 def test_kernel_before_6_1_has_only_ksm_merging_pages() -> None:
     sweep = ProcessSweeper(str(FIXTURES / "old-kernel" / "proc")).sweep()
     assert sweep.registered == (ProcessKsm(100, KsmStat(merging_pages=700)),)
@@ -86,6 +89,7 @@ def test_kernel_before_6_1_has_only_ksm_merging_pages() -> None:
     assert sweep.problems == ()
 
 
+@pytest.mark.unit
 def test_kernel_6_1_keeps_merging_pages_in_its_own_file(tmp_path: Path) -> None:
     (tmp_path / "7").mkdir()
     (tmp_path / "7" / "ksm_stat").write_text("ksm_rmap_items 40\n")
@@ -98,6 +102,7 @@ def test_kernel_6_1_keeps_merging_pages_in_its_own_file(tmp_path: Path) -> None:
     assert sweep.fields == {"rmap_items", "merging_pages"}
 
 
+@pytest.mark.unit
 def test_kernel_without_per_process_counters(tmp_path: Path) -> None:
     (tmp_path / "7").mkdir()
     (tmp_path / "self").mkdir()
@@ -106,12 +111,14 @@ def test_kernel_without_per_process_counters(tmp_path: Path) -> None:
     assert sweep.fields == frozenset()
 
 
+@pytest.mark.unit
 def test_missing_procfs_is_one_problem(tmp_path: Path) -> None:
     sweep = ProcessSweeper(str(tmp_path / "absent")).sweep()
     assert sweep.scanned == 0
     assert [p.reason for p in sweep.problems] == ["ENOENT: No such file or directory"]
 
 
+@pytest.mark.unit
 def test_a_pid_that_vanishes_after_listing_is_counted(tmp_path: Path) -> None:
     (tmp_path / "7").mkdir()
     (tmp_path / "7" / "ksm_stat").write_text("ksm_rmap_items 3\nksm_merging_pages 1\n")
@@ -124,6 +131,7 @@ def test_a_pid_that_vanishes_after_listing_is_counted(tmp_path: Path) -> None:
     assert (len(tally.registered), tally.vanished) == (1, 1)
 
 
+@pytest.mark.e2e
 def test_unreadable_processes_are_counted_and_logged_once(tmp_path: Path) -> None:
     proc = tmp_path / "proc"
     shutil.copytree(FIXTURES / "current" / "proc", proc)
@@ -157,6 +165,7 @@ print(value(samples, "ksm_exporter_processes_unreadable"),
     assert "unreadable_processes=2" in lines[0]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
@@ -172,6 +181,7 @@ def test_parse_by_key(raw: bytes, expected: KsmStat) -> None:
     assert parse_ksm_stat(raw) == expected
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("raw", "reason"),
     [
@@ -188,12 +198,14 @@ def test_garbage_is_a_bad_value(raw: bytes, reason: str) -> None:
         parse_ksm_stat(raw)
 
 
+@pytest.mark.unit
 @given(st.binary(max_size=300))
 def test_parser_never_fails_otherwise(raw: bytes) -> None:
     with contextlib.suppress(BadValue):
         parse_ksm_stat(raw)
 
 
+@pytest.mark.unit
 @given(
     st.fixed_dictionaries(
         {},

@@ -37,12 +37,14 @@ def run(*command: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=60, check=False)
 
 
+@pytest.mark.e2e
 def test_promtool_accepts_the_rule_files() -> None:
     result = promtool("check", "rules", *map(str, RULE_FILES))
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("SUCCESS") == len(RULE_FILES)
 
 
+@pytest.mark.e2e
 def test_promtool_accepts_the_example_config_and_the_rules_it_loads() -> None:
     result = promtool("check", "config", str(EXAMPLE_CONFIG))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -53,6 +55,7 @@ def test_promtool_accepts_the_example_config_and_the_rules_it_loads() -> None:
     assert config["scrape_configs"][0]["static_configs"][0]["targets"] == ["localhost:10131"]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("unit_tests", UNIT_TESTS, ids=lambda path: path.name)
 def test_promtool_unit_tests_pass(unit_tests: Path) -> None:
     result = promtool("test", "rules", unit_tests.name, cwd=unit_tests.parent)
@@ -79,6 +82,7 @@ def instances(test: dict[str, Any]) -> set[str]:
     }
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("alert", [a["alert"] for a in alerts()])
 def test_every_alert_fires_and_has_a_near_miss_in_the_unit_tests(alert: str) -> None:
     cases = alert_cases(alert)
@@ -97,6 +101,7 @@ def test_every_alert_fires_and_has_a_near_miss_in_the_unit_tests(alert: str) -> 
     ), alert
 
 
+@pytest.mark.unit
 def test_the_specified_alerts_exist() -> None:
     assert {a["alert"] for a in alerts()} >= {
         "KsmdExcessiveCpu",
@@ -114,6 +119,7 @@ def test_the_specified_alerts_exist() -> None:
     }
 
 
+@pytest.mark.unit
 def test_every_alert_has_one_rule_and_static_summary() -> None:
     names = [a["alert"] for a in alerts()]
     assert len(names) == len(set(names))
@@ -135,6 +141,7 @@ def runbook_anchors() -> set[str]:
     }
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("alert", alerts(), ids=lambda rule: str(rule["alert"]))
 def test_every_alert_has_severity_summary_description_and_a_runbook_section(
     alert: dict[str, Any],
@@ -151,12 +158,14 @@ def test_every_alert_has_severity_summary_description_and_a_runbook_section(
     assert "for" in alert
 
 
+@pytest.mark.unit
 def test_runbook_links_within_the_page_resolve() -> None:
     links = set(re.findall(r"\]\(#([^)]+)\)", RUNBOOK.read_text()))
     assert links
     assert links <= runbook_anchors()
 
 
+@pytest.mark.unit
 def test_recording_rules_follow_the_naming_convention() -> None:
     names = recording_rule_names()
     assert names
@@ -170,6 +179,7 @@ def test_recording_rules_follow_the_naming_convention() -> None:
     } <= set(names)
 
 
+@pytest.mark.unit
 def test_every_threshold_has_a_per_host_rule_an_alert_and_a_runbook_row() -> None:
     defaults = default_thresholds()
     assert len(defaults) == 5
@@ -185,11 +195,13 @@ def test_every_threshold_has_a_per_host_rule_an_alert_and_a_runbook_row() -> Non
         assert f"| `{name}` | `{number}`" in runbook, name
 
 
+@pytest.mark.unit
 def test_alert_groups_are_uniquely_named() -> None:
     names = [g["name"] for path in RULE_FILES for g in groups(path)]
     assert len(names) == len(set(names))
 
 
+@pytest.mark.e2e
 def test_yamllint_passes_on_every_yaml_file() -> None:
     yamllint = require("yamllint", "yamllint")
     result = run(yamllint, "--strict", ".")

@@ -31,7 +31,13 @@ def without_value(prometheus: RunningPrometheus, names: set[str]) -> list[str]:
     return sorted(name for name in names if not prometheus.query(name))
 
 
-@pytest.mark.parametrize("fixture", [False, True], ids=["this-host", "fixture-tree"])
+@pytest.mark.parametrize(
+    "fixture",
+    [
+        pytest.param(False, id="this-host", marks=pytest.mark.realksm),
+        pytest.param(True, id="fixture-tree", marks=pytest.mark.e2e),
+    ],
+)
 def test_rules_evaluate_in_prometheus_scraping_the_exporter(fixture: bool) -> None:
     with monitored_exporter(fixture=fixture, guest=GUEST) as stack:
         prometheus = stack.prometheus

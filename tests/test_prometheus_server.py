@@ -19,6 +19,7 @@ FIXTURE_FLAGS = (
 )
 
 
+@pytest.mark.e2e
 def test_scrapes_the_exporter_and_answers_queries() -> None:
     with (
         running_exporter(*FIXTURE_FLAGS) as exporter,
@@ -43,12 +44,14 @@ def test_scrapes_the_exporter_and_answers_queries() -> None:
     assert not directory.exists()
 
 
+@pytest.mark.e2e
 def test_stops_when_the_test_fails() -> None:
     with pytest.raises(RuntimeError), running_prometheus() as prometheus:
         raise RuntimeError("test failed")
     assert prometheus.process.returncode is not None
 
 
+@pytest.mark.unit
 def test_rfc3339_times_with_nanoseconds_and_offsets() -> None:
     assert parse_time("1970-01-01T00:00:01.5Z") == 1.5
     assert parse_time("1970-01-01T01:00:02.250000000+01:00") == 2.25

@@ -35,6 +35,8 @@ from tests.support.sampling import (
     write_stat,
 )
 
+pytestmark = pytest.mark.unit
+
 TICK_NS = 10_000_000  # one clock tick of 10 ms
 
 COST_METRICS = {

@@ -117,14 +117,17 @@ def unit_test(selected: set[str]) -> dict[str, object]:
     }
 
 
+@pytest.mark.unit
 def test_the_runbook_opens_with_the_shipped_selector() -> None:
     assert runbook_selectors()[0] == shipped_selector()
 
 
+@pytest.mark.unit
 def test_every_runbook_selector_has_its_expected_processes() -> None:
     assert len(runbook_selectors()) == len(EXPECTED)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("index", range(len(EXPECTED)))
 def test_the_runbook_selector_selects_exactly_its_workloads(tmp_path: Path, index: int) -> None:
     selector = runbook_selectors()[index]
@@ -135,6 +138,7 @@ def test_the_runbook_selector_selects_exactly_its_workloads(tmp_path: Path, inde
     assert run.returncode == 0, f"selector:\n{selector}\n{run.stdout}{run.stderr}"
 
 
+@pytest.mark.unit
 def test_the_runbook_always_include_pattern_keeps_the_sensitive_processes_apart() -> None:
     settings = load_settings(build_parser().parse_args(runbook_exporter_flags()))
     identities = {int(pid): ProcessIdentity(**labels) for pid, labels in PROCESSES.items()}

@@ -4,6 +4,7 @@ import asyncio
 import gzip
 from pathlib import Path
 
+import pytest
 from aiohttp.test_utils import TestClient
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_families
 from pytest_aiohttp import AiohttpClient
@@ -14,6 +15,8 @@ from ksm_exporter.sources.roots import Roots
 from tests.support.exposition import parse_samples, value
 from tests.support.paths import fixture_roots
 from tests.support.sampling import copy_fixture
+
+pytestmark = pytest.mark.unit
 
 
 async def client_for(

@@ -18,9 +18,13 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from tests.support.exporter_process import running_exporter
 from tests.support.exposition import parse_samples
 from tests.support.paths import FIXTURES
+
+pytestmark = pytest.mark.e2e
 
 SCRAPES = 50
 PID = "1201"

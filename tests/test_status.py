@@ -50,6 +50,7 @@ def busy_ksmd_snapshot(tmp_path: Path, scans_at: tuple[int, ...]) -> Snapshot:
     )
 
 
+@pytest.mark.unit
 def test_text_has_state_savings_cost_and_top_processes(tmp_path: Path) -> None:
     text = render_text(busy_ksmd_snapshot(tmp_path, scans_at=(2, 7)))
     lines = text.splitlines()
@@ -84,6 +85,7 @@ def test_text_has_state_savings_cost_and_top_processes(tmp_path: Path) -> None:
     assert max(len(line) for line in lines if str(tmp_path) not in line) <= 80
 
 
+@pytest.mark.unit
 def test_full_scan_time_unknown_when_fewer_than_two_complete(tmp_path: Path) -> None:
     one = render_text(busy_ksmd_snapshot(tmp_path / "one", scans_at=(4,)))
     # The CPU per scan needs one completion only: the window's CPU divided by the scans in it.
@@ -92,6 +94,7 @@ def test_full_scan_time_unknown_when_fewer_than_two_complete(tmp_path: Path) -> 
     assert "Full scan      unknown: none completed in 1.0 s (watch longer: --window)" in none
 
 
+@pytest.mark.unit
 def test_several_scans_in_one_step_are_averaged(tmp_path: Path) -> None:
     document = json.loads(render_json(busy_ksmd_snapshot(tmp_path, scans_at=(1, 3, 3, 3))))
     assert document["full_scan"]["completed_in_window"] == 4
@@ -99,6 +102,7 @@ def test_several_scans_in_one_step_are_averaged(tmp_path: Path) -> None:
     assert document["full_scan"]["ksmd_cpu_seconds"] == pytest.approx(0.3 / 4)  # the window's
 
 
+@pytest.mark.unit
 def test_json_holds_the_same_figures(tmp_path: Path) -> None:
     document = json.loads(render_json(busy_ksmd_snapshot(tmp_path, scans_at=(2, 7))))
     assert document["ksm"]["run"] == 1
@@ -130,6 +134,7 @@ def test_json_holds_the_same_figures(tmp_path: Path) -> None:
     assert {p["path"].rsplit("/", 2)[-2] for p in document["problems"]} == {"2100", "2101"}
 
 
+@pytest.mark.unit
 def test_without_ksmd_cpu_is_unknown(tmp_path: Path) -> None:
     roots = copy_fixture("current", tmp_path)
     (Path(roots.procfs) / str(KSMD_PID) / "stat").unlink()
@@ -137,6 +142,7 @@ def test_without_ksmd_cpu_is_unknown(tmp_path: Path) -> None:
     assert "ksmd CPU       unknown: no ksmd under --path.procfs (use the host's /proc)" in text
 
 
+@pytest.mark.unit
 def test_old_kernel_shows_what_it_has() -> None:
     text = render_text(take_snapshot(fixture_roots("old-kernel"), 0.1, page_size=PAGE_SIZE))
     assert "Memory saved   0.2 MiB" in text
@@ -148,6 +154,7 @@ def test_old_kernel_shows_what_it_has() -> None:
 # --- the command ---------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_status_command_prints_the_snapshot() -> None:
     result = run_cli("status", "--window", "0.1", *PATHS)
     assert (result.returncode, result.stderr) == (0, "")
@@ -156,6 +163,7 @@ def test_status_command_prints_the_snapshot() -> None:
     assert "   1201 qemu-system-x86" in result.stdout
 
 
+@pytest.mark.e2e
 def test_status_json_parses() -> None:
     result = run_cli("status", "--json", "--window", "0.1", "--top", "1", *PATHS)
     assert result.returncode == 0
@@ -167,6 +175,7 @@ def test_status_json_parses() -> None:
     assert [p["vm"] for p in document["processes"]["top"]] == ["web01"]
 
 
+@pytest.mark.e2e
 def test_status_reads_the_paths_from_the_environment() -> None:
     env = {"KSM_EXPORTER_PATH_SYSFS": str(CURRENT / "sys"), "KSM_EXPORTER_PATH_PROCFS": "/nope"}
     result = run_cli("status", "--json", "--window", "0.1", env=env)
@@ -176,6 +185,7 @@ def test_status_reads_the_paths_from_the_environment() -> None:
     assert document["ksmd"]["pid"] is None
 
 
+@pytest.mark.e2e
 def test_no_ksm_is_one_sentence_and_exit_1(tmp_path: Path) -> None:
     result = run_cli("status", "--path.sysfs", str(tmp_path), "--path.procfs", str(tmp_path))
     assert result.returncode == 1
@@ -186,6 +196,7 @@ def test_no_ksm_is_one_sentence_and_exit_1(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("flag", "value"), [("--window", "0"), ("--top", "-1")])
 def test_bad_status_flag_is_one_line_and_exit_2(flag: str, value: str) -> None:
     result = run_cli("status", flag, value, *PATHS)
@@ -194,6 +205,7 @@ def test_bad_status_flag_is_one_line_and_exit_2(flag: str, value: str) -> None:
     assert flag in result.stderr
 
 
+@pytest.mark.unit
 def test_no_ksm_raises_before_watching(tmp_path: Path) -> None:
     def sleep(_seconds: float) -> None:
         raise AssertionError("watched ksmd without KSM")
@@ -202,6 +214,7 @@ def test_no_ksm_raises_before_watching(tmp_path: Path) -> None:
         take_snapshot(Roots(str(tmp_path), str(tmp_path)), 1.0, sleep=sleep)
 
 
+@pytest.mark.unit
 def test_unreadable_ksm_directory_names_the_reason() -> None:
     problem = Problem("/sys/kernel/mm/ksm", "", "not readable")
     assert no_ksm_sentence("/sys", (problem,)) == "cannot read /sys/kernel/mm/ksm: not readable."

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from pytest_aiohttp import AiohttpClient
 
 from ksm_exporter.collector.collection import KsmCollection
@@ -16,6 +17,8 @@ from ksm_exporter.server.app import make_app
 from ksm_exporter.sources.roots import Roots
 from tests.support.exposition import Samples, parse_samples, render, value
 from tests.support.paths import FIXTURES, fixture_roots
+
+pytestmark = pytest.mark.unit
 
 DEADLINE = 0.5
 PID = "1201"

@@ -8,6 +8,8 @@ import pytest
 from ksm_exporter.sources.sysfs import AdvisorMode, KsmSysfs, parse_advisor_mode, read_ksm_sysfs
 from tests.support.paths import FIXTURES
 
+pytestmark = pytest.mark.unit
+
 
 def sysfs(name: str) -> str:
     return str(FIXTURES / name / "sys")

@@ -47,11 +47,13 @@ def analyze(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.e2e
 def test_systemd_analyze_verify_is_silent(tmp_path: Path) -> None:
     result = analyze("verify", str(installed_copy(tmp_path)))
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
 
 
+@pytest.mark.e2e
 def test_verify_reports_what_systemd_would_ignore(tmp_path: Path) -> None:
     """verify exits 0 on unknown keys and bad values; its output is what tells."""
     broken = UNIT.read_text().replace("ProtectSystem=strict", "ProtectSystem=strictly")
@@ -59,6 +61,7 @@ def test_verify_reports_what_systemd_would_ignore(tmp_path: Path) -> None:
     assert "Failed to parse protect system value, ignoring: strictly" in result.stderr
 
 
+@pytest.mark.e2e
 def test_exposure_score_is_low(tmp_path: Path) -> None:
     result = analyze("security", "--offline=true", str(installed_copy(tmp_path)))
     score = re.search(r"Overall exposure level for ksm-exporter.service: (\d+\.\d+)", result.stdout)
@@ -66,6 +69,7 @@ def test_exposure_score_is_low(tmp_path: Path) -> None:
     assert float(score.group(1)) <= 2.0
 
 
+@pytest.mark.unit
 def test_no_root_one_capability_and_nothing_that_hides_proc() -> None:
     unit = settings(UNIT.read_text())
     assert ("DynamicUser", "yes") in unit
@@ -82,6 +86,7 @@ def test_no_root_one_capability_and_nothing_that_hides_proc() -> None:
     assert not {"ProtectProc", "ProcSubset", "PrivateUsers", "User"} & keys
 
 
+@pytest.mark.e2e
 def test_serves_under_memory_deny_write_execute() -> None:
     """MemoryDenyWriteExecute=yes: no writable and executable memory, which the kernel's
     PR_SET_MDWE enforces here for the exporter and everything it loads."""

@@ -19,6 +19,8 @@ from ksm_exporter.server import text_encoding
 from ksm_exporter.server.exposition import negotiate
 from tests.support.paths import fixture_roots
 
+pytestmark = pytest.mark.unit
+
 # Accept headers Prometheus versions and other scrapers send, and a few odd ones.
 ACCEPTS = [
     "",

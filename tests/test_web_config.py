@@ -48,6 +48,7 @@ def write_config(directory: Path, text: str) -> Path:
     return path
 
 
+@pytest.mark.unit
 def test_tls_and_users_load(tmp_path: Path, certificate: Certificate) -> None:
     # Relative paths are relative to the file's directory, as in exporter-toolkit.
     path = write_config(
@@ -65,11 +66,13 @@ def test_tls_and_users_load(tmp_path: Path, certificate: Certificate) -> None:
     assert context.verify_mode == ssl.CERT_NONE
 
 
+@pytest.mark.unit
 def test_empty_file_means_plain_http_without_auth(tmp_path: Path) -> None:
     config, context = load_web_config(str(write_config(tmp_path, "")))
     assert (config.basic_auth_users, config.tls_server_config, context) == ({}, None, None)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
@@ -98,6 +101,7 @@ def test_errors_are_one_line_naming_the_file(tmp_path: Path, text: str, reason: 
     assert "\n" not in message
 
 
+@pytest.mark.unit
 def test_key_that_does_not_match_the_certificate(tmp_path: Path) -> None:
     one, other = make_certificate(tmp_path, "one"), make_certificate(tmp_path, "other")
     path = write_config(
@@ -108,6 +112,7 @@ def test_key_that_does_not_match_the_certificate(tmp_path: Path) -> None:
         load_web_config(str(path))
 
 
+@pytest.mark.unit
 def test_min_version_above_max_version(tmp_path: Path, certificate: Certificate) -> None:
     path = write_config(
         tmp_path,
@@ -118,6 +123,7 @@ def test_min_version_above_max_version(tmp_path: Path, certificate: Certificate)
         load_web_config(str(path))
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("text", ["basic_auth_users: {a: b}\n", None])
 def test_bad_file_stops_start_up_with_one_line_and_exit_2(tmp_path: Path, text: str | None) -> None:
     path = tmp_path / "web.yml"
@@ -133,6 +139,7 @@ def test_bad_file_stops_start_up_with_one_line_and_exit_2(tmp_path: Path, text: 
     assert ("password must be a bcrypt hash" if text else "No such file or directory") in line
 
 
+@pytest.mark.unit
 async def test_basic_auth_right_wrong_missing(aiohttp_client: AiohttpClient) -> None:
     auth = BasicAuth({"prometheus": HASH})
     client = await aiohttp_client(make_app(fixture_collection(), auth=auth))
@@ -155,6 +162,7 @@ async def test_basic_auth_right_wrong_missing(aiohttp_client: AiohttpClient) -> 
     assert (await client.get("/-/healthy", headers=basic("prometheus", PASSWORD))).status == 200
 
 
+@pytest.mark.unit
 async def test_a_password_that_passed_bcrypt_is_not_checked_again(
     aiohttp_client: AiohttpClient,
 ) -> None:
@@ -169,6 +177,7 @@ async def test_a_password_that_passed_bcrypt_is_not_checked_again(
     assert auth.bcrypt_checks == 2
 
 
+@pytest.mark.e2e
 def test_https_scrape_and_plain_http_refused(tmp_path: Path, certificate: Certificate) -> None:
     path = write_config(
         tmp_path,
@@ -197,6 +206,7 @@ def test_https_scrape_and_plain_http_refused(tmp_path: Path, certificate: Certif
     assert [line for line in err.splitlines() if "level=info" not in line] == []
 
 
+@pytest.mark.e2e
 def test_basic_auth_over_tls(tmp_path: Path, certificate: Certificate) -> None:
     path = write_config(
         tmp_path,
@@ -229,6 +239,7 @@ def refused_in_handshake(url: str, context: ssl.SSLContext) -> bool:
     return False
 
 
+@pytest.mark.e2e
 def test_client_certificates_required(tmp_path: Path, certificate: Certificate) -> None:
     client = make_certificate(tmp_path, "client")
     path = write_config(
@@ -251,6 +262,7 @@ def test_client_certificates_required(tmp_path: Path, certificate: Certificate) 
         assert "ksm_available" in exporter.get("/metrics")
 
 
+@pytest.mark.unit
 def test_client_verification_needs_a_ca(tmp_path: Path, certificate: Certificate) -> None:
     path = write_config(
         tmp_path,

@@ -12,16 +12,18 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+
+from tests.support.eventually import eventually
 
 KSM = "/sys/kernel/mm/ksm"
 SAVED_SETTINGS = ("run", "pages_to_scan", "sleep_millisecs")
 LOCK_PATH = "/tmp/ksm-exporter-real-ksm.lock"
 PR_SET_MEMORY_MERGE = 67
+REAL_KSM_ALLOWED = "KSM_EXPORTER_TEST_REAL_KSM"
 
 # Fills private anonymous memory with identical pages and registers it with KSM, then
 # holds it until stdin closes; the line "unmerge" takes it out of KSM the way it came in.
@@ -72,6 +74,25 @@ def ksm_writable() -> str | None:
     return None
 
 
+def host_in_use(ksm: str = KSM) -> str | None:
+    """Why this host's KSM is not ours to change (it already merges pages), or None.
+
+    `KSM_EXPORTER_TEST_REAL_KSM=1` says the host is a test machine: change it anyway.
+    """
+    if os.environ.get(REAL_KSM_ALLOWED) == "1":
+        return None
+    values = {}
+    for name in ("run", "pages_shared"):
+        with open(os.path.join(ksm, name)) as f:
+            values[name] = int(f.read())
+    if values["run"] % 4 != 1 or values["pages_shared"] == 0:
+        return None
+    return (
+        f"KSM is in use on this host (run = {values['run']}, pages_shared ="
+        f" {values['pages_shared']}): set {REAL_KSM_ALLOWED}=1 to let tests change its settings"
+    )
+
+
 @dataclass
 class KsmControl:
     """Changes KSM settings for one test; the fixture puts the old ones back."""
@@ -79,16 +100,6 @@ class KsmControl:
     def set(self, **settings: int) -> None:
         for name, value in settings.items():
             write_ksm(name, value)
-
-    def wait_for(self, name: str, done: Callable[[int], bool], timeout: float = 30.0) -> int:
-        deadline = time.monotonic() + timeout
-        while True:
-            current = read_ksm(name)
-            if done(current):
-                return current
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{name} stayed at {current} for {timeout}s")
-            time.sleep(0.05)
 
 
 @contextlib.contextmanager
@@ -98,6 +109,10 @@ def ksm_control() -> Iterator[KsmControl]:
         pytest.skip(reason)
     with open(LOCK_PATH, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        # Under the lock: what another test run changed has been put back by now.
+        in_use = host_in_use()
+        if in_use:
+            pytest.skip(in_use)
         saved = {name: read_ksm(name) for name in SAVED_SETTINGS}
         try:
             yield KsmControl()
@@ -133,12 +148,11 @@ class MergingChild:
         return read_ksm_stat(self.pid)
 
     def wait_merged(self, pages: int, timeout: float = 30.0) -> int:
-        deadline = time.monotonic() + timeout
-        while (merged := self.merging_pages()) < pages:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"child {self.pid} merged only {merged} pages in {timeout}s")
-            time.sleep(0.05)
-        return merged
+        return eventually(
+            lambda: merged if (merged := self.merging_pages()) >= pages else None,
+            timeout,
+            what=f"child {self.pid} merging {pages} pages",
+        )
 
 
 def read_ksm_stat(pid: int | str) -> dict[str, str]:

@@ -1,0 +1,36 @@
+"""Test tiers: every test carries exactly one tier marker, and a unit test starts no process."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+TIERS = ("unit", "e2e", "realksm", "lab")
+
+
+def tiers_of(item: pytest.Item) -> list[str]:
+    return [mark.name for mark in item.iter_markers() if mark.name in TIERS]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    wrong = [
+        f"{item.nodeid}: {tiers_of(item) or 'none'}" for item in items if len(tiers_of(item)) != 1
+    ]
+    if wrong:
+        raise pytest.UsageError(
+            f"each test needs exactly one tier marker of {', '.join(TIERS)}:\n" + "\n".join(wrong)
+        )
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_start_no_process(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A unit test that starts a process belongs to the e2e tier: say so at once."""
+    if request.node.get_closest_marker("unit") is not None:
+
+        def refuse(self: subprocess.Popen[bytes], args: object, *rest: object) -> None:
+            raise AssertionError(f"a unit test started a process: {args!r}; mark it e2e")
+
+        monkeypatch.setattr(subprocess.Popen, "_execute_child", refuse)
