@@ -11,6 +11,9 @@ measured here from `full_scans` and ksmd's schedstat.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,3 +135,35 @@ def test_recommendation_applied_gives_what_was_predicted(budget: float) -> None:
         predicted,
         measured,
     )
+
+
+def status(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ksm_exporter", "status", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_status_advises_on_real_ksm() -> None:
+    """`status` on this host with KSM running: a state, a measured cost, the line to run.
+    Other registered memory on the host lengthens the full scans: the window allows for it."""
+    with ksm_control() as ksm, merging_child(16 << 20) as child:
+        advisor = Path(KSM, "advisor_mode")
+        if advisor.exists() and "[scan-time]" in advisor.read_text():
+            pytest.skip("the kernel's advisor sets pages_to_scan on this host")
+        ksm.set(pages_to_scan=2000, sleep_millisecs=10, run=1)
+        child.wait_merged(2000)
+        result = status("--json", "--window", "15")
+        text = status("--window", "1").stdout
+    assert (result.returncode, result.stderr) == (0, "")
+    advice = json.loads(result.stdout)["advice"]
+    assert advice["state"] in ("backlog", "steady"), advice
+    assert advice["model"]["ksmd_cpu_seconds_per_page"] > 0
+    pages = advice["recommended"]["pages_to_scan"]
+    assert advice["recommended"]["commands"] == [f"echo {pages} > {KSM}/pages_to_scan"]
+    assert advice["predicted"]["current"]["ksmd_cpu_ratio"] > 0
+    assert advice["others"]["kernel_advisor"]["pages_to_scan"] >= 1
+    assert any(line.startswith("Advice         ") for line in text.splitlines()), text
