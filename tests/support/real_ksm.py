@@ -18,39 +18,13 @@ from dataclasses import dataclass
 import pytest
 
 from tests.support.eventually import eventually
+from tests.support.merging_workload import CHILD
 
 KSM = "/sys/kernel/mm/ksm"
 SAVED_SETTINGS = ("run", "pages_to_scan", "sleep_millisecs")
 LOCK_PATH = "/tmp/ksm-exporter-real-ksm.lock"
 PR_SET_MEMORY_MERGE = 67
 REAL_KSM_ALLOWED = "KSM_EXPORTER_TEST_REAL_KSM"
-
-# Fills private anonymous memory with identical pages and registers it with KSM, then
-# holds it until stdin closes; the line "unmerge" takes it out of KSM the way it came in.
-CHILD = r"""
-import ctypes, mmap, sys
-size, method = int(sys.argv[1]), sys.argv[2]
-if method == "prctl":
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(67, 1, 0, 0, 0) != 0:
-        raise SystemExit("prctl(PR_SET_MEMORY_MERGE) failed: errno %d" % ctypes.get_errno())
-area = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-page = mmap.PAGESIZE
-pattern = (b"ksm-exporter-test" * (page // 17 + 1))[:page]
-for offset in range(0, size, page):
-    area[offset:offset + page] = pattern
-if method == "madvise":
-    area.madvise(mmap.MADV_MERGEABLE)
-print("ready", flush=True)
-for command in sys.stdin:
-    if command.strip() == "unmerge":
-        if method == "prctl":
-            if libc.prctl(67, 0, 0, 0, 0) != 0:
-                raise SystemExit("prctl(PR_SET_MEMORY_MERGE, 0): errno %d" % ctypes.get_errno())
-        else:
-            area.madvise(mmap.MADV_UNMERGEABLE)
-        print("unmerged", flush=True)
-"""
 
 
 def read_ksm(name: str) -> int:
@@ -103,12 +77,19 @@ class KsmControl:
 
 
 @contextlib.contextmanager
+def ksm_lock() -> Iterator[None]:
+    """Held while this process changes host KSM settings or depends on host KSM state."""
+    with open(LOCK_PATH, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+@contextlib.contextmanager
 def ksm_control() -> Iterator[KsmControl]:
     reason = ksm_writable()
     if reason:
         pytest.skip(reason)
-    with open(LOCK_PATH, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with ksm_lock():
         # Under the lock: what another test run changed has been put back by now.
         in_use = host_in_use()
         if in_use:
