@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: run test test-unit lint format dashboards mixin bench clean
+.PHONY: run test test-unit lint format dashboards mixin bench lab clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
@@ -51,6 +51,10 @@ bench: $(VENV)/.installed-run
 	$(BIN)/python -m bench.scrape_latency
 	$(BIN)/python -m bench.footprint
 	$(BIN)/python -m bench.process_sweep
+
+## lab: real kernels (Debian 6.1, 6.12, this host's) under QEMU and real QEMU guests; records tests/fixtures/kernels/
+lab: $(VENV)/.installed-dev
+	$(BIN)/python -m tests.lab
 
 format: $(VENV)/.installed-dev
 	$(BIN)/ruff check --fix .

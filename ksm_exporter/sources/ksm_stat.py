@@ -39,7 +39,7 @@ def parse_yes_no(raw: bytes) -> bool:
 
 
 # Key as the kernel writes it (without the colon some lines carry) -> (field, parser).
-_KEYS = {
+KEYS = {
     b"ksm_rmap_items": ("rmap_items", parse_unsigned),
     b"ksm_zero_pages": ("zero_pages", parse_unsigned),
     b"ksm_merging_pages": ("merging_pages", parse_unsigned),
@@ -61,7 +61,7 @@ def parse_ksm_stat(raw: bytes) -> KsmStat:
         key, sep, text = line.partition(b" ")
         if not sep or not key:
             raise BadValue("not key value lines")
-        known = _KEYS.get(key.removesuffix(b":"))
+        known = KEYS.get(key.removesuffix(b":"))
         if known is None:
             continue
         name, parse = known

@@ -1,0 +1,1 @@
+"""The kernel lab: real Debian kernels booted under QEMU, and real QEMU guests on this host."""

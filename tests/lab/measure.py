@@ -1,0 +1,60 @@
+"""Measuring each lab kernel: Debian's kernels booted as guests, and this host's own kernel."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from tests.lab.compare import Capture
+from tests.lab.initramfs import initramfs
+from tests.lab.kernels import CACHE, SUITES, Unavailable, fetch
+from tests.lab.qemu import run_guest
+from tests.support.paths import FIXTURES, REPO
+from tests.support.real_ksm import ksm_lock, ksm_writable
+
+KERNEL_CAPTURES = FIXTURES / "kernels"
+HOST = "host"  # the kernel this machine runs, measured without a guest
+LAB_KERNELS = (*SUITES, HOST)
+CAPTURE_COMMAND = "-m tests.lab.capture --output /dev/ttyS1"
+
+
+def measure_guest(suite: str, work: Path) -> Capture:
+    """Boot the suite's kernel with the exporter packed in, and take its capture."""
+    kernel = fetch(suite)
+    image = initramfs(CACHE, work, CAPTURE_COMMAND)
+    run = run_guest(kernel.vmlinuz, image, work)
+    if not run.data.strip():
+        raise AssertionError(f"{kernel.release} wrote no capture; its console:\n{run.console}")
+    return Capture.from_json(run.data)
+
+
+def measure_host(work: Path) -> Capture:
+    """The same measurement on this host's kernel, holding the host KSM lock."""
+    reason = ksm_writable()
+    if reason is not None:
+        raise Unavailable(reason)
+    output = work / "host.json"
+    with ksm_lock():
+        result = subprocess.run(
+            [sys.executable, "-m", "tests.lab.capture", "--output", str(output)],
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    if result.returncode != 0:
+        raise AssertionError(f"capture on this host failed:\n{result.stderr}")
+    return Capture.from_json(output.read_text())
+
+
+def measure(kernel: str) -> Capture:
+    """`kernel` is a Debian suite or HOST; raises Unavailable when it cannot be had here."""
+    with tempfile.TemporaryDirectory(prefix="ksm-lab-") as work:
+        if kernel == HOST:
+            return measure_host(Path(work))
+        return measure_guest(kernel, Path(work))

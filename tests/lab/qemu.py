@@ -1,0 +1,61 @@
+"""Booting a lab kernel under QEMU's software emulation (TCG: no KVM needed)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.lab.kernels import Unavailable
+
+QEMU = "qemu-system-x86_64"
+BOOT_TIMEOUT = 300.0
+
+
+def qemu() -> str:
+    path = shutil.which(QEMU)
+    if path is None:
+        raise Unavailable(f"{QEMU} is missing: apt-get install qemu-system-x86")
+    return path
+
+
+def tcg_command(vmlinuz: Path, initrd: Path, memory_mib: int, append: str = "") -> list[str]:
+    """QEMU emulating a whole machine in software, with no display and no default devices."""
+    return [
+        qemu(),
+        "-accel", "tcg",
+        "-cpu", "max",
+        "-smp", "1",
+        "-m", str(memory_mib),
+        "-nodefaults",
+        "-display", "none",
+        "-no-reboot",
+        "-kernel", str(vmlinuz),
+        "-initrd", str(initrd),
+        "-append", f"console=ttyS0 panic=-1 quiet {append}".strip(),
+    ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class GuestRun:
+    console: str  # the guest's ttyS0
+    data: str  # what the guest wrote to ttyS1
+
+
+def run_guest(vmlinuz: Path, initrd: Path, work: Path, memory_mib: int = 768) -> GuestRun:
+    """Boot, let /init do its work and power off; its console and second serial port."""
+    console, data = work / "console.txt", work / "data.txt"
+    command = [
+        *tcg_command(vmlinuz, initrd, memory_mib),
+        "-serial", f"file:{console}",
+        "-serial", f"file:{data}",
+    ]  # fmt: skip
+    try:
+        subprocess.run(command, timeout=BOOT_TIMEOUT, check=True, capture_output=True)
+    except subprocess.TimeoutExpired as err:
+        tail = console.read_text(errors="replace")[-2000:] if console.exists() else ""
+        raise AssertionError(f"guest did not power off in {BOOT_TIMEOUT:g} s:\n{tail}") from err
+    except subprocess.CalledProcessError as err:
+        raise AssertionError(f"{QEMU} failed: {err.stderr.decode(errors='replace')}") from err
+    return GuestRun(console.read_text(errors="replace"), data.read_text(errors="replace"))
