@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ksm_exporter.collector.collection import KsmCollection, Roots
+from ksm_exporter.collector.collection import KsmCollection
+from ksm_exporter.sources.roots import Roots
 from tests.lab.compare import Capture, checks, differences
 from tests.lab.measure import KERNEL_CAPTURES
 from tests.support.exposition import render

@@ -190,7 +190,7 @@ def measure() -> dict[str, object]:
         def merged() -> bool:
             return all(merging_pages(pid) > half for pid in merging)
 
-        eventually(merged, timeout=240, interval=0.2, what="the workload's pages to merge")
+        eventually(merged, timeout=120, interval=0.2, what="the workload's pages to merge")
         progress("merged")
         write_ksm("sleep_millisecs", HOLD_STILL_MS)
         still = Stillness(roles)

@@ -1,7 +1,7 @@
 """Agreement between a capture of a kernel's KSM files and the exporter's exposition.
 
 Expected values come from the captured files as the kernel wrote them, mapped to metric names
-through the exporter's own declarations (SYSFS_METRICS, PROCESS_METRICS, the ksm_stat keys),
+through the exporter's own declarations (KSM_FILES, PROCESS_METRICS, the ksm_stat keys),
 so a metric added there is checked without touching this module. A metric whose file the
 kernel lacks must be absent.
 """
@@ -14,8 +14,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ksm_exporter.collector.ksm_families import SYSFS_METRICS
 from ksm_exporter.collector.process_families import PROCESS_METRICS
+from ksm_exporter.sources.ksm_files import KSM_FILES
 from ksm_exporter.sources.ksm_stat import KEYS, KsmStat
 from tests.support.exposition import Samples, parse_samples
 
@@ -132,10 +132,10 @@ def checks(capture: Capture, exposition: str) -> list[Check]:
     """One check per series the kernel's files determine, present or absent."""
     samples = parse_samples(exposition)
     found: list[Check] = [Check("ksm_available", 1.0, _find(samples, "ksm_available"))]
-    for spec in SYSFS_METRICS:
-        raw = capture.ksm_file(spec.attribute)
+    for spec in KSM_FILES:
+        raw = capture.ksm_file(spec.name)
         expected = None if raw is None else int(raw) / spec.divisor
-        found.append(Check(spec.name, expected, _find(samples, spec.name)))
+        found.append(Check(spec.metric, expected, _find(samples, spec.metric)))
     advisor = capture.ksm_file("advisor_mode")
     for word in (advisor or "").split():
         mode = word.strip("[]")
