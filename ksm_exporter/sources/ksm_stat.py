@@ -11,8 +11,10 @@ from ksm_exporter.sources.kernel_file import BadValue, parse_signed, parse_unsig
 class KsmStat:
     """A process's KSM counters; a field is None when the kernel does not report it.
 
-    Kernels 5.19-6.0 have only `ksm_merging_pages` (a file of its own), 6.1 adds `ksm_stat`
-    with `ksm_rmap_items`, 6.4 the profit and merge_any lines, 6.5 `ksm_zero_pages`.
+    Kernels 5.19-6.0 have only `ksm_merging_pages` (a file of its own); as captured from real
+    kernels (tests/fixtures/kernels/), 6.1's `ksm_stat` has only `ksm_rmap_items`, 6.12's
+    adds the zero pages, merging pages and profit lines, and 6.18's `ksm_merge_any:` and
+    `ksm_mergeable:` too.
     """
 
     rmap_items: int | None = None

@@ -195,7 +195,7 @@ class ProcessSweeper:
                 self._idle.clear()
             self._idle[raw] = present
             return
-        if stat.merging_pages is None:  # kernels 6.1-6.3 keep it in a file of its own
+        if stat.merging_pages is None:  # 6.1 keeps it in a file of its own; 6.12 has the line
             merging = self._read_merging_pages(root_fd, pid, tally)
             if merging is not None and merging.merging_pages is not None:
                 tally.fields.add("merging_pages")

@@ -1,0 +1,65 @@
+"""docs/metrics.md's kernel column is what the captures of real kernels show."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from ksm_exporter.sources.ksm_files import KSM_FILES
+from ksm_exporter.sources.ksm_stat import KEYS
+from tests.lab.compare import Capture
+from tests.lab.measure import KERNEL_CAPTURES
+from tests.lab.versions import (
+    METRICS_DOC,
+    lab_sources,
+    sources,
+    statement,
+    version,
+    with_kernel_column,
+)
+
+pytestmark = pytest.mark.unit
+
+ORIGINAL_FILES = 14  # 6.1: run ... use_zero_pages, max_page_sharing and the stable_node files
+
+
+def test_the_kernel_column_is_generated_from_the_captures() -> None:
+    text = METRICS_DOC.read_text()
+    assert with_kernel_column(text, lab_sources()) == text, "run: python -m tests.lab.versions"
+
+
+def test_a_stale_kernel_cell_is_restated() -> None:
+    text = METRICS_DOC.read_text()
+    row = re.compile(r"^(\| `ksm_general_profit_bytes` .*\|) [^|]+ \|$", re.MULTILINE)
+    stale = row.sub(r"\1 6.4 |", text)
+    assert stale != text
+    assert with_kernel_column(stale, lab_sources()) == text
+
+
+def test_statements_name_the_oldest_kernel_with_a_source_and_the_newest_without() -> None:
+    kernels = {"6.1": {"a"}, "6.12": {"a", "b"}, "6.18": {"a", "b", "c"}}
+    assert statement("a", kernels) == "in 6.1"
+    assert statement("b", kernels) == "in 6.12, not in 6.1"
+    assert statement("c", kernels) == "in 6.18, not in 6.12"
+    assert statement("d", kernels) == "not in 6.18"
+
+
+def ksm_stat_lines(capture: Capture) -> set[str]:
+    pid = capture.roles["madvise"]
+    assert pid is not None
+    return set(capture.ksm_stat_lines(pid))
+
+
+def test_the_captures_show_each_generation_s_files_and_ksm_stat_lines() -> None:
+    captures = sorted(
+        (Capture.read_tree(path) for path in KERNEL_CAPTURES.iterdir() if path.is_dir()),
+        key=lambda capture: version(capture.release),
+    )
+    oldest, newest = captures[0], captures[-1]
+    declared = {spec.name for spec in KSM_FILES} | {"advisor_mode"}
+    assert len(sources(oldest) & declared) == ORIGINAL_FILES
+    assert ksm_stat_lines(oldest) == {"ksm_rmap_items"}
+    assert oldest.files[f"proc/{oldest.roles['madvise']}/ksm_merging_pages"].strip() != "0"
+    assert declared <= sources(newest) | {"merge_across_nodes"}  # that one only with NUMA
+    assert ksm_stat_lines(newest) == {key.decode() for key in KEYS}
