@@ -10,11 +10,14 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 from tests.lab.compare import checks, differences
 from tests.lab.kernels import Unavailable
 from tests.lab.measure import KERNEL_CAPTURES, LAB_KERNELS, measure
+from tests.lab.real_guests import attribute, guest_names, problems
 
 
 def main() -> int:
@@ -37,6 +40,17 @@ def main() -> int:
         capture.write_tree(directory)
         summary.append(f"{capture.release}: {len(found)} series checked, {len(wrong)} differ")
         failed = failed or bool(wrong) or "same_instant" in capture.notes
+    try:
+        with tempfile.TemporaryDirectory(prefix="ksm-lab-guests-") as work:
+            attribution = attribute(guest_names(), Path(work))
+    except Unavailable as why:
+        summary.append(f"guests: skipped: {why}")
+        failed = failed or bool(os.environ.get("CI"))
+    else:
+        for problem in problems(attribution):
+            print(f"guests: {problem}", file=sys.stderr)
+        summary.extend(attribution.summary())
+        failed = failed or bool(problems(attribution))
     print(f"lab: {time.monotonic() - started:.0f} s", file=sys.stderr)
     print("\n".join(summary))
     return 1 if failed else 0

@@ -1,0 +1,326 @@
+"""Real QEMU guests on this host: what KSM merged of each VM, as the exporter attributes it.
+
+Two guests boot the same lab kernel under TCG with `-name guest=NAME`; QEMU registers their
+RAM with KSM. With host KSM running they merge, then ksmd is held still (a long sleep) so that
+the kernel's figures, the exporter's and Prometheus' describe the same instant.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from tests.lab.compare import Capture
+from tests.lab.initramfs import Cpio, static_busybox
+from tests.lab.kernels import SUITES, Unavailable, fetch
+from tests.lab.qemu import tcg_command
+from tests.support.dashboards import load, panels, queries
+from tests.support.eventually import eventually
+from tests.support.exporter_process import RunningExporter, running_exporter
+from tests.support.exposition import Samples, parse_samples
+from tests.support.prometheus_server import running_prometheus, scrape_config
+from tests.support.real_ksm import ksm_lock, ksm_writable, read_ksm, write_ksm
+
+GUEST_MEMORY_MIB = 256
+# Both guests boot the same kernel: Debian 12's own, which boots reliably under TCG.
+SUITE = SUITES[0]
+SETTINGS = ("pages_to_scan", "sleep_millisecs", "run")  # restored in this order
+MERGE_SETTINGS = {"pages_to_scan": 5000, "sleep_millisecs": 20, "run": 1}
+HOLD_STILL_MS = 600_000
+FULL_SCANS = 3  # after both guests booted: enough for their identical pages to merge
+JOB = "ksm"
+READY = "ksm-lab-guest-ready"
+INIT = f"""#!/bin/busybox sh
+/bin/busybox mount -t proc proc /proc
+/bin/busybox echo {READY}
+exec /bin/busybox sleep 2147483647
+"""
+
+
+class GuestCrashed(Exception):
+    """Raised at once, not retried by eventually() as an AssertionError would be."""
+
+
+@dataclass
+class Guest:
+    name: str
+    process: subprocess.Popen[bytes]
+    console: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def booted(self) -> bool:
+        if self.process.poll() is not None:
+            raise GuestCrashed(f"guest {self.name} exited: {self.console.read_text()[-2000:]}")
+        return self.console.exists() and READY in self.console.read_text(errors="replace")
+
+    def merging_pages(self) -> int:
+        """The QEMU process's own count, from ksm_stat (or its own file on older hosts)."""
+        capture = Capture("", 0, {f"proc/{self.pid}/{name}": _read(self.pid, name)
+                                  for name in ("ksm_stat", "ksm_merging_pages")})  # fmt: skip
+        return capture.process_stat(self.pid).merging_pages or 0
+
+
+def _read(pid: int, name: str) -> str:
+    try:
+        with open(f"/proc/{pid}/{name}") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+def guest_image(path: Path) -> Path:
+    archive = Cpio()
+    archive.copy(static_busybox(), "/bin/busybox")
+    archive.file("/init", INIT.encode(), 0o755)
+    archive.directory("/proc")
+    archive.write(path)
+    return path
+
+
+def start(name: str, vmlinuz: Path, image: Path, work: Path) -> Guest:
+    console = work / f"{name}.console"
+    console.unlink(missing_ok=True)
+    command = [
+        *tcg_command(vmlinuz, image, GUEST_MEMORY_MIB),
+        "-name", f"guest={name}",
+        "-serial", f"file:{console}",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return Guest(name, process, console)
+
+
+def all_booted(running: list[Guest]) -> bool:
+    return all(guest.booted() for guest in running)
+
+
+def stop(running: list[Guest]) -> None:
+    for guest in running:
+        guest.process.kill()
+        guest.process.wait()
+
+
+@contextlib.contextmanager
+def guests(names: tuple[str, ...], work: Path) -> Iterator[list[Guest]]:
+    """The guests, booted; a boot that crashes under emulation is tried once more."""
+    kernel = fetch(SUITE)
+    image = guest_image(work / "guest.cpio")
+    running: list[Guest] = []
+    try:
+        for attempt in (1, 2):
+            running = [start(name, kernel.vmlinuz, image, work) for name in names]
+            try:
+                eventually(partial(all_booted, running), 120, 0.5, "the guests to boot")
+                break
+            except (AssertionError, GuestCrashed):
+                stop(running)
+                if attempt == 2:
+                    raise
+                print("a guest kernel crashed under emulation; booting again", file=sys.stderr)
+        yield running
+    finally:
+        stop(running)
+
+
+@contextlib.contextmanager
+def host_ksm() -> Iterator[None]:
+    """KSM merging fast, under the host lock; the previous settings are put back after."""
+    reason = ksm_writable()
+    if reason is not None:
+        raise Unavailable(reason)
+    with ksm_lock():
+        saved = {name: read_ksm(name) for name in SETTINGS}
+        try:
+            for name in SETTINGS:
+                write_ksm(name, MERGE_SETTINGS[name])
+            yield
+        finally:
+            for name in SETTINGS:
+                write_ksm(name, saved[name])
+
+
+def kernel_view(running: list[Guest]) -> tuple[object, ...]:
+    """What ksmd changes: the global counters and each guest's ksm_stat."""
+    files = ("pages_shared", "pages_sharing", "full_scans")
+    return (*(read_ksm(name) for name in files), *(_read(g.pid, "ksm_stat") for g in running))
+
+
+def hold_still(running: list[Guest]) -> None:
+    write_ksm("sleep_millisecs", HOLD_STILL_MS)
+    last: list[tuple[object, ...]] = []
+
+    def still() -> bool:
+        last.append(kernel_view(running))
+        return len(last) > 1 and last[-1] == last[-2]
+
+    eventually(still, timeout=60, interval=0.5, what="ksmd to hold still")
+
+
+def vm_table_query() -> tuple[str, dict[str, str]]:
+    """The host dashboard's per-VM merged-memory query, and its variables' match-all values."""
+    dashboard = load("ksm-host.json")
+    tables = {str(p.title) for p in panels(dashboard) if p.type_val == "table"}
+    (query,) = [
+        q
+        for q in queries("ksm-host.json")
+        if q.panel in tables and "ksm_process_merging_pages" in q.expr and "vm" in q.expr
+    ]
+    names = [v.name for v in (dashboard.templating.list_val or [])] if dashboard.templating else []
+    return query.expr, {str(name): ".*" for name in names}
+
+
+@dataclass
+class GuestFigures:
+    name: str
+    pid: int
+    kernel_pages: int  # from the QEMU process's ksm_stat
+    exported_pages: float | None  # ksm_process_merging_pages{vm=name}
+    own_under_limit: bool  # a series of its own with --collector.process.limit=1
+    own_when_included: bool  # ... and --collector.process.always-include matching it
+    dashboard_bytes: float | None  # the VM table's row for it, from Prometheus
+
+    def attributed(self, page_size: int) -> bool:
+        return self.exported_pages == self.kernel_pages and self.dashboard_bytes == (
+            self.kernel_pages * page_size
+        )
+
+
+@dataclass
+class Attribution:
+    page_size: int
+    guests: list[GuestFigures]
+    pages_shared: int
+    pages_sharing: int
+    exported_total_pages: float  # every per-process series plus the `other` sum
+    limit_other_pages: float  # ksm_process_other_merging_pages with limit=1
+    problems: list[str] = field(default_factory=list)
+
+    def summary(self) -> list[str]:
+        return [
+            f"guest {g.name}: {g.kernel_pages * self.page_size} merged, "
+            f"{'attributed' if g.attributed(self.page_size) else 'not attributed'}"
+            for g in self.guests
+        ]
+
+
+def _by_vm(samples: Samples, name: str) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for (sample, labels), value in samples.items():
+        vm = dict(labels).get("vm")
+        if sample == name and vm:
+            found[vm] = value
+    return found
+
+
+def _value(samples: Samples, name: str) -> float:
+    return sum(value for (sample, _), value in samples.items() if sample == name)
+
+
+def attribute(names: tuple[str, str], work: Path) -> Attribution:
+    """Boot the guests, merge, and read the kernel, three exporters and Prometheus."""
+    if shutil.which("prometheus") is None:
+        raise Unavailable("prometheus is missing: apt-get install prometheus")
+    with host_ksm(), guests(names, work) as running:
+        start = read_ksm("full_scans")
+        eventually(lambda: read_ksm("full_scans") >= start + FULL_SCANS, 120, 0.5, "full scans")
+        hold_still(running)
+        kernel_pages = {g.name: g.merging_pages() for g in running}
+        smaller = min(running, key=lambda g: kernel_pages[g.name])
+        with contextlib.ExitStack() as stack:
+            default = stack.enter_context(running_exporter())
+            limited = stack.enter_context(running_exporter("--collector.process.limit=1"))
+            included = stack.enter_context(
+                running_exporter(
+                    "--collector.process.limit=1",
+                    f"--collector.process.always-include=^{smaller.name}$",
+                )
+            )
+            samples, limited_samples, included_samples = (
+                parse_samples(e.get()) for e in (default, limited, included)
+            )
+            dashboard = vm_table(default)
+        after = {g.name: g.merging_pages() for g in running}
+        page_size = int(_value(samples, "ksm_page_size_bytes"))
+        merged = _by_vm(samples, "ksm_process_merging_pages")
+        limited_own = _by_vm(limited_samples, "ksm_process_merging_pages")
+        included_own = _by_vm(included_samples, "ksm_process_merging_pages")
+        attribution = Attribution(
+            page_size=page_size,
+            guests=[
+                GuestFigures(
+                    g.name,
+                    g.pid,
+                    kernel_pages[g.name],
+                    merged.get(g.name),
+                    g.name in limited_own,
+                    g.name in included_own,
+                    dashboard.get(g.name),
+                )
+                for g in running
+            ],
+            pages_shared=int(_value(samples, "ksm_pages_shared")),
+            pages_sharing=int(_value(samples, "ksm_pages_sharing")),
+            exported_total_pages=_value(samples, "ksm_process_merging_pages")
+            + _value(samples, "ksm_process_other_merging_pages"),
+            limit_other_pages=_value(limited_samples, "ksm_process_other_merging_pages"),
+        )
+        if after != kernel_pages:
+            attribution.problems.append(f"guests' ksm_stat moved during the scrapes: {after}")
+        return attribution
+
+
+def vm_table(exporter: RunningExporter) -> dict[str, float]:
+    """{vm: value} of the dashboard's VM table query, run by a real Prometheus."""
+    expr, variables = vm_table_query()
+    variables |= {"job": JOB, "instance": exporter.address, "__rate_interval": "4s"}
+    for name in sorted(variables, key=len, reverse=True):
+        expr = expr.replace("$" + name, variables[name])
+    with running_prometheus(scrape_configs=[scrape_config(JOB, exporter.address)]) as prometheus:
+        prometheus.wait_for_scrapes(2)
+        result: list[dict[str, Any]] = prometheus.query(expr)
+    return {str(s["metric"]["vm"]): float(s["value"][1]) for s in result if "vm" in s["metric"]}
+
+
+def problems(attribution: Attribution) -> list[str]:
+    """What does not hold; empty when every guest is attributed as the kernel counts it."""
+    found = list(attribution.problems)
+    total = attribution.pages_shared + attribution.pages_sharing
+    guests_pages = sum(g.kernel_pages for g in attribution.guests)
+    for g in attribution.guests:
+        if g.kernel_pages <= 0:
+            found.append(f"guest {g.name} merged nothing")
+        if not g.attributed(attribution.page_size):
+            found.append(
+                f"guest {g.name}: ksm_stat {g.kernel_pages} pages, exporter "
+                f"{g.exported_pages}, dashboard {g.dashboard_bytes} bytes"
+            )
+        if not g.own_when_included:
+            found.append(f"guest {g.name}: no series of its own although always-included")
+    own = [g for g in attribution.guests if g.own_under_limit]
+    if len(own) > 1:
+        found.append("--collector.process.limit=1 gave both guests series of their own")
+    rest = sum(g.kernel_pages for g in attribution.guests if not g.own_under_limit)
+    if attribution.limit_other_pages < rest:
+        found.append(f"limit=1: other holds {attribution.limit_other_pages}, guests left {rest}")
+    if attribution.exported_total_pages != total:
+        found.append(
+            f"processes' merging pages sum to {attribution.exported_total_pages}, "
+            f"pages_shared + pages_sharing is {total}"
+        )
+    if guests_pages > total:
+        found.append(f"guests merged {guests_pages} pages, KSM shares only {total}")
+    return found
+
+
+def guest_names() -> tuple[str, str]:
+    return (f"ksm-lab-{os.getpid()}-a", f"ksm-lab-{os.getpid()}-b")

@@ -1,0 +1,28 @@
+"""Two real QEMU guests on this host: the exporter attributes what KSM merged of each VM
+exactly as the QEMU process's own ksm_stat counts it, under the process limit and
+always-include too, and the host dashboard's VM table shows both from a real Prometheus."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.lab.kernels import Unavailable
+from tests.lab.real_guests import attribute, guest_names, problems
+
+pytestmark = pytest.mark.lab
+
+
+def test_each_guest_is_attributed_what_the_kernel_counts_for_it(tmp_path: Path) -> None:
+    try:
+        attribution = attribute(guest_names(), tmp_path)
+    except Unavailable as why:
+        if os.environ.get("CI"):
+            pytest.fail(str(why))
+        pytest.skip(str(why))
+    assert problems(attribution) == []
+    assert len(attribution.guests) == 2
+    assert [g.own_under_limit for g in attribution.guests].count(True) == 1
+    assert all(g.own_when_included for g in attribution.guests)
