@@ -7,9 +7,10 @@ above the threshold; else add 300 to pages_to_scan when free memory is below the
 take 50 off when it is above, clamped to 64-1250; sleep 10 ms, scaled up on hosts with less
 than 16 GiB. Neither looks at what scanning costs or finds.
 
-The kernel's scan-time advisor (6.8+) steers pages_to_scan after every full scan towards a
-target full-scan time (default 200 s) under a CPU ceiling (default 70%), within its minimum
-and maximum pages_to_scan: where it settles is computed here with the measured model.
+The kernel's scan-time advisor (advisor_mode: in 6.12, not in 6.1) steers pages_to_scan
+after every full scan towards a target full-scan time (default 200 s) under a CPU ceiling
+(default 70%), within its minimum and maximum pages_to_scan: where it settles is computed
+here with the measured model.
 """
 
 from __future__ import annotations

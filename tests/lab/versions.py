@@ -26,6 +26,11 @@ BACKTICKED = re.compile(r"`([^`]+)`")
 # Where a per-process figure comes from once no ksm_stat line is named: the counter every
 # kernel with per-process KSM figures has.
 PROCESS_BASE = "ksm_merging_pages"
+FAMILY_SOURCES = (
+    ("ksm_process", PROCESS_BASE),
+    ("ksm_ksmd_cpu", "schedstat"),
+    ("ksm_tuning_", "full_scans"),  # the advice needs observed full scans, and nothing newer
+)
 
 
 def version(release: str) -> tuple[int, int]:
@@ -80,18 +85,18 @@ def declared_sources() -> dict[str, str]:
 
 
 def source_of(metric: str, source_cell: str, known: set[str]) -> str | None:
-    """The declared source, else the first lab-known source the row's source cell names."""
+    """The declared source; else what a family of metrics is computed from; else the first
+    lab-known source the row's source cell names."""
     declared = declared_sources()
     if metric in declared:
         return declared[metric]
+    for prefix, source in FAMILY_SOURCES:
+        if metric.startswith(prefix):
+            return source
     for text in BACKTICKED.findall(source_cell):
         name = str(text).rsplit("/", 1)[-1].rstrip(":")
         if name in known:
             return name
-    if metric.startswith("ksm_process"):
-        return PROCESS_BASE
-    if metric.startswith("ksm_ksmd_cpu"):
-        return "schedstat"
     return None
 
 
