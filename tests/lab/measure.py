@@ -13,7 +13,7 @@ from tests.lab.initramfs import initramfs
 from tests.lab.kernels import CACHE, SUITES, Unavailable, fetch
 from tests.lab.qemu import run_guest
 from tests.support.paths import FIXTURES, REPO
-from tests.support.real_ksm import ksm_lock, ksm_writable
+from tests.support.real_ksm import host_in_use, ksm_lock, ksm_writable
 
 KERNEL_CAPTURES = FIXTURES / "kernels"
 HOST = "host"  # the kernel this machine runs, measured without a guest
@@ -45,6 +45,9 @@ def measure_host(work: Path) -> Capture:
         raise Unavailable(reason)
     output = work / "host.json"
     with ksm_lock():
+        in_use = host_in_use()
+        if in_use is not None:
+            raise Unavailable(in_use)
         result = subprocess.run(
             [sys.executable, "-m", "tests.lab.capture", "--output", str(output)],
             cwd=REPO,

@@ -27,7 +27,7 @@ from tests.support.eventually import eventually
 from tests.support.exporter_process import RunningExporter, running_exporter
 from tests.support.exposition import Samples, parse_samples
 from tests.support.prometheus_server import running_prometheus, scrape_config
-from tests.support.real_ksm import ksm_lock, ksm_writable, read_ksm, write_ksm
+from tests.support.real_ksm import host_in_use, ksm_lock, ksm_writable, read_ksm, write_ksm
 
 GUEST_MEMORY_MIB = 256
 # Both guests boot the same kernel: Debian 12's own, which boots reliably under TCG.
@@ -139,6 +139,9 @@ def host_ksm() -> Iterator[None]:
     if reason is not None:
         raise Unavailable(reason)
     with ksm_lock():
+        in_use = host_in_use()
+        if in_use is not None:
+            raise Unavailable(in_use)
         saved = {name: read_ksm(name) for name in SETTINGS}
         try:
             for name in SETTINGS:
