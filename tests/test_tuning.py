@@ -156,15 +156,19 @@ def test_backlog_recommendation_applied_gives_its_prediction_within_the_budget(
     tmp_path: Path, hz: int
 ) -> None:
     budget = 0.01
-    r = rig(tmp_path, hz=hz, budget=budget)
+    r = rig(tmp_path, hz=hz, sleep_millisecs=15, budget=budget)  # 2, 4 and 15 jiffies
     r.run_scans(7)
     advice = r.advice()
     assert advice.state == "backlog"
     rounds = []
-    for _ in range(5):  # apply, let the exporter refit, until it recommends what is set
+
+    def settled() -> bool:  # a page more or less is within the noise of the measurement
         assert advice.pages_to_scan is not None
+        return abs(advice.pages_to_scan - r.sim.pages_to_scan) <= 0.01 * r.sim.pages_to_scan
+
+    for _ in range(5):  # apply, let the exporter refit, until it recommends what is set
         assert advice.recommended is not None
-        if advice.pages_to_scan == r.sim.pages_to_scan:
+        if settled():
             break
         predicted, fitted = advice.recommended, advice.model
         r.apply(advice)
@@ -172,7 +176,7 @@ def test_backlog_recommendation_applied_gives_its_prediction_within_the_budget(
         assert fitted is not None
         rounds.append((predicted, fitted.b, r.sim.full_scan_seconds(6), r.sim.cpu_ratio(6)))
         advice = r.advice()
-    assert advice.pages_to_scan == r.sim.pages_to_scan, rounds
+    assert settled(), rounds
     assert advice.target_full_scan_seconds is not None
     assert within(r.sim.full_scan_seconds(6), advice.target_full_scan_seconds, 0.05), rounds
     assert r.sim.cpu_ratio(6) <= budget, rounds
