@@ -3,30 +3,25 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
+import json
 import logging
 import os
-import ssl
 import sys
 from collections.abc import Iterable, Sequence
 from typing import NoReturn
 
-from aiohttp import web
 from pydantic import ValidationError
 
 from ksm_exporter import __version__
-from ksm_exporter.collector.collection import KsmCollection
-from ksm_exporter.collector.processes import ProcessOptions
-from ksm_exporter.config import ListenAddress, Settings, env_of, flag_of
+from ksm_exporter.config import Settings, env_of, flag_of
 from ksm_exporter.logs import configure_logging
 from ksm_exporter.privileges import make_effective
-from ksm_exporter.server.app import make_app
-from ksm_exporter.server.basic_auth import BasicAuth
-from ksm_exporter.server.limits import raise_open_files_limit
-from ksm_exporter.server.web_config import WebConfig, WebConfigError, load_web_config
+from ksm_exporter.server.main import VALIDATED_SETTINGS, load_web, process_options, serve
+from ksm_exporter.server.web_config import WebConfigError
 from ksm_exporter.sources.roots import Roots
 from ksm_exporter.status.render import render_json, render_text
 from ksm_exporter.status.snapshot import KsmUnreadable, take_snapshot
+from ksm_exporter.validated import ValidatedSettings
 
 log = logging.getLogger("ksm_exporter")
 
@@ -105,12 +100,10 @@ def load_settings(args: argparse.Namespace) -> Settings:
         usage_error(name, first["msg"].removeprefix("Value error, "))
 
 
-def load_web(settings: Settings) -> tuple[WebConfig, ssl.SSLContext | None]:
-    """No file: plain HTTP without auth. A file that cannot be used stops start-up."""
-    if not settings.web_config_file:
-        return WebConfig(), None
+def check_web(settings: Settings) -> None:
+    """A web configuration file that cannot be used stops start-up here, naming its flag."""
     try:
-        return load_web_config(settings.web_config_file)
+        load_web(settings.web_config_file)
     except WebConfigError as err:
         usage_error("web_config_file", str(err))
 
@@ -122,58 +115,18 @@ def usage_error(name: str, message: str) -> NoReturn:
     raise SystemExit(EXIT_USAGE)
 
 
-def new_event_loop() -> asyncio.AbstractEventLoop:
+def hand_over(settings: Settings, argv: Sequence[str]) -> int:
+    """Becomes the serving exporter: this process image, pydantic and all, is replaced by
+    `python -m ksm_exporter` started from the validated settings (same pid, same flags in
+    `ps`). Where that cannot be, serves from this image."""
+    values = settings.model_dump()
+    env = {**os.environ, VALIDATED_SETTINGS: json.dumps(values)}
     try:
-        import uvloop  # noqa: PLC0415 - optional, faster event loop where installed
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
-
-
-def process_options(settings: Settings) -> ProcessOptions:
-    return ProcessOptions(
-        enabled=settings.collector_process,
-        limit=settings.collector_process_limit,
-        labels=settings.process_labels,
-        always_include=settings.process_always_include,
-    )
-
-
-def serve(settings: Settings, web_config: WebConfig, ssl_context: ssl.SSLContext | None) -> None:
-    # Before any thread starts: threads inherit the capability from this one.
-    reads_any_process = make_effective()
-    open_files_limit = raise_open_files_limit()  # before the sweep sizes its budget by it
-    host, port = ListenAddress.split(settings.web_listen_address)
-    collection = KsmCollection(
-        Roots(settings.path_sysfs, settings.path_procfs),
-        processes=process_options(settings),
-        sample_interval=settings.collector_sample_interval,
-        tuning=settings.tuning,
-    )
-    users = web_config.basic_auth_users
-    app = make_app(collection, settings.web_telemetry_path, BasicAuth(users) if users else None)
-    log.info(
-        "starting ksm-exporter",
-        extra={
-            "version": __version__,
-            "address": settings.web_listen_address,
-            "tls": ssl_context is not None,
-            "basic_auth": bool(users),
-            "uid": os.getuid(),
-            "cap_dac_read_search": reads_any_process,
-            "open_files_limit": open_files_limit,
-        },
-    )
-    web.run_app(
-        app,
-        host=host,
-        port=port,
-        ssl_context=ssl_context,
-        print=None,
-        access_log=None,
-        keepalive_timeout=settings.web_idle_timeout,
-        loop=new_event_loop(),
-    )
+        os.execve(sys.executable, [sys.executable, "-m", "ksm_exporter", *argv], env)
+    except OSError as err:
+        log.warning("serving without a fresh process image", extra={"err": err})
+    users, ssl_context = load_web(settings.web_config_file)
+    return serve(ValidatedSettings(values), users, ssl_context)
 
 
 def status(args: argparse.Namespace, settings: Settings) -> int:
@@ -202,10 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging("error", settings.log_format)
         return status(args, settings)
     configure_logging(settings.log_level, settings.log_format)
-    web_config, ssl_context = load_web(settings)
-    try:
-        serve(settings, web_config, ssl_context)
-    except OSError as err:
-        log.error("cannot listen", extra={"address": settings.web_listen_address, "err": err})
-        return 1
-    return 0
+    check_web(settings)
+    return hand_over(settings, sys.argv[1:] if argv is None else argv)
+
+
+__all__ = ["build_parser", "load_settings", "main", "process_options"]

@@ -8,11 +8,22 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ksm_exporter.derive.tuning import TuningOptions
+from ksm_exporter.sources.process_identity import PROCESS_LABELS
+from ksm_exporter.validated import Derived, ListenAddress
+
+__all__ = [
+    "DEFAULT_PORT",
+    "ENV_PREFIX",
+    "PROCESS_LABELS",
+    "ListenAddress",
+    "Settings",
+    "env_of",
+    "flag",
+    "flag_of",
+]
 
 DEFAULT_PORT = 10131
 ENV_PREFIX = "KSM_EXPORTER_"
-PROCESS_LABELS = ("comm", "vm", "cgroup")
 
 
 def flag(name: str) -> dict[str, Any]:
@@ -20,22 +31,7 @@ def flag(name: str) -> dict[str, Any]:
     return {"flag": name}
 
 
-class ListenAddress:
-    """`host:port`, `[v6]:port` or `:port` (all interfaces)."""
-
-    @staticmethod
-    def split(address: str) -> tuple[str | None, int]:
-        host, sep, port_text = address.rpartition(":")
-        if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-            raise ValueError("expected host:port, [ipv6]:port or :port")
-        if host.startswith("[") and host.endswith("]"):
-            host = host[1:-1]
-        elif ":" in host:
-            raise ValueError("put an IPv6 address in brackets: [::1]:port")
-        return (host or None), int(port_text)
-
-
-class Settings(BaseSettings):
+class Settings(BaseSettings, Derived):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid")
 
     web_listen_address: str = Field(
@@ -150,19 +146,6 @@ class Settings(BaseSettings):
         except re.error as err:
             raise ValueError(f"not a regular expression: {err}") from None
         return value
-
-    @property
-    def tuning(self) -> TuningOptions:
-        return TuningOptions(self.tuning_cpu_budget, self.tuning_steady_full_scan_seconds)
-
-    @property
-    def process_labels(self) -> tuple[str, ...]:
-        return tuple(label for label in self.collector_process_labels.split(",") if label)
-
-    @property
-    def process_always_include(self) -> re.Pattern[str] | None:
-        pattern = self.collector_process_always_include
-        return re.compile(pattern) if pattern else None
 
     @field_validator("web_telemetry_path")
     @classmethod

@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from prometheus_client.core import Metric
 
 from ksm_exporter.collector.process_families import process_families, sweep_families
-from ksm_exporter.config import PROCESS_LABELS
 from ksm_exporter.derive.process_selection import (
     ProcessSample,
     always_included,
     select_processes,
 )
-from ksm_exporter.sources.process_identity import ProcessIdentity, read_identity
+from ksm_exporter.sources.process_identity import PROCESS_LABELS, ProcessIdentity, read_identity
 from ksm_exporter.sources.process_sweep import ProcessSweeper
 
 log = logging.getLogger(__name__)

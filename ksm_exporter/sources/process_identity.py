@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 from ksm_exporter.sources.kernel_file import read_bytes
 
+# The parts of a process's identity that may become labels, in label order.
+PROCESS_LABELS = ("comm", "vm", "cgroup")
+
 
 @dataclass(frozen=True, slots=True)
 class ProcessIdentity:
