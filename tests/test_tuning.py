@@ -323,3 +323,21 @@ def test_fit_of_two_settings_is_exact_and_falls_back_to_no_batch_cost() -> None:
     close = fit_cost([at(1000, 0.53e-6), at(1120, 0.5e-6)], 1000, "pages_scanned")
     assert close is not None
     assert (round(close[0], 15), close[1], close[2]) == (0.515e-6, 0.0, 1)  # 12% apart: noise
+
+
+def test_a_setting_that_gives_the_same_scan_is_kept(tmp_path: Path) -> None:
+    """One page less a batch, as many batches a scan (60,000 pages in about 30 batches): no
+    reason to change the setting."""
+    r = rig(tmp_path, sleep_millisecs=15, pages=60_000, budget=0.05, step=0.1)
+    r.run_scans(7)
+    for _ in range(2):  # the recommendation, then the one refitted with the cost per batch
+        r.apply(r.advice())
+        r.run_scans(8)
+    advice = r.advice()
+    assert advice.pages_to_scan is not None
+    assert advice.model is not None
+    nearby = advice.pages_to_scan - 1
+    assert advice.model.batches(nearby) == advice.model.batches(advice.pages_to_scan)
+    r.sim.set(pages_to_scan=nearby)
+    r.run_scans(8)
+    assert r.advice().pages_to_scan == nearby

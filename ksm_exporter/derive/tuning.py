@@ -269,6 +269,15 @@ def advise(cost: ScanCost, host: HostNow, options: TuningOptions) -> Advice:
     fastest = model.full_scan_seconds(budget_pages)
     target = fastest if state == "backlog" else max(options.steady_full_scan_seconds, fastest)
     pages = min(budget_pages, model.pages_for_time(target))
+    now = host.pages_to_scan
+    # The current setting gives the same scan (as many batches) within the budget: keep it.
+    if (
+        now
+        and current is not None
+        and now <= budget_pages
+        and (model.batches(now) == model.batches(pages))
+    ):
+        pages = now
     return Advice(state, model, run, target, pages, current, model.predict(pages), needed)
 
 

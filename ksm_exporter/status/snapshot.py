@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ksm_exporter.derive.other_tuners import (
     AdvisorChoice,
@@ -17,7 +17,7 @@ from ksm_exporter.derive.other_tuners import (
 from ksm_exporter.derive.process_selection import ProcessSample, select_processes
 from ksm_exporter.derive.savings import Savings, derive_savings
 from ksm_exporter.derive.scan_cost import NANOSECONDS, ScanCost, advance, cpu_ratio
-from ksm_exporter.derive.tuning import Advice, TuningOptions, advise, host_now
+from ksm_exporter.derive.tuning import Advice, HostNow, TuningOptions, advise, host_now
 from ksm_exporter.sources.host_memory import read_free_bytes, read_qemu_resident_bytes
 from ksm_exporter.sources.kernel_file import Problem
 from ksm_exporter.sources.ksmd import KsmdLocator
@@ -140,7 +140,9 @@ def take_snapshot(
     window = watch_ksmd(lambda: read_cost_sample(roots.sysfs, ksmd, clock), window_seconds, sleep)
     mem_total = meminfo.mem_total_bytes
     options = tuning or TuningOptions()
-    advice = advise(window.cost, host_now(ksm, processes, page_size), options)
+    advice = advise(
+        window.cost, settings_at_end(host_now(ksm, processes, page_size), window), options
+    )
     return Snapshot(
         ksm=ksm,
         savings=derive_savings(ksm, page_size, mem_total),
@@ -152,6 +154,19 @@ def take_snapshot(
         tuning=compare_tuners(
             roots, ksm, advice, options, processes=processes, page_size=page_size
         ),
+    )
+
+
+def settings_at_end(host: HostNow, window: CpuWindow) -> HostNow:
+    """The settings the window's last sample saw: they may have changed while it watched."""
+    last = window.cost.last
+    if last is None or last.ksm is None:
+        return host
+    return replace(
+        host,
+        run=last.run,
+        pages_to_scan=last.number("pages_to_scan"),
+        sleep_millisecs=last.number("sleep_millisecs"),
     )
 
 
