@@ -93,7 +93,7 @@ def closed_loop(ksm: KsmControl, ksmd: int, budget: float) -> tuple[Recommendati
         "--collector.sample-interval=0.1",
         "--no-collector.process",
         f"--tuning.cpu-budget={budget}",
-        "--tuning.steady-full-scan-seconds=0.5",
+        "--tuning.steady-full-scan-seconds=0.1",  # below what the budget allows
     ) as exporter:
         first = eventually(lambda: recommendation(exporter), 180, 0.5, "a first recommendation")
         ksm.set(pages_to_scan=first.pages_to_scan)
