@@ -13,6 +13,7 @@ from ksm_exporter.sources import ksm_files
 from ksm_exporter.sources.ksm_files import KsmFile, declared
 from ksm_exporter.sources.roots import Roots
 from ksm_exporter.sources.sysfs import HeldKsmSysfs
+from tests.lab.versions import METRICS_DOC, with_declared_rows
 from tests.support.exposition import parse_samples, render, value
 from tests.support.paths import FIXTURES
 
@@ -56,6 +57,12 @@ def test_a_declared_file_that_does_not_parse_is_counted(one_more_file: Roots) ->
     samples = parse_samples(render(KsmCollection(one_more_file, 4096)))
     assert ("ksm_pages_migrated_total", ()) not in samples
     assert value(samples, "ksm_exporter_collect_errors_total", source="sysfs") == 1
+
+
+def test_a_declared_file_is_documented(one_more_file: Roots) -> None:
+    text = with_declared_rows(METRICS_DOC.read_text())
+    row = "| `ksm_pages_migrated_total` | counter | pages | `<ksm>/pages_migrated` | - |"
+    assert row in text.splitlines()
 
 
 def _target(fd: str) -> str:

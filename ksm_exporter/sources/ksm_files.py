@@ -23,6 +23,7 @@ class KsmFile:
     kind: Literal["gauge", "counter"] = "gauge"
     divisor: int = 1  # 1000 turns milliseconds into seconds, 100 percent into a ratio
     unit: str = "pages"  # for the documentation table
+    note: str = ""  # for the documentation table, after the file's path
     parse: Callable[[bytes], int] = parse_unsigned
 
 
@@ -32,7 +33,8 @@ KSM_FILES: tuple[KsmFile, ...] = (
         "ksm_run",
         "KSM run state as the file reads: 0 stopped, 1 running, 2 unmerge all; "
         "4 is added while memory is being taken offline.",
-        unit="state",
+        unit="state (0 stop, 1 run, 2 unmerge; 4 added while memory goes offline, "
+        'so 5 is "running, paused")',
     ),
     KsmFile("pages_to_scan", "ksm_pages_to_scan", "Pages ksmd scans before it sleeps."),
     KsmFile(
@@ -63,6 +65,7 @@ KSM_FILES: tuple[KsmFile, ...] = (
         "ksm_full_scans_total",
         "Full scans of all mergeable areas completed (resets when run is set to 2).",
         kind="counter",
+        note="(resets when `run` is set to 2)",
         unit="scans",
     ),
     KsmFile(
@@ -70,6 +73,7 @@ KSM_FILES: tuple[KsmFile, ...] = (
         "ksm_merge_across_nodes",
         "1 when pages from different NUMA nodes may merge.",
         unit="boolean",
+        note="(NUMA kernels)",
     ),
     KsmFile(
         "use_zero_pages",

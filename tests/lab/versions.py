@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from ksm_exporter.collector.process_families import PROCESS_METRICS
-from ksm_exporter.sources.ksm_files import KSM_FILES
+from ksm_exporter.sources import ksm_files
 from ksm_exporter.sources.ksm_stat import KEYS
 from tests.lab.compare import Capture
 from tests.lab.measure import KERNEL_CAPTURES
@@ -75,7 +75,7 @@ def statement(source: str, kernels: dict[str, set[str]]) -> str:
 
 def declared_sources() -> dict[str, str]:
     """{metric: source} from the exporter's declarations."""
-    declared = {spec.metric: spec.name for spec in KSM_FILES}
+    declared = {spec.metric: spec.name for spec in ksm_files.KSM_FILES}
     declared["ksm_advisor_mode"] = "advisor_mode"
     line_of = {field: key.decode() for key, (field, _parse) in KEYS.items()}
     for spec in PROCESS_METRICS:
@@ -113,12 +113,48 @@ def with_kernel_column(text: str, kernels: dict[str, set[str]]) -> str:
     return ROW.sub(restate, text)
 
 
+KSM_TABLE_START = "## KSM state and counters\n\n"
+KSM_TABLE_END = "\n\n## Derived savings"
+
+
+def ksm_table() -> str:
+    """The KSM table's rows as ksm_exporter/sources/ksm_files.py declares the files; the
+    kernel cells are left for `with_kernel_column`."""
+    rows = [
+        "| metric | type | unit | source | kernel |",
+        "|---|---|---|---|---|",
+        "| `ksm_available` | gauge | boolean | `<ksm>` directory readable | any |",
+    ]
+    for spec in ksm_files.KSM_FILES:
+        source = f"`<ksm>/{spec.name}`"
+        source += f" / {spec.divisor}" if spec.divisor != 1 else ""
+        source += f" {spec.note}" if spec.note else ""
+        rows.append(f"| `{spec.metric}` | {spec.kind} | {spec.unit} | {source} | - |")
+    rows += [
+        "| `ksm_advisor_mode` | gauge | boolean per `mode` label | `<ksm>/advisor_mode` "
+        "(bracketed entry is active) | - |",
+        "| `ksm_page_size_bytes` | gauge | bytes | `sysconf(SC_PAGE_SIZE)` | any |",
+    ]
+    return "\n".join(rows)
+
+
+def with_declared_rows(text: str) -> str:
+    """The document with its KSM table rewritten from the declarations."""
+    start = text.index(KSM_TABLE_START) + len(KSM_TABLE_START)
+    end = text.index(KSM_TABLE_END, start)
+    return text[:start] + ksm_table() + text[end:]
+
+
+def generated(text: str) -> str:
+    return with_kernel_column(with_declared_rows(text), lab_sources())
+
+
 def main() -> int:
     text = METRICS_DOC.read_text()
-    updated = with_kernel_column(text, lab_sources())
+    updated = generated(text)
     if updated != text:
         METRICS_DOC.write_text(updated)
-        print(f"{METRICS_DOC.relative_to(REPO)}: kernel column restated from the captures")
+        print(f"{METRICS_DOC.relative_to(REPO)}: rows and kernel column restated")
     return 0
 
 
