@@ -11,8 +11,15 @@ import sys
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from re import Pattern
 
-from tests.support.exporter_process import child_server, free_port
+from tests.support.exporter_process import (
+    LISTENING,
+    TOOLKIT_LISTENING,
+    child_process,
+    wait_answering,
+    wait_listening,
+)
 
 NODE_EXPORTER = "prometheus-node-exporter"
 
@@ -20,7 +27,7 @@ NODE_EXPORTER = "prometheus-node-exporter"
 @dataclass
 class Server:
     name: str
-    process: subprocess.Popen[str]
+    process: subprocess.Popen[bytes]
     port: int
 
     @property
@@ -53,34 +60,28 @@ def memory_of(pid: int) -> Memory:
 
 
 @contextlib.contextmanager
-def serving(name: str, argv: list[str], port: int) -> Iterator[Server]:
-    url = f"http://127.0.0.1:{port}/metrics"
+def serving(name: str, argv: list[str], listening: Pattern[str] = LISTENING) -> Iterator[Server]:
+    with child_process([*argv, "--web.listen-address=127.0.0.1:0"]) as child:
+        address = wait_listening(child, listening)
+        url = f"http://{address}/metrics"
 
-    def ready() -> None:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            response.read()
+        def ready() -> None:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                response.read()
 
-    with child_server(argv, ready, output=subprocess.DEVNULL) as process:
-        yield Server(name, process, port)
+        wait_answering(child, ready)
+        yield Server(name, child.process, int(address.rsplit(":", 1)[1]))
 
 
 def ksm_exporter(*flags: str) -> contextlib.AbstractContextManager[Server]:
-    port = free_port()
-    argv = [sys.executable, "-m", "ksm_exporter", f"--web.listen-address=127.0.0.1:{port}"]
-    return serving("ksm-exporter", [*argv, *flags], port)
+    return serving("ksm-exporter", [sys.executable, "-m", "ksm_exporter", *flags])
 
 
 def node_exporter() -> contextlib.AbstractContextManager[Server]:
     if shutil.which(NODE_EXPORTER) is None:
         raise SystemExit(f"{NODE_EXPORTER} is missing: apt-get install prometheus-node-exporter")
-    port = free_port()
-    argv = [
-        NODE_EXPORTER,
-        "--collector.disable-defaults",
-        "--collector.ksmd",
-        f"--web.listen-address=127.0.0.1:{port}",
-    ]
-    return serving("node_exporter", argv, port)
+    argv = [NODE_EXPORTER, "--collector.disable-defaults", "--collector.ksmd"]
+    return serving("node_exporter", argv, TOOLKIT_LISTENING)
 
 
 def machine() -> str:

@@ -7,14 +7,14 @@ import contextlib
 import http.client
 import os
 import signal
-import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 
 import pytest
 
-from tests.support.exporter_process import RunningExporter, running_exporter
+from tests.support.eventually import eventually
+from tests.support.exporter_process import Child, RunningExporter, running_exporter
 from tests.support.exposition import names, parse_samples
 
 pytestmark = pytest.mark.e2e
@@ -45,20 +45,14 @@ while True:
 
 
 @contextlib.contextmanager
-def churning(alive: int) -> Iterator[subprocess.Popen[str]]:
-    churner = subprocess.Popen(
-        [sys.executable, "-c", CHURNER, str(alive)],
-        stdout=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+def churning(alive: int) -> Iterator[Child]:
+    churner = Child([sys.executable, "-c", CHURNER, str(alive)], new_session=True)
     try:
-        assert churner.stdout is not None
-        assert churner.stdout.readline().strip() == "ready"
+        eventually(lambda: "ready" in churner.output() and churner.running(), 30, what="churn")
         yield churner
     finally:
-        os.killpg(churner.pid, signal.SIGKILL)
-        churner.wait()
+        os.killpg(churner.process.pid, signal.SIGKILL)
+        churner.stop()
 
 
 def scrape_many(exporter: RunningExporter, count: int, required: set[str]) -> list[str]:
@@ -112,10 +106,8 @@ def test_scrapes_stay_complete_while_processes_come_and_go() -> None:
         } <= required
         with churning(ALIVE) as churner:
             failures = scrape_many(exporter, SCRAPES, required)
-            os.killpg(churner.pid, signal.SIGSTOP)
-            assert churner.stdout is not None
-            os.set_blocking(churner.stdout.fileno(), False)
-            progress = [line for line in churner.stdout.read().split() if line.isdigit()]
+            os.killpg(churner.process.pid, signal.SIGSTOP)
+            progress = [line for line in churner.output().split() if line.isdigit()]
         assert failures == []
         assert exporter.process.poll() is None
         # The churn was real: hundreds of processes started and exited during the scrapes.

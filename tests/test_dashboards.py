@@ -12,12 +12,12 @@ from dashboards import fleet, host, thresholds
 from dashboards.generate import DASHBOARDS, render
 from tests.support.dashboards import (
     DASHBOARD_FILES,
-    documented_metrics,
     load,
     panels,
     queries,
     underlying_metrics,
 )
+from tests.support.metrics_doc import documented_metrics
 from tests.support.paths import REPO
 from tests.support.rule_files import default_thresholds, recording_rule_names
 

@@ -9,17 +9,12 @@ import pytest
 
 from tests.support.exposition import render
 from tests.support.ksmd_simulator import tuned_collection
-from tests.support.paths import REPO
+from tests.support.metrics_doc import documented_types
 from tests.support.sampling import sampled_collection
 
 pytestmark = pytest.mark.unit
 
-ROW = re.compile(r"^\| `(ksm_[a-z0-9_]+)` \| (gauge|counter|info) \|", re.MULTILINE)
 FAMILY = re.compile(r"^# TYPE (\S+) (\S+)$", re.MULTILINE)
-
-
-def documented() -> dict[str, str]:
-    return dict(ROW.findall((REPO / "docs" / "metrics.md").read_text()))
 
 
 def exported(directory: Path) -> dict[str, str]:
@@ -31,10 +26,10 @@ def exported(directory: Path) -> dict[str, str]:
 
 
 def test_every_exported_metric_is_documented_with_its_type(tmp_path: Path) -> None:
-    docs = documented()
+    docs = documented_types()
     missing = {name: kind for name, kind in exported(tmp_path).items() if docs.get(name) != kind}
     assert missing == {}
 
 
 def test_every_documented_metric_is_exported_from_a_full_kernel(tmp_path: Path) -> None:
-    assert set(documented()) - set(exported(tmp_path)) == set()
+    assert set(documented_types()) - set(exported(tmp_path)) == set()

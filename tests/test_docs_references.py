@@ -8,13 +8,13 @@ import pytest
 from tests.support.doc_references import (
     alerts,
     broken_link,
-    documented_metrics,
     flags,
     panel_titles,
     recording_rules,
     references,
     sysfs_files,
 )
+from tests.support.metrics_doc import documented_metrics
 from tests.support.paths import REPO
 
 pytestmark = pytest.mark.unit

@@ -114,8 +114,7 @@ def test_sysfs_made_unreadable_as_nobody(tree: Path, nobody: NobodyRuntime) -> N
         recovered = scrape(exporter)
         assert_healthy(recovered)
         assert errors(recovered, "sysfs") == 2
-    assert exporter.process.stderr is not None
-    log = exporter.process.stderr.read()
+    log = exporter.stop()
     assert log.count("not readable") == 1  # said once, not on every scrape
     assert "readable again" in log
 

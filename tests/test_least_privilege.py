@@ -46,8 +46,7 @@ def uid_of(pid: int) -> int:
 
 
 def start_line(exporter: RunningExporter) -> str:
-    exporter.process.terminate()
-    _out, err = exporter.process.communicate(timeout=10)
+    err = exporter.stop()
     [line] = [line for line in err.splitlines() if 'msg="starting ksm-exporter"' in line]
     return line
 
@@ -168,8 +167,7 @@ def test_with_the_capability_root_owned_processes_are_counted(
         assert min(low, high) <= exported <= max(low, high)
         assert value(samples, "ksm_exporter_processes_unreadable") == 0
         assert value(samples, "ksm_processes_registered") >= 1
-        exporter.process.terminate()
-        _out, err = exporter.process.communicate(timeout=10)
+        err = exporter.stop()
     assert CAPABILITY_HINT not in err
 
 
@@ -191,8 +189,7 @@ def test_without_the_capability_unreadable_processes_are_counted_and_named_once(
             # machine may start thousands of processes meanwhile.
             assert value(samples, "ksm_exporter_processes_unreadable") >= 2
             assert value(samples, "ksm_available") == 1
-        exporter.process.terminate()
-        _out, err = exporter.process.communicate(timeout=10)
+        err = exporter.stop()
     hints = [line for line in err.splitlines() if CAPABILITY_HINT in line]
     assert len(hints) == 1, err
     assert "level=warn" in hints[0]

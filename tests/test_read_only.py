@@ -52,7 +52,7 @@ def opened_path(arguments: str, resolved: str) -> str:
     return path if path.startswith("/") else os.path.join(directory, path)
 
 
-def stop_traced(strace: subprocess.Popen[str]) -> None:
+def stop_traced(strace: subprocess.Popen[bytes]) -> None:
     """strace, stopped itself, would leave the exporter running: stop the exporter, and
     strace ends with it."""
     with open(f"/proc/{strace.pid}/task/{strace.pid}/children") as f:

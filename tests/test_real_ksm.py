@@ -6,12 +6,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
 from ksm_exporter.sources.ksm_files import KSM_FILES
 from ksm_exporter.sources.ksmd import find_ksmd, parse_stat
+from tests.support.eventually import eventually
 from tests.support.exporter_process import RunningExporter, running_exporter
 from tests.support.exposition import Samples, names, parse_samples, value
 from tests.support.real_ksm import ksm_control, merging_child, read_ksm
@@ -74,13 +74,11 @@ def ksmd_tick_seconds(pid: int) -> float:
 
 
 def scrape_until(exporter: RunningExporter, name: str, timeout: float = 30.0) -> Samples:
-    deadline = time.monotonic() + timeout
-    while True:
+    def scraped() -> Samples | None:
         samples = parse_samples(exporter.get())
-        if name in names(samples):
-            return samples
-        assert time.monotonic() < deadline, f"{name} did not appear in {timeout}s"
-        time.sleep(0.2)
+        return samples if name in names(samples) else None
+
+    return eventually(scraped, timeout, interval=0.2, what=f"{name} exported")
 
 
 def test_scan_cost_of_real_ksmd() -> None:
@@ -103,9 +101,12 @@ def test_scan_cost_of_real_ksmd() -> None:
         assert before <= exported <= ksmd_cpu_seconds(ksmd)
 
         ksm.set(run=0)  # ksmd stops using CPU, so the exporter and /proc must agree
-        time.sleep(0.2)
-        exported = value(parse_samples(exporter.get()), "ksm_ksmd_cpu_seconds_total")
-        assert exported == ksmd_cpu_seconds(ksmd)
+
+        def agreed() -> tuple[float] | None:
+            exported = value(parse_samples(exporter.get()), "ksm_ksmd_cpu_seconds_total")
+            return (exported,) if exported == ksmd_cpu_seconds(ksmd) else None
+
+        (exported,) = eventually(agreed, 10, what="ksmd's CPU time, exported and in /proc")
         # The clock-tick figure agrees, to within its sampled accounting's resolution.
         ticks = ksmd_tick_seconds(ksmd)
         assert abs(exported - ticks) <= max(3 * one_tick, 0.02 * ticks)

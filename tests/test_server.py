@@ -12,6 +12,7 @@ from pytest_aiohttp import AiohttpClient
 from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.server.app import make_app
 from ksm_exporter.sources.roots import Roots
+from tests.support.eventually import eventually_async
 from tests.support.exposition import parse_samples, value
 from tests.support.paths import fixture_roots
 from tests.support.sampling import copy_fixture
@@ -98,7 +99,14 @@ async def test_concurrent_scrapes_share_one_collection(aiohttp_client: AiohttpCl
     collection.collect_async = slow_collect  # type: ignore[method-assign]
     client = await aiohttp_client(make_app(collection))
     scrapes = [asyncio.create_task(client.get("/metrics")) for _ in range(50)]
-    await asyncio.sleep(0.2)
+    assert client.server.runner is not None
+    server = client.server.runner.server
+    assert server is not None
+
+    async def all_in() -> bool:  # every request handled so far waits on the one collection
+        return server.requests_count == 50
+
+    await eventually_async(all_in, 10, what="50 requests in the server")
     gate.set()
     responses = await asyncio.gather(*scrapes)
     assert [r.status for r in responses] == [200] * 50
@@ -119,10 +127,11 @@ async def test_cost_sampler_runs_while_the_app_serves(
     roots = copy_fixture("current", tmp_path)
     collection = KsmCollection(roots, 4096, sample_interval=0.01)
     client = await aiohttp_client(make_app(collection))
-    deadline = asyncio.get_running_loop().time() + 10
-    while collection.sampler.ticks < 2:
-        assert asyncio.get_running_loop().time() < deadline, "the sampler did not tick"
-        await asyncio.sleep(0.01)
+
+    async def ticked() -> bool:
+        return collection.sampler.ticks >= 2
+
+    await eventually_async(ticked, 10, interval=0.01, what="two ticks of the sampler")
     samples = parse_samples(await (await client.get("/metrics")).text())
     assert value(samples, "ksm_ksmd_cpu_ratio") == 0.0  # the fixture's ksmd is idle
     await client.close()

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import http.client
 import os
 import shutil
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from tests.support.eventually import eventually
 from tests.support.exporter_process import running_exporter
 from tests.support.exposition import parse_samples
 from tests.support.paths import FIXTURES
@@ -69,17 +70,17 @@ class CountingPipe:
             self._thread.join(timeout=5)
 
 
-def clients_connected_to(port: int) -> int:
-    """Established IPv4 connections from this host to 127.0.0.1:`port` (client ends)."""
-    established = 0
+def unread_bytes_at(port: int) -> int:
+    """Bytes waiting in the receive queues of 127.0.0.1:`port`'s accepted connections."""
+    unread = 0
     with open("/proc/net/tcp") as table:
         next(table)
         for line in table:
             fields = line.split()
-            remote_port = int(fields[2].split(":")[1], 16)
-            if remote_port == port and fields[3] == "01":
-                established += 1
-    return established
+            local_port = int(fields[1].split(":")[1], 16)
+            if local_port == port and fields[3] == "01":  # established
+                unread += int(fields[4].split(":")[1], 16)
+    return unread
 
 
 def test_fifty_simultaneous_scrapes_cause_one_collection(tmp_path: Path) -> None:
@@ -95,17 +96,25 @@ def test_fifty_simultaneous_scrapes_cause_one_collection(tmp_path: Path) -> None
         CountingPipe(stat, content).serving() as pipe,
         ThreadPoolExecutor(SCRAPES) as clients,
     ):
+        sent: list[int] = []
 
         def scrape() -> tuple[int, str]:
-            with urllib.request.urlopen(exporter.url + "/metrics", timeout=30) as response:
+            connection = http.client.HTTPConnection("127.0.0.1", exporter.port, timeout=30)
+            try:
+                connection.request("GET", "/metrics")
+                sent.append(1)
+                response = connection.getresponse()
                 return response.status, response.read().decode()
+            finally:
+                connection.close()
 
         scrapes = [clients.submit(scrape) for _ in range(SCRAPES)]
-        port = int(exporter.url.rsplit(":", 1)[1])
-        deadline = time.monotonic() + 20
-        while clients_connected_to(port) < SCRAPES and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.5)  # every request is in, all waiting on the one collection
+        # Every request sent and read by the exporter: all wait on the one collection.
+        eventually(
+            lambda: len(sent) == SCRAPES and unread_bytes_at(exporter.port) == 0,
+            20,
+            what=f"{SCRAPES} requests read by the exporter",
+        )
         assert not any(s.done() for s in scrapes)
         pipe.release.set()
         answers = [s.result(timeout=30) for s in scrapes]

@@ -15,6 +15,7 @@ from pytest_aiohttp import AiohttpClient
 from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.server.app import make_app
 from ksm_exporter.sources.roots import Roots
+from tests.support.eventually import eventually_async
 from tests.support.exposition import Samples, parse_samples, render, value
 from tests.support.paths import FIXTURES, fixture_roots
 
@@ -81,10 +82,11 @@ async def test_scrapes_go_on_without_a_stuck_sweep(
             assert process_errors(samples) == count
 
         release(stat, content)
-        deadline = time.monotonic() + 5
-        while collection.sweep.busy:
-            assert time.monotonic() < deadline, "the released sweep did not finish"
-            await client.get("/-/healthy")
+
+        async def finished() -> bool:
+            return not collection.sweep.busy
+
+        await eventually_async(finished, 5, what="the released sweep finished")
         stat.unlink()  # the process's lock is free again: its file reads as usual
         stat.write_bytes(content)
 

@@ -4,13 +4,12 @@ passes again, and then its series are gone."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.collector.processes import ProcessOptions
 from ksm_exporter.sources.roots import Roots
+from tests.support.eventually import eventually
 from tests.support.exposition import parse_samples, render
 from tests.support.real_ksm import ksm_control, merging_child
 
@@ -46,8 +45,10 @@ def test_a_process_taken_out_of_ksm_loses_its_series(method: str, merge_any: flo
         assert after["ksm_process_merging_pages"] == merged
 
         ksm.set(run=1)
-        deadline = time.monotonic() + 60
-        while process_figures(collection, child.pid):
-            assert time.monotonic() < deadline, "its series stayed after ksmd ran for 60 s"
-            time.sleep(0.1)
+        eventually(
+            lambda: not process_figures(collection, child.pid),
+            60,
+            interval=0.1,
+            what="its series gone once ksmd ran",
+        )
         assert child.merging_pages() == 0

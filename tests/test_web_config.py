@@ -202,7 +202,7 @@ def test_https_scrape_and_plain_http_refused(tmp_path: Path, certificate: Certif
         # Still serving after both refusals.
         assert value(parse_samples(exporter.get("/metrics")), "ksm_pages_sharing") == 30000
     # Refused handshakes are a client's problem: no traceback in the exporter's log.
-    _out, err = exporter.process.communicate(timeout=5)
+    err = exporter.stop()
     assert [line for line in err.splitlines() if "level=info" not in line] == []
 
 

@@ -22,11 +22,6 @@ register_default_plugins()
 METRIC_NAME = re.compile(r"\b([a-z_]+:[a-z0-9_:]+|ksm_[a-z0-9_]+|ALERTS)\b")
 
 
-def _listed_metrics() -> set[str]:
-    text = (REPO / "docs" / "metrics.md").read_text()
-    return {line.split("`")[1] for line in text.splitlines() if line.startswith("| `")}
-
-
 # The tuning-advice metrics, served once the exporter has observed enough full scans.
 TUNING_METRICS = {
     "ksm_tuning_ksmd_cpu_seconds_per_page",
@@ -39,11 +34,6 @@ TUNING_METRICS = {
     "ksm_tuning_predicted_ksmd_cpu_ratio",
     "ksm_tuning_predicted_full_scan_seconds",
 }
-
-
-def documented_metrics() -> set[str]:
-    """Metric names docs/metrics.md lists, which a test holds equal to what is exported."""
-    return _listed_metrics()
 
 
 def recorded_from() -> dict[str, set[str]]:

@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ksm_exporter.cli import build_parser
 from ksm_exporter.sources.ksm_files import declared
+from tests.support import rule_files
 from tests.support.paths import REPO
 
 # A metric name, unless it is the last part of a path (`/proc/<pid>/ksm_stat`) or of a rule
@@ -66,21 +65,9 @@ def references(text: str) -> References:
 
 # --- what the project defines -------------------------------------------------------------
 
-METRICS_ROW = re.compile(r"^\| `(ksm_[a-z0-9_]+)` \|", re.MULTILINE)
-
-
-def documented_metrics() -> frozenset[str]:
-    """docs/metrics.md, which a test keeps equal to what the exporter serves."""
-    return frozenset(METRICS_ROW.findall((REPO / "docs" / "metrics.md").read_text()))
-
 
 def _rules(key: str) -> frozenset[str]:
-    names: set[str] = set()
-    for path in sorted((REPO / "deploy" / "prometheus").glob("*.yml")):
-        document = yaml.safe_load(path.read_text()) or {}
-        for group in document.get("groups", []):
-            names.update(rule[key] for rule in group.get("rules", []) if key in rule)
-    return frozenset(names)
+    return frozenset(rule[key] for rule in rule_files.rules() if key in rule)
 
 
 def recording_rules() -> frozenset[str]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable
+from typing import NoReturn, TypeVar
 
 T = TypeVar("T")
 
@@ -23,15 +24,42 @@ def eventually(
     """
     deadline = time.monotonic() + timeout
     while True:
-        last_error: AssertionError | None = None
-        try:
-            result = check()
-        except AssertionError as err:
-            result, last_error = None, err
+        result, error = _attempt(check)
         if result:
             return result
         if time.monotonic() >= deadline:
-            if last_error is not None:
-                raise last_error
-            raise AssertionError(f"{what} did not happen within {timeout:g} s (last: {result!r})")
+            _give_up(timeout, what, result, error)
         time.sleep(interval)
+
+
+async def eventually_async(
+    check: Callable[[], Awaitable[T | None]],
+    timeout: float,
+    interval: float = 0.05,
+    what: str = "the condition",
+) -> T:
+    """`eventually` for a coroutine check, sleeping on the event loop between attempts."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result, error = await check(), None
+        except AssertionError as err:
+            result, error = None, err
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            _give_up(timeout, what, result, error)
+        await asyncio.sleep(interval)
+
+
+def _attempt(check: Callable[[], T | None]) -> tuple[T | None, AssertionError | None]:
+    try:
+        return check(), None
+    except AssertionError as err:
+        return None, err
+
+
+def _give_up(timeout: float, what: str, result: object, error: AssertionError | None) -> NoReturn:
+    if error is not None:
+        raise error
+    raise AssertionError(f"{what} did not happen within {timeout:g} s (last: {result!r})")

@@ -28,7 +28,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tests.support.exporter_process import free_port
+from tests.support.eventually import eventually
+from tests.support.exporter_process import TOOLKIT_LISTENING, ChildExited
 from tests.support.tools import require
 
 T = TypeVar("T")
@@ -130,15 +131,11 @@ class RunningPrometheus:
         ]
 
     def wait_until(self, check: Callable[[], T | None], what: str, timeout: float = 30.0) -> T:
-        """Polls `check` until it returns something other than None or False."""
-        deadline = time.monotonic() + timeout
-        while True:
-            result = check()
-            if result is not None and result is not False:
-                return result
-            if time.monotonic() > deadline:
-                raise AssertionError(f"Prometheus: {what} not within {timeout}s\n{self.log}")
-            time.sleep(0.2)
+        """The first truthy result of `check`, polled; Prometheus' log if none comes in time."""
+        try:
+            return eventually(check, timeout, interval=0.2, what=f"Prometheus: {what}")
+        except AssertionError as err:
+            raise AssertionError(f"{err}\n{self.log}") from None
 
     def wait_for_scrapes(self, count: int, job: str | None = None, timeout: float = 30.0) -> None:
         """Until every active target (of `job`) has answered `count` scrapes."""
@@ -157,12 +154,12 @@ class RunningPrometheus:
         """Until every rule has been evaluated after this call; returns the rules then."""
         since = time.time()
 
-        def evaluated() -> list[dict[str, Any]] | None:
+        def evaluated() -> tuple[list[dict[str, Any]]] | None:
             rules = self.rules()
             done = all(parse_time(rule["lastEvaluation"]) > since for rule in rules)
-            return rules if done else None
+            return (rules,) if done else None  # no rules at all is done, too
 
-        return self.wait_until(evaluated, "an evaluation of every rule", timeout)
+        return self.wait_until(evaluated, "an evaluation of every rule", timeout)[0]
 
 
 def parse_time(rfc3339: str) -> float:
@@ -189,38 +186,48 @@ def running_prometheus(
     with tempfile.TemporaryDirectory(prefix="ksm-prometheus-") as tmp:
         directory = Path(tmp)
         (directory / "prometheus.yml").write_text(json.dumps(config, indent=2))
-        port = free_port()
         with (directory / "prometheus.log").open("wb") as log:
             process = subprocess.Popen(
                 [
                     binary,
                     f"--config.file={directory / 'prometheus.yml'}",
                     f"--storage.tsdb.path={directory / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{port}",
-                    "--log.level=warn",
+                    "--web.listen-address=127.0.0.1:0",  # it binds a free port and logs it
+                    "--log.level=info",
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=directory,
             )
-        prometheus = RunningPrometheus(process, f"http://127.0.0.1:{port}", directory)
         try:
-            wait_ready(prometheus)
+            prometheus = started(process, directory)
             yield prometheus
         finally:
             stop(process)
 
 
-def wait_ready(prometheus: RunningPrometheus) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
+def started(process: subprocess.Popen[bytes], directory: Path) -> RunningPrometheus:
+    """The running Prometheus, once it listens and answers /-/ready."""
+    log = directory / "prometheus.log"
+
+    def listening() -> str | None:
+        if process.poll() is not None:
+            raise ChildExited(f"prometheus exited with {process.returncode}:\n{log.read_text()}")
+        match = TOOLKIT_LISTENING.search(log.read_text(errors="replace"))
+        return match.group(1) if match else None
+
+    address = eventually(listening, START_TIMEOUT, what="prometheus listening")
+    prometheus = RunningPrometheus(process, f"http://{address}", directory)
+
+    def ready() -> bool:
         try:
             with urllib.request.urlopen(prometheus.url + "/-/ready", timeout=1):
-                return
+                return True
         except OSError:
-            if prometheus.process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"prometheus did not start:\n{prometheus.log}") from None
-            time.sleep(0.1)
+            return listening() is None  # raises if it exited; False: not ready yet
+
+    eventually(ready, START_TIMEOUT, what=f"prometheus ready\n{prometheus.log}")
+    return prometheus
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

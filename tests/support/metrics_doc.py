@@ -1,0 +1,21 @@
+"""docs/metrics.md's table of metrics: the one reader of it for every test."""
+
+from __future__ import annotations
+
+import re
+
+from tests.support.paths import REPO
+
+METRICS_DOC = REPO / "docs" / "metrics.md"
+# | `ksm_run` | gauge | ...
+ROW = re.compile(r"^\| `(ksm_[a-z0-9_]+)` \| (gauge|counter|info) \|", re.MULTILINE)
+
+
+def documented_types() -> dict[str, str]:
+    """{metric name: its type} as docs/metrics.md lists them."""
+    return dict(ROW.findall(METRICS_DOC.read_text()))
+
+
+def documented_metrics() -> frozenset[str]:
+    """The metric names docs/metrics.md lists, which a test holds equal to what is served."""
+    return frozenset(documented_types())
