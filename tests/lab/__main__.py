@@ -25,6 +25,7 @@ def main() -> int:
     summary: list[str] = []
     failed = False
     for kernel in LAB_KERNELS:
+        piece = time.monotonic()
         try:
             capture = measure(kernel)
         except Unavailable as why:
@@ -39,7 +40,9 @@ def main() -> int:
         shutil.rmtree(directory, ignore_errors=True)
         capture.write_tree(directory)
         summary.append(f"{capture.release}: {len(found)} series checked, {len(wrong)} differ")
+        print(f"lab: {kernel} in {time.monotonic() - piece:.0f} s", file=sys.stderr)
         failed = failed or bool(wrong) or "same_instant" in capture.notes
+    piece = time.monotonic()
     try:
         with tempfile.TemporaryDirectory(prefix="ksm-lab-guests-") as work:
             attribution = attribute(guest_names(), Path(work))
@@ -51,6 +54,7 @@ def main() -> int:
             print(f"guests: {problem}", file=sys.stderr)
         summary.extend(attribution.summary())
         failed = failed or bool(problems(attribution))
+        print(f"lab: real guests in {time.monotonic() - piece:.0f} s", file=sys.stderr)
     print(f"lab: {time.monotonic() - started:.0f} s", file=sys.stderr)
     print("\n".join(summary))
     return 1 if failed else 0

@@ -59,6 +59,8 @@ class Cpio:
         self.paths.add(path)
 
     def directory(self, path: str) -> None:
+        if path in ("", "/"):
+            return  # the archive's root exists already
         parent = os.path.dirname(path)
         if parent not in ("", "/") and parent not in self.paths:
             self.directory(parent)
@@ -78,6 +80,8 @@ class Cpio:
             subdirectories[:] = sorted(d for d in subdirectories if not (skip and skip.match(d)))
             relative = os.path.relpath(directory, source)
             for name in sorted(files):
+                if (skip and skip.match(name)) or not os.path.exists(os.path.join(directory, name)):
+                    continue  # unused, or a dangling link
                 target = os.path.normpath(os.path.join(path, relative, name))
                 self.copy(Path(directory, name), target)
 
@@ -136,7 +140,12 @@ def python_image(cache: Path) -> Path:
     dists = runtime_distributions()
     stdlib = Path(os.__file__).parent
     key = "\n".join(
-        [interpreter(), sys.version, *sorted(f"{d.metadata['Name']} {d.version}" for d in dists)]
+        [
+            Path(__file__).read_text(),  # how the image is made
+            interpreter(),
+            sys.version,
+            *sorted(f"{d.metadata['Name']} {d.version}" for d in dists),
+        ]
     )
     image = cache / f"python-{hashlib.sha256(key.encode()).hexdigest()[:16]}.cpio"
     if image.exists():
@@ -160,6 +169,9 @@ def python_image(cache: Path) -> Path:
     partial = image.with_suffix(".partial")
     archive.write(partial)
     partial.rename(image)
+    for stale in cache.glob("python-*.cpio"):
+        if stale != image:
+            stale.unlink()  # made for another Python or by an older builder
     return image
 
 
