@@ -189,7 +189,8 @@ class GuestFigures:
     kernel_pages: int  # from the QEMU process's ksm_stat
     exported_pages: float | None  # ksm_process_merging_pages{vm=name}
     own_under_limit: bool  # a series of its own with --collector.process.limit=1
-    own_when_included: bool  # ... and --collector.process.always-include matching it
+    always_included: bool  # --collector.process.always-include matches this guest ...
+    own_when_included: bool  # ... and it has a series of its own under limit=1 then
     dashboard_bytes: float | None  # the VM table's row for it, from Prometheus
 
     def attributed(self, page_size: int) -> bool:
@@ -206,6 +207,8 @@ class Attribution:
     pages_sharing: int
     exported_total_pages: float  # every per-process series plus the `other` sum
     limit_other_pages: float  # ksm_process_other_merging_pages with limit=1
+    limited_series: int  # per-process series with limit=1: the host's top process
+    included_series: int  # ... and with the smaller guest always included
     problems: list[str] = field(default_factory=list)
 
     def summary(self) -> list[str]:
@@ -223,6 +226,10 @@ def _by_vm(samples: Samples, name: str) -> dict[str, float]:
         if sample == name and vm:
             found[vm] = value
     return found
+
+
+def _count(samples: Samples, name: str) -> int:
+    return sum(1 for sample, _ in samples if sample == name)
 
 
 def _value(samples: Samples, name: str) -> float:
@@ -266,6 +273,7 @@ def attribute(names: tuple[str, str], work: Path) -> Attribution:
                     kernel_pages[g.name],
                     merged.get(g.name),
                     g.name in limited_own,
+                    g is smaller,
                     g.name in included_own,
                     dashboard.get(g.name),
                 )
@@ -276,6 +284,8 @@ def attribute(names: tuple[str, str], work: Path) -> Attribution:
             exported_total_pages=_value(samples, "ksm_process_merging_pages")
             + _value(samples, "ksm_process_other_merging_pages"),
             limit_other_pages=_value(limited_samples, "ksm_process_other_merging_pages"),
+            limited_series=_count(limited_samples, "ksm_process_merging_pages"),
+            included_series=_count(included_samples, "ksm_process_merging_pages"),
         )
         if after != kernel_pages:
             attribution.problems.append(f"guests' ksm_stat moved during the scrapes: {after}")
@@ -307,11 +317,18 @@ def problems(attribution: Attribution) -> list[str]:
                 f"guest {g.name}: ksm_stat {g.kernel_pages} pages, exporter "
                 f"{g.exported_pages}, dashboard {g.dashboard_bytes} bytes"
             )
-        if not g.own_when_included:
+        if g.always_included and not g.own_when_included:
             found.append(f"guest {g.name}: no series of its own although always-included")
-    own = [g for g in attribution.guests if g.own_under_limit]
-    if len(own) > 1:
-        found.append("--collector.process.limit=1 gave both guests series of their own")
+    # limit=1: the host's top process only (a guest, or another process on this host).
+    if attribution.limited_series != 1:
+        found.append(f"--collector.process.limit=1 gave {attribution.limited_series} series")
+    target = [g for g in attribution.guests if g.always_included]
+    added = sum(1 for g in target if not g.own_under_limit)
+    if attribution.included_series != attribution.limited_series + added:
+        found.append(
+            f"always-include added {attribution.included_series - attribution.limited_series}"
+            f" series, not {added}"
+        )
     rest = sum(g.kernel_pages for g in attribution.guests if not g.own_under_limit)
     if attribution.limit_other_pages < rest:
         found.append(f"limit=1: other holds {attribution.limit_other_pages}, guests left {rest}")
