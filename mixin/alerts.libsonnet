@@ -72,7 +72,7 @@
             'ksmd scans without saving memory.',
             std.join(' ', [
               'ksmd used {{ $value | humanizePercentage }} of one CPU core on %s over the last' % where,
-              '5 minutes, yet net profit is %s' % figure('ksm_general_profit_bytes', 'humanize1024', unit='B', otherwise='unknown (kernel before 6.4)'),
+              '5 minutes, yet net profit is %s' % figure('ksm_general_profit_bytes', 'humanize1024', unit='B', otherwise='unknown (a kernel without general_profit)'),
               'and saved memory changed by %s' % figure('delta(ksm_memory_saved_bytes', 'humanize1024', unit='B', suffix='[1h])'),
               'in the last hour (now %sB).' % figure('ksm_memory_saved_bytes', 'humanize1024'),
             ]),
@@ -283,7 +283,7 @@
               'advisor runs), more than %s times away from the setting: pages_to_scan is' % c.tuningAdviceFactor,
               '%s, advisor_target_scan_time %s.' % [
                 figure('ksm_pages_to_scan', 'humanize'),
-                figure('ksm_advisor_target_scan_time_seconds', 'humanizeDuration', otherwise='not offered (kernel before 6.8)'),
+                figure('ksm_advisor_target_scan_time_seconds', 'humanizeDuration', otherwise='not offered (a kernel without the advisor)'),
               ],
               'ksmd would use %s of a CPU at the recommended settings' % figure('ksm_tuning_predicted_ksmd_cpu_ratio', 'humanizePercentage', labels="settings='recommended',"),
               'against %s now.' % figure('ksm_tuning_predicted_ksmd_cpu_ratio', 'humanizePercentage', labels="settings='current',"),
