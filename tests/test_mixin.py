@@ -25,10 +25,14 @@ def expressions(config: dict[str, Any] | None = None) -> list[str]:
     return [rule["expr"] for group in rules["groups"] + alerts["groups"] for rule in group["rules"]]
 
 
+# Rendering everything takes a second or more: once, for every file's test.
+RENDERED = outputs()
+
+
 @pytest.mark.unit
-@pytest.mark.parametrize("path", sorted(outputs()), ids=lambda path: path.name)
+@pytest.mark.parametrize("path", sorted(RENDERED), ids=lambda path: path.name)
 def test_checked_in_files_are_what_the_mixin_renders(path: Path) -> None:
-    assert path.read_text() == outputs()[path], "run: .venv/bin/python -m mixin.render"
+    assert path.read_text() == RENDERED[path], "run: .venv/bin/python -m mixin.render"
 
 
 @pytest.mark.unit
