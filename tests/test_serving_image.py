@@ -39,5 +39,7 @@ def test_the_serving_exporter_has_not_loaded_pydantic() -> None:
         assert "ksm_pages_sharing 30000.0" in exporter.get()
         with open(f"/proc/{exporter.process.pid}/maps") as maps:
             libraries = {line.split()[-1] for line in maps if "/" in line}
+        with open(f"/proc/{exporter.process.pid}/comm") as comm:
+            assert comm.read() == "ksm-exporter\n"  # what ps, top and pgrep -x show
     assert [path for path in libraries if "pydantic" in path] == []
     assert [path for path in libraries if "uvloop" in path] != []  # the faster loop stays

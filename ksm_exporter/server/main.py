@@ -9,6 +9,7 @@ less resident memory for as long as the exporter runs.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import logging
 import os
@@ -31,6 +32,14 @@ log = logging.getLogger("ksm_exporter")
 
 # The environment variable that hands the validated settings (JSON) to the serving image.
 VALIDATED_SETTINGS = "_KSM_EXPORTER_VALIDATED_SETTINGS"
+PR_SET_NAME = 15
+
+
+def name_process(name: str) -> None:
+    """The name `ps`, `top` and `pgrep -x` show (the kernel's comm), which would otherwise be
+    the interpreter's; threads started later inherit it."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_NAME, name.encode()[:15], 0, 0, 0)
 
 
 def load_web(path: str | None) -> tuple[dict[str, str], ssl.SSLContext | None]:
@@ -107,6 +116,7 @@ def serve(
 
 def main() -> int:
     """Entry of the serving image: the settings come from VALIDATED_SETTINGS, not argv."""
+    name_process("ksm-exporter")
     settings = ValidatedSettings(json.loads(os.environ.pop(VALIDATED_SETTINGS)))
     configure_logging(settings.log_level, settings.log_format)
     users, ssl_context = load_web(settings.web_config_file)
