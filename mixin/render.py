@@ -8,6 +8,7 @@ deploy/kubernetes/, which are checked in for those who do not use jsonnet.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -79,11 +80,17 @@ def dump(document: Any) -> str:
 def evaluate(expression: str, config: dict[str, Any] | None = None) -> Any:
     """A jsonnet expression over `mixin` (mixin.libsonnet with `config` merged into its
     _config, as a user's own jsonnet would), evaluated to Python values."""
-    overrides = json.dumps(config or {})
+    return json.loads(_evaluated(expression, json.dumps(config or {}, sort_keys=True)))
+
+
+@functools.cache
+def _evaluated(expression: str, overrides: str) -> str:
+    """The JSON text, kept: rendering the whole mixin takes a tenth of a second or more."""
     snippet = (
         f"local mixin = (import 'mixin.libsonnet') + {{ _config+:: {overrides} }}; {expression}"
     )
-    return json.loads(_jsonnet.evaluate_snippet(str(HERE / "render.jsonnet"), snippet))
+    text: str = _jsonnet.evaluate_snippet(str(HERE / "render.jsonnet"), snippet)
+    return text
 
 
 def rule_groups(config: dict[str, Any] | None = None) -> tuple[Any, Any]:

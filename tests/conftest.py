@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 
 import pytest
@@ -34,3 +36,31 @@ def _unit_tests_start_no_process(
             raise AssertionError(f"a unit test started a process: {args!r}; mark it e2e")
 
         monkeypatch.setattr(subprocess.Popen, "_execute_child", refuse)
+
+
+# Where a run records how many tests of each tier ran (passed or failed, not skipped), so
+# that CI can tell a tier that ran nothing from one that passed: KSM_EXPORTER_TIER_COUNTS.
+TIER_COUNTS = "KSM_EXPORTER_TIER_COUNTS"
+_ran: dict[str, int] = dict.fromkeys(TIERS, 0)
+_collected: dict[str, int] = dict.fromkeys(TIERS, 0)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    for item in session.items:
+        for tier in tiers_of(item):
+            _collected[tier] += 1
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" and not report.skipped:
+        for tier in TIERS:
+            if tier in report.keywords:
+                _ran[tier] += 1
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    path = os.environ.get(TIER_COUNTS)
+    if path:
+        counts = {tier: {"collected": _collected[tier], "ran": _ran[tier]} for tier in TIERS}
+        with open(path, "w") as f:
+            json.dump(counts, f)
