@@ -11,7 +11,6 @@ from ksm_exporter.sources.ksm_stat import KEYS
 from tests.lab.compare import Capture
 from tests.lab.measure import KERNEL_CAPTURES
 from tests.lab.versions import (
-    METRICS_DOC,
     generated,
     lab_sources,
     sources,
@@ -19,6 +18,7 @@ from tests.lab.versions import (
     version,
     with_kernel_column,
 )
+from tests.support.metrics_doc import METRICS_DOC
 
 pytestmark = pytest.mark.unit
 

@@ -140,12 +140,14 @@ def _opened_afresh(directory: str) -> Callable[[str], bytes | None]:
     return lambda name: read_bytes(os.path.join(directory, name))
 
 
-def _snapshot(directory: str, content_of: Callable[[str], bytes | None]) -> SysfsReading:
-    """Parse each attribute's content; `content_of` returns None for an absent file."""
+def _parse_files(
+    directory: str, content_of: Callable[[str], bytes | None], names: tuple[str, ...]
+) -> tuple[dict[str, int], AdvisorMode | None, list[Problem]]:
+    """Each named file's parsed value; `content_of` returns None for an absent file."""
     values: dict[str, int] = {}
     advisor_mode: AdvisorMode | None = None
     problems: list[Problem] = []
-    for name in declared().names:
+    for name in names:
         value, problem = parse_attribute(directory, name, content_of)
         if problem is not None:
             problems.append(problem)
@@ -153,8 +155,19 @@ def _snapshot(directory: str, content_of: Callable[[str], bytes | None]) -> Sysf
             advisor_mode = value
         elif isinstance(value, int):
             values[name] = value
-    unreadable = frozenset(os.path.basename(p.path) for p in problems)
-    snapshot = KsmSysfs(True, unreadable=unreadable, advisor_mode=advisor_mode, values=values)
+    return values, advisor_mode, problems
+
+
+def _unreadable(problems: list[Problem]) -> frozenset[str]:
+    return frozenset(os.path.basename(p.path) for p in problems)
+
+
+def _snapshot(directory: str, content_of: Callable[[str], bytes | None]) -> SysfsReading:
+    """Every declared file, parsed."""
+    values, advisor_mode, problems = _parse_files(directory, content_of, declared().names)
+    snapshot = KsmSysfs(
+        True, unreadable=_unreadable(problems), advisor_mode=advisor_mode, values=values
+    )
     return SysfsReading(snapshot, tuple(problems))
 
 
@@ -175,15 +188,8 @@ def parse_attribute(
 def read_numbers(sysfs_root: str, names: tuple[str, ...]) -> KsmSysfs:
     """Only the named number files, opened afresh, for the background sampler."""
     directory = ksm_dir(sysfs_root)
-    values: dict[str, int] = {}
-    unreadable: set[str] = set()
-    for name in names:
-        value, problem = parse_attribute(directory, name, _opened_afresh(directory))
-        if problem is not None:
-            unreadable.add(name)
-        elif isinstance(value, int):
-            values[name] = value
-    return KsmSysfs(bool(values), unreadable=frozenset(unreadable), values=values)
+    values, _mode, problems = _parse_files(directory, _opened_afresh(directory), names)
+    return KsmSysfs(bool(values), unreadable=_unreadable(problems), values=values)
 
 
 class HeldKsmSysfs:

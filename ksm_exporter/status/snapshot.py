@@ -152,7 +152,13 @@ def take_snapshot(
         processes=processes,
         problems=(*sysfs.problems, *meminfo.problems, *ksmd_problems, *processes.problems),
         tuning=compare_tuners(
-            roots, ksm, advice, options, processes=processes, page_size=page_size
+            roots,
+            ksm,
+            advice,
+            options,
+            processes=processes,
+            page_size=page_size,
+            mem_total=mem_total,
         ),
     )
 
@@ -178,9 +184,9 @@ def compare_tuners(
     *,
     processes: ProcessSample,
     page_size: int,
+    mem_total: int | None,
 ) -> Tuning:
     """The advice beside what ksmtuned/MOM and the kernel's advisor would set now."""
-    mem_total = read_mem_total(roots.procfs).mem_total_bytes
     free = read_free_bytes(roots.procfs)
     choice = None
     if mem_total and free is not None and ksm.pages_to_scan is not None:

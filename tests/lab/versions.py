@@ -18,9 +18,9 @@ from ksm_exporter.sources import ksm_files
 from ksm_exporter.sources.ksm_stat import KEYS
 from tests.lab.compare import Capture
 from tests.lab.measure import KERNEL_CAPTURES
+from tests.support.metrics_doc import METRICS_DOC
 from tests.support.paths import REPO
 
-METRICS_DOC = REPO / "docs" / "metrics.md"
 ROW = re.compile(r"^(\| `(ksm_[a-z0-9_]+)` \|(?: [^|\n]* \|){3}) ([^|\n]*) \|$", re.MULTILINE)
 BACKTICKED = re.compile(r"`([^`]+)`")
 # Where a per-process figure comes from once no ksm_stat line is named: the counter every
