@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: run test test-unit lint format dashboards mixin bench lab clean
+.PHONY: run test test-unit lint format dashboards mixin docs bench lab clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
@@ -46,6 +46,10 @@ dashboards: $(VENV)/.installed-dev
 mixin: $(VENV)/.installed-dev
 	$(BIN)/python -m mixin.render
 
+## docs: regenerate docs/metrics.md's KSM table and kernel column from the declarations and the lab's captures
+docs: $(VENV)/.installed-dev
+	$(BIN)/python -m docs.generate
+
 ## bench: scrape latency and throughput against node_exporter, memory footprint, process sweep
 bench: $(VENV)/.installed-run
 	$(BIN)/python -m bench.scrape_latency
@@ -54,7 +58,7 @@ bench: $(VENV)/.installed-run
 
 ## lab: real kernels (Debian 6.1, 6.12, this host's) under QEMU and real QEMU guests; records tests/fixtures/kernels/
 lab: $(VENV)/.installed-dev
-	$(BIN)/python -m tests.lab
+	$(BIN)/python -m lab
 
 format: $(VENV)/.installed-dev
 	$(BIN)/ruff check --fix .

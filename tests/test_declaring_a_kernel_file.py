@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from docs.generate import with_declared_rows
 from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.sources import ksm_files
 from ksm_exporter.sources.ksm_files import KsmFile, declared
 from ksm_exporter.sources.roots import Roots
 from ksm_exporter.sources.sysfs import HeldKsmSysfs
-from tests.lab.versions import with_declared_rows
 from tests.support.exposition import parse_samples, render, value
 from tests.support.metrics_doc import METRICS_DOC
 from tests.support.paths import FIXTURES

@@ -6,18 +6,11 @@ import re
 
 import pytest
 
+from docs.generate import generated, with_kernel_column
 from ksm_exporter.sources.ksm_files import KSM_FILES
 from ksm_exporter.sources.ksm_stat import KEYS
-from tests.lab.compare import Capture
-from tests.lab.measure import KERNEL_CAPTURES
-from tests.lab.versions import (
-    generated,
-    lab_sources,
-    sources,
-    statement,
-    version,
-    with_kernel_column,
-)
+from lab.captures import KERNEL_CAPTURES, Capture
+from lab.versions import lab_sources, sources, statement, version
 from tests.support.metrics_doc import METRICS_DOC
 
 pytestmark = pytest.mark.unit
@@ -28,7 +21,7 @@ ORIGINAL_FILES = 14  # 6.1: run ... use_zero_pages, max_page_sharing and the sta
 def test_the_ksm_table_and_kernel_column_are_generated() -> None:
     """Rows from the file declarations, kernel cells from the captures of real kernels."""
     text = METRICS_DOC.read_text()
-    assert generated(text) == text, "run: python -m tests.lab.versions"
+    assert generated(text) == text, "run: make docs"
 
 
 def test_a_stale_kernel_cell_is_restated() -> None:

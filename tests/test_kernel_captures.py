@@ -9,8 +9,8 @@ import pytest
 
 from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.sources.roots import Roots
-from tests.lab.compare import Capture, checks, differences
-from tests.lab.measure import KERNEL_CAPTURES
+from lab.captures import KERNEL_CAPTURES, Capture
+from lab.compare import checks, differences
 from tests.support.exposition import render
 
 pytestmark = pytest.mark.unit

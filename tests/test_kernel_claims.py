@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab.versions import lab_sources
+from lab.versions import lab_sources
 from tests.support.paths import REPO
 
 pytestmark = pytest.mark.unit

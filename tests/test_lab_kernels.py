@@ -7,9 +7,10 @@ import os
 
 import pytest
 
-from tests.lab.compare import Capture, checks, differences
-from tests.lab.kernels import Unavailable
-from tests.lab.measure import LAB_KERNELS, measure
+from lab.captures import Capture
+from lab.compare import checks, differences
+from lab.kernels import Unavailable
+from lab.measure import LAB_KERNELS, measure
 
 pytestmark = pytest.mark.lab
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab.initramfs import Cpio
-from tests.lab.kernels import Unavailable
-from tests.lab.qemu import qemu
+from lab.initramfs import Cpio
+from lab.kernels import Unavailable
+from lab.qemu import qemu
 from tests.support.tools import require
 
 

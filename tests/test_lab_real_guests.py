@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab.kernels import Unavailable
-from tests.lab.real_guests import attribute, guest_names, problems
+from lab.kernels import Unavailable
+from lab.real_guests import attribute, guest_names, problems
 
 pytestmark = pytest.mark.lab
 

@@ -18,10 +18,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from tests.lab.compare import Capture
-from tests.lab.initramfs import Cpio, static_busybox
-from tests.lab.kernels import SUITES, Unavailable, fetch
-from tests.lab.qemu import tcg_command
+from lab.captures import Capture
+from lab.initramfs import Cpio, static_busybox
+from lab.kernels import SUITES, Unavailable, fetch
+from lab.qemu import tcg_command
 from tests.support.dashboards import load, panels, queries
 from tests.support.eventually import eventually
 from tests.support.exporter_process import RunningExporter, running_exporter

@@ -1,10 +1,8 @@
-"""The kernel column of docs/metrics.md, from the lab's captures of real kernels.
+"""Writes docs/metrics.md's generated parts: `make docs` (`python -m docs.generate`).
 
-For each metric's source (a KSM file, a `ksm_stat` line, ksmd's `schedstat`), the column
-states the oldest lab kernel that has it and the newest that lacks it: `in 6.12, not in 6.1`
-(the source arrived in between), or `in 6.1` when the oldest lab kernel already has it.
-
-`python -m tests.lab.versions` rewrites the column; a unit test fails while it is stale.
+The KSM table's rows come from the file declarations in ksm_exporter/sources/ksm_files.py;
+every row's kernel cell from the lab's captures of real kernels (tests/fixtures/kernels/),
+stated by lab.versions. Everything else in the document is written by hand and kept as it is.
 """
 
 from __future__ import annotations
@@ -16,61 +14,18 @@ from pathlib import Path
 from ksm_exporter.collector.process_families import PROCESS_METRICS
 from ksm_exporter.sources import ksm_files
 from ksm_exporter.sources.ksm_stat import KEYS
-from tests.lab.compare import Capture
-from tests.lab.measure import KERNEL_CAPTURES
-from tests.support.metrics_doc import METRICS_DOC
-from tests.support.paths import REPO
+from lab.versions import PROCESS_BASE, lab_sources, statement
 
+METRICS_DOC = Path(__file__).resolve().parent / "metrics.md"
 ROW = re.compile(r"^(\| `(ksm_[a-z0-9_]+)` \|(?: [^|\n]* \|){3}) ([^|\n]*) \|$", re.MULTILINE)
 BACKTICKED = re.compile(r"`([^`]+)`")
-# Where a per-process figure comes from once no ksm_stat line is named: the counter every
-# kernel with per-process KSM figures has.
-PROCESS_BASE = "ksm_merging_pages"
 FAMILY_SOURCES = (
     ("ksm_process", PROCESS_BASE),
     ("ksm_ksmd_cpu", "schedstat"),
     ("ksm_tuning_", "full_scans"),  # the advice needs observed full scans, and nothing newer
 )
-
-
-def version(release: str) -> tuple[int, int]:
-    major, minor = release.split(".")[:2]
-    return int(major), int(minor)
-
-
-def shown(release: str) -> str:
-    return "{}.{}".format(*version(release))
-
-
-def sources(capture: Capture) -> set[str]:
-    """What this kernel offers: KSM file names, ksm_stat keys (no colon), ksmd's files."""
-    found = {path.rsplit("/", 1)[1] for path in capture.files if path.startswith("sys/")}
-    for pid in capture.pids():
-        if capture.process_stat(pid).registered:
-            found |= set(capture.ksm_stat_lines(pid))
-            if capture.files.get(f"proc/{pid}/{PROCESS_BASE}", "").strip():
-                found.add(PROCESS_BASE)
-    ksmd = capture.roles.get("ksmd")
-    found |= {name for name in ("stat", "schedstat") if f"proc/{ksmd}/{name}" in capture.files}
-    if "proc/meminfo" in capture.files:
-        found.add("meminfo")
-    return found
-
-
-def lab_sources(directory: Path = KERNEL_CAPTURES) -> dict[str, set[str]]:
-    """{kernel version: its sources}, oldest first."""
-    captures = [Capture.read_tree(path) for path in directory.iterdir() if path.is_dir()]
-    captures.sort(key=lambda capture: version(capture.release))
-    return {shown(capture.release): sources(capture) for capture in captures}
-
-
-def statement(source: str, kernels: dict[str, set[str]]) -> str:
-    having = [name for name, offered in kernels.items() if source in offered]
-    if not having:
-        return f"not in {list(kernels)[-1]}"
-    oldest = having[0]
-    lacking = [name for name in list(kernels)[: list(kernels).index(oldest)]]
-    return f"in {oldest}, not in {lacking[-1]}" if lacking else f"in {oldest}"
+KSM_TABLE_START = "## KSM state and counters\n\n"
+KSM_TABLE_END = "\n\n## Derived savings"
 
 
 def declared_sources() -> dict[str, str]:
@@ -113,10 +68,6 @@ def with_kernel_column(text: str, kernels: dict[str, set[str]]) -> str:
     return ROW.sub(restate, text)
 
 
-KSM_TABLE_START = "## KSM state and counters\n\n"
-KSM_TABLE_END = "\n\n## Derived savings"
-
-
 def ksm_table() -> str:
     """The KSM table's rows as ksm_exporter/sources/ksm_files.py declares the files; the
     kernel cells are left for `with_kernel_column`."""
@@ -149,12 +100,18 @@ def generated(text: str) -> str:
     return with_kernel_column(with_declared_rows(text), lab_sources())
 
 
-def main() -> int:
-    text = METRICS_DOC.read_text()
+def write(document: Path = METRICS_DOC) -> bool:
+    """Regenerate `document` in place; True when it changed."""
+    text = document.read_text()
     updated = generated(text)
     if updated != text:
-        METRICS_DOC.write_text(updated)
-        print(f"{METRICS_DOC.relative_to(REPO)}: rows and kernel column restated")
+        document.write_text(updated)
+    return updated != text
+
+
+def main() -> int:
+    if write():
+        print(f"{METRICS_DOC.name}: rows and kernel column restated")
     return 0
 
 

@@ -14,10 +14,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.lab.compare import checks, differences
-from tests.lab.kernels import Unavailable
-from tests.lab.measure import KERNEL_CAPTURES, LAB_KERNELS, measure
-from tests.lab.real_guests import attribute, guest_names, problems
+from lab.captures import KERNEL_CAPTURES
+from lab.compare import checks, differences
+from lab.kernels import Unavailable
+from lab.measure import LAB_KERNELS, measure
+from lab.real_guests import attribute, guest_names, problems
 
 
 def main() -> int:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-from tests.lab.kernels import Unavailable
-from tests.support.paths import REPO
+from lab.captures import REPO
+from lab.kernels import Unavailable
 
 SITE = "/lab/site"  # the exporter's dependencies
 SOURCE = "/lab/src"  # this project
@@ -35,8 +35,8 @@ OPTIONAL_DISTRIBUTIONS = frozenset({"uvloop", "bcrypt", "pyyaml"})
 PROJECT_PARTS = (
     "ksm_exporter",
     "tests/__init__.py",
-    "tests/lab/__init__.py",
-    "tests/lab/capture.py",
+    "lab/__init__.py",
+    "lab/capture.py",
     "tests/support/__init__.py",
     "tests/support/eventually.py",
     "tests/support/merging_workload.py",

@@ -7,7 +7,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.lab.kernels import Unavailable
+from lab.kernels import Unavailable
 
 QEMU = "qemu-system-x86_64"
 BOOT_TIMEOUT = 180.0

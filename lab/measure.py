@@ -8,17 +8,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.lab.compare import Capture
-from tests.lab.initramfs import initramfs
-from tests.lab.kernels import CACHE, SUITES, Unavailable, fetch
-from tests.lab.qemu import run_guest
-from tests.support.paths import FIXTURES, REPO
+from lab.captures import REPO, Capture
+from lab.initramfs import initramfs
+from lab.kernels import CACHE, SUITES, Unavailable, fetch
+from lab.qemu import run_guest
 from tests.support.real_ksm import host_in_use, ksm_lock, ksm_writable
 
-KERNEL_CAPTURES = FIXTURES / "kernels"
 HOST = "host"  # the kernel this machine runs, measured without a guest
 LAB_KERNELS = (*SUITES, HOST)
-CAPTURE_COMMAND = "-m tests.lab.capture --output /dev/ttyS1"
+CAPTURE_COMMAND = "-m lab.capture --output /dev/ttyS1"
 EMULATION_CRASH = "Kernel panic"
 
 
@@ -49,7 +47,7 @@ def measure_host(work: Path) -> Capture:
         if in_use is not None:
             raise Unavailable(in_use)
         result = subprocess.run(
-            [sys.executable, "-m", "tests.lab.capture", "--output", str(output)],
+            [sys.executable, "-m", "lab.capture", "--output", str(output)],
             cwd=REPO,
             env={**os.environ, "PYTHONPATH": str(REPO)},
             capture_output=True,

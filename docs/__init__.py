@@ -1,0 +1,1 @@
+"""The docs whose tables are generated: `make docs` (`python -m docs.generate`)."""

@@ -1,0 +1,58 @@
+"""Which KSM sources each lab kernel offers, from the lab's captures of real kernels.
+
+A source is a KSM file name, a `ksm_stat` key (without its colon), ksmd's `stat` or
+`schedstat`, or `meminfo`. `statement` words what the captures prove about one source: the
+oldest lab kernel that has it and the newest that lacks it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lab.captures import KERNEL_CAPTURES, Capture
+
+# Where a per-process figure comes from once no ksm_stat line is named: the counter every
+# kernel with per-process KSM figures has.
+PROCESS_BASE = "ksm_merging_pages"
+
+
+def version(release: str) -> tuple[int, int]:
+    major, minor = release.split(".")[:2]
+    return int(major), int(minor)
+
+
+def shown(release: str) -> str:
+    return "{}.{}".format(*version(release))
+
+
+def sources(capture: Capture) -> set[str]:
+    """What this kernel offers: KSM file names, ksm_stat keys (no colon), ksmd's files."""
+    found = {path.rsplit("/", 1)[1] for path in capture.files if path.startswith("sys/")}
+    for pid in capture.pids():
+        if capture.process_stat(pid).registered:
+            found |= set(capture.ksm_stat_lines(pid))
+            if capture.files.get(f"proc/{pid}/{PROCESS_BASE}", "").strip():
+                found.add(PROCESS_BASE)
+    ksmd = capture.roles.get("ksmd")
+    found |= {name for name in ("stat", "schedstat") if f"proc/{ksmd}/{name}" in capture.files}
+    if "proc/meminfo" in capture.files:
+        found.add("meminfo")
+    return found
+
+
+def lab_sources(directory: Path = KERNEL_CAPTURES) -> dict[str, set[str]]:
+    """{kernel version: its sources}, oldest first."""
+    captures = [Capture.read_tree(path) for path in directory.iterdir() if path.is_dir()]
+    captures.sort(key=lambda capture: version(capture.release))
+    return {shown(capture.release): sources(capture) for capture in captures}
+
+
+def statement(source: str, kernels: dict[str, set[str]]) -> str:
+    """`in 6.12, not in 6.1` (arrived in between), `in 6.1` (the oldest has it), or
+    `not in 6.18` (no lab kernel has it)."""
+    having = [name for name, offered in kernels.items() if source in offered]
+    if not having:
+        return f"not in {list(kernels)[-1]}"
+    oldest = having[0]
+    lacking = list(kernels)[: list(kernels).index(oldest)]
+    return f"in {oldest}, not in {lacking[-1]}" if lacking else f"in {oldest}"
