@@ -12,6 +12,7 @@ from pytest_aiohttp import AiohttpClient
 from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.server.app import make_app
 from ksm_exporter.sources.roots import Roots
+from tests.support.calls import Calls
 from tests.support.eventually import eventually_async
 from tests.support.exposition import parse_samples, value
 from tests.support.paths import fixture_roots
@@ -91,8 +92,11 @@ async def test_concurrent_scrapes_share_one_collection(aiohttp_client: AiohttpCl
     collection = KsmCollection(fixture_roots("current"), 4096)
     gate = asyncio.Event()
     original = collection.collect_async
+    collections = 0
 
     async def slow_collect() -> list:  # type: ignore[type-arg]
+        nonlocal collections
+        collections += 1
         await gate.wait()
         return await original()
 
@@ -110,9 +114,9 @@ async def test_concurrent_scrapes_share_one_collection(aiohttp_client: AiohttpCl
     gate.set()
     responses = await asyncio.gather(*scrapes)
     assert [r.status for r in responses] == [200] * 50
-    assert collection.collections == 1
+    assert collections == 1
     await client.get("/metrics")
-    assert collection.collections == 2
+    assert collections == 2
 
 
 async def test_unknown_path_and_method(aiohttp_client: AiohttpClient) -> None:
@@ -122,19 +126,20 @@ async def test_unknown_path_and_method(aiohttp_client: AiohttpClient) -> None:
 
 
 async def test_cost_sampler_runs_while_the_app_serves(
-    aiohttp_client: AiohttpClient, tmp_path: Path
+    aiohttp_client: AiohttpClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     roots = copy_fixture("current", tmp_path)
     collection = KsmCollection(roots, 4096, sample_interval=0.01)
+    ticks = Calls(monkeypatch, collection.sampler, "tick")
     client = await aiohttp_client(make_app(collection))
 
     async def ticked() -> bool:
-        return collection.sampler.ticks >= 2
+        return ticks.count >= 2
 
     await eventually_async(ticked, 10, interval=0.01, what="two ticks of the sampler")
     samples = parse_samples(await (await client.get("/metrics")).text())
     assert value(samples, "ksm_ksmd_cpu_ratio") == 0.0  # the fixture's ksmd is idle
     await client.close()
-    ticks = collection.sampler.ticks
+    stopped_at = ticks.count
     await asyncio.sleep(0.05)
-    assert collection.sampler.ticks == ticks
+    assert ticks.count == stopped_at

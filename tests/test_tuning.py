@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from ksm_exporter.collector.collection import KsmCollection
-from ksm_exporter.derive.scan_cost import FullScan
-from ksm_exporter.derive.scan_trend import Trend, next_trend, raw_state
+from ksm_exporter.derive.scan_cost import FullScan, raw_state
+from ksm_exporter.derive.scan_trend import Trend, next_trend
 from ksm_exporter.derive.tuning import Advice, TuningOptions, advise, fit_cost, host_now
 from tests.support.exposition import parse_samples, render, value
 from tests.support.ksmd_simulator import KsmdSimulator, run_for, saturating

@@ -19,10 +19,11 @@ from ksm_exporter.collector.cost_families import cost_families
 from ksm_exporter.collector.cost_sampler import CostSampler
 from ksm_exporter.collector.ksm_families import savings_families, sysfs_families
 from ksm_exporter.collector.off_loop import OffLoop
+from ksm_exporter.collector.process_families import process_families, sweep_families
 from ksm_exporter.collector.processes import ProcessOptions, ProcessReader
 from ksm_exporter.collector.self_metrics import SourceStats
 from ksm_exporter.collector.tuning_families import tuning_families
-from ksm_exporter.derive.process_selection import ProcessSample
+from ksm_exporter.derive.process_selection import ProcessReading
 from ksm_exporter.derive.savings import derive_savings
 from ksm_exporter.derive.tuning import TuningOptions, advise, host_now
 from ksm_exporter.sources.kernel_file import Problem
@@ -36,22 +37,22 @@ from ksm_exporter.sources.sysfs import HeldKsmSysfs, SysfsReading
 SWEEP_DEADLINE = 5.0
 
 
-class Reading(Protocol):
+class HasProblems(Protocol):
     @property
     def problems(self) -> tuple[Problem, ...]: ...
 
 
-R = TypeVar("R", bound=Reading)
-Timed = tuple[ProcessSample, float]  # a sweep and how long it took
+R = TypeVar("R", bound=HasProblems)
+Timed = tuple[ProcessReading, float]  # a sweep and how long it took
 
 
 @dataclass(frozen=True, slots=True)
-class Sample:
+class HostReading:
     """Everything one collection read."""
 
     sysfs: SysfsReading
     meminfo: MeminfoReading
-    processes: ProcessSample | None = None  # None when the per-process sweep is off
+    processes: ProcessReading | None = None  # None when the per-process sweep is off
     ksmd: KsmdReading | None = None  # None where the kernel has no KSM: no ksmd to look for
 
 
@@ -86,7 +87,6 @@ class KsmCollection:
         sources = (*self.SOURCES, "process") if self.processes else self.SOURCES
         self.stats = SourceStats(sources)
         self.sysfs = HeldKsmSysfs(roots.sysfs)
-        self.collections = 0
         self.ksmd = KsmdLocator(roots.procfs, clock, clock_ticks)
         self.sampler = CostSampler(roots.sysfs, self.ksmd, sample_interval, clock)
         self.sweep = OffLoop(self.sweep_processes, sweep_deadline)
@@ -106,28 +106,30 @@ class KsmCollection:
         sample = self.processes.read()
         return sample, time.perf_counter() - started
 
-    def read(self) -> Sample:
+    def read(self) -> HostReading:
         """Every source but the per-process sweep."""
         sysfs = self.timed("sysfs", self.sysfs.read)
         meminfo = self.timed("meminfo", lambda: read_mem_total(self.roots.procfs))
         ksmd = self.timed("ksmd", self.ksmd.read) if sysfs.snapshot.available else None
-        return Sample(sysfs, meminfo, None, ksmd)
+        return HostReading(sysfs, meminfo, None, ksmd)
 
-    def record_sweep(self, timed: Timed | None) -> ProcessSample | None:
+    def record_sweep(self, timed: Timed | None) -> ProcessReading | None:
         if timed is None:
             return None
         sample, seconds = timed
         self.stats.record("process", seconds, sample.problems)
         return sample
 
-    def families(self, sample: Sample) -> list[Metric]:
+    def families(self, sample: HostReading) -> list[Metric]:
         ksm = sample.sysfs.snapshot
         savings = derive_savings(ksm, self.page_size, sample.meminfo.mem_total_bytes)
         metrics: list[Metric] = []
         metrics.extend(sysfs_families(ksm))
         metrics.extend(savings_families(savings, self.page_size))
         if self.processes is not None and sample.processes is not None:
-            metrics.extend(self.processes.families(sample.processes, self.page_size))
+            labels = self.processes.options.labels
+            metrics.extend(process_families(sample.processes, labels, self.page_size))
+            metrics.extend(sweep_families(sample.processes.sweep))
         ksmd = sample.ksmd.ksmd if sample.ksmd else None
         metrics.extend(cost_families(ksmd, self.sampler.cost))
         if ksm.available:
@@ -138,13 +140,11 @@ class KsmCollection:
 
     def collect(self) -> Iterable[Metric]:
         """prometheus-client's Collector protocol, for tests: the sweep runs inline."""
-        self.collections += 1
         sample = self.read()
         return self.families(replace(sample, processes=self.record_sweep(self.sweep_processes())))
 
     async def collect_async(self) -> list[Metric]:
         """The server's entry point: the sweep runs in a worker thread, the rest inline."""
-        self.collections += 1
         if self.processes is None:
             return self.families(self.read())
         running = self.sweep.start()

@@ -6,8 +6,9 @@ from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, Metric
 
-from ksm_exporter.collector.ksm_families import present_gauges
-from ksm_exporter.derive.scan_cost import NANOSECONDS, ScanCost
+from ksm_exporter.collector.gauges import present_gauges
+from ksm_exporter.derive.scan_cost import ScanCost
+from ksm_exporter.sources.kernel_file import NANOSECONDS
 from ksm_exporter.sources.ksmd import Ksmd
 
 

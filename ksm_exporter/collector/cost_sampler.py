@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable
 
 from ksm_exporter.derive.scan_cost import ScanCost, advance
+from ksm_exporter.sources.host import read_scan
 from ksm_exporter.sources.ksmd import KsmdLocator
-from ksm_exporter.sources.scan_state import read_cost_sample
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +35,9 @@ class CostSampler:
         self.interval = interval
         self.clock = clock
         self.cost = ScanCost()
-        self.ticks = 0
 
     def tick(self) -> ScanCost:
-        self.ticks += 1
-        self.cost = advance(self.cost, read_cost_sample(self.sysfs_root, self.ksmd, self.clock))
+        self.cost = advance(self.cost, read_scan(self.sysfs_root, self.ksmd, self.clock))
         return self.cost
 
     async def run(self) -> None:

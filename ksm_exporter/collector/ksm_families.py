@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from ksm_exporter.collector.gauges import present_gauges
 from ksm_exporter.derive.savings import Savings
 from ksm_exporter.sources import ksm_files
 from ksm_exporter.sources.sysfs import KsmSysfs
@@ -65,10 +66,3 @@ def savings_families(savings: Savings, page_size: int) -> Iterator[Metric]:
         ),
     )
     yield from present_gauges(derived)
-
-
-def present_gauges(figures: Iterable[tuple[str, str, float | None]]) -> Iterator[Metric]:
-    """One gauge per (name, help, value), leaving out the figures that are not known."""
-    for name, help_text, value in figures:
-        if value is not None:
-            yield GaugeMetricFamily(name, help_text, value=value)

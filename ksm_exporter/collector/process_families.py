@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from ksm_exporter.derive.process_selection import (
-    ProcessSample,
+    ProcessReading,
     count_states,
     process_profit_bytes,
     sum_other,
@@ -72,7 +72,7 @@ PROCESS_METRICS: tuple[ProcessMetric, ...] = (
 
 
 def process_families(
-    sample: ProcessSample, labels: tuple[str, ...], page_size: int
+    sample: ProcessReading, labels: tuple[str, ...], page_size: int
 ) -> Iterator[Metric]:
     sweep, selection = sample.sweep, sample.selection
     if not sweep.fields:

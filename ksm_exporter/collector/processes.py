@@ -6,15 +6,11 @@ import logging
 import os
 import re
 import resource
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from prometheus_client.core import Metric
-
-from ksm_exporter.collector.process_families import process_families, sweep_families
 from ksm_exporter.derive.process_selection import (
-    ProcessSample,
+    ProcessReading,
     always_included,
     select_processes,
 )
@@ -51,7 +47,8 @@ def sweep_threads() -> int:
 
 
 class ProcessReader:
-    """Sweeps procfs, selects the processes with series of their own, and names them."""
+    """Sweeps procfs, selects the processes with series of their own, and names them;
+    `collector.process_families` renders what it read."""
 
     def __init__(self, procfs_root: str, options: ProcessOptions) -> None:
         self.procfs_root = procfs_root
@@ -63,7 +60,7 @@ class ProcessReader:
         self.sweeper = ProcessSweeper(procfs_root, self._helpers, threads, open_files_budget())
         self._warned_unreadable = False
 
-    def read(self) -> ProcessSample:
+    def read(self) -> ProcessReading:
         """Runs off the event loop: thousands of small reads."""
         sweep = self.sweeper.sweep()
         self._note_unreadable(sweep.unreadable)
@@ -77,11 +74,7 @@ class ProcessReader:
         for process in selection.own:
             if process.pid not in identities and any(wanted.values()):
                 identities[process.pid] = read_identity(self.procfs_root, process.pid, **wanted)
-        return ProcessSample(sweep, selection, identities)
-
-    def families(self, sample: ProcessSample, page_size: int) -> Iterator[Metric]:
-        yield from process_families(sample, self.options.labels, page_size)
-        yield from sweep_families(sample.sweep)
+        return ProcessReading(sweep, selection, identities)
 
     def _note_unreadable(self, unreadable: int) -> None:
         """One line when processes become unreadable and one when they no longer are."""

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from ksm_exporter.collector.ksm_families import present_gauges
+from ksm_exporter.collector.gauges import present_gauges
 from ksm_exporter.derive.tuning import STATES, Advice
 
 N_HELP = {

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ksm_exporter.derive.tuning import Model, Prediction, within_budget
+from ksm_exporter.sources.kernel_file import KIB
 
 KSMTUNED_BOOST = 300
 KSMTUNED_DECAY = -50
@@ -27,7 +28,6 @@ KSMTUNED_SLEEP_MILLISECS = 10  # on a host with 16 GiB; scaled by 16 GiB / MemTo
 KSMTUNED_THRESHOLD_PERCENT = 20  # of MemTotal
 KSMTUNED_THRESHOLD_MIN_KIB = 2048
 KSMTUNED_INTERVAL_SECONDS = 60
-KIB = 1024
 
 ADVISOR_TARGET_SCAN_TIME = 200
 ADVISOR_MAX_CPU_PERCENT = 70

@@ -69,7 +69,7 @@ def always_included(
 
 
 @dataclass(frozen=True, slots=True)
-class ProcessSample:
+class ProcessReading:
     """One sweep, the selection made from it, and who the selected processes are."""
 
     sweep: ProcessSweep

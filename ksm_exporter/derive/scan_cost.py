@@ -15,15 +15,15 @@ latest few scans of each of the last few settings, which outlive the last 16 sca
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from ksm_exporter.derive.savings import saved_pages
-from ksm_exporter.derive.scan_trend import Trend, next_trend, raw_state
-from ksm_exporter.sources.scan_state import CostSample
+from ksm_exporter.derive.scan_trend import GROWTH, SPAN, ScanClass, Trend, next_trend
+from ksm_exporter.sources.host import ScanReading
+from ksm_exporter.sources.kernel_file import NANOSECONDS
+from ksm_exporter.sources.ksm_files import RUN_RUNNING
 
-NANOSECONDS = 1_000_000_000
-RUNNING = 1  # `run` while ksmd merges; 5 (with the memory-offline bit) pauses it
 KEPT_SCANS = 16  # completed scans remembered for the tuning model
 KEPT_SETTINGS = 4  # distinct pages_to_scan values remembered for the fit of the cost per batch
 KEPT_PER_SETTING = 6  # latest scans remembered per setting
@@ -45,11 +45,25 @@ class FullScan:
     general_profit: int | None
 
 
+def raw_state(scans: Sequence[FullScan]) -> ScanClass | None:
+    """The class of the latest scan, None until one from SPAN full scans before is known."""
+    if not scans:
+        return None
+    last = scans[-1]
+    base = next((s for s in reversed(scans[:-1]) if s.full_scans <= last.full_scans - SPAN), None)
+    if base is None or last.saved_pages is None or base.saved_pages is None:
+        return None
+    if last.general_profit is not None and last.general_profit <= 0:
+        return "unprofitable"
+    grew = last.saved_pages - base.saved_pages > GROWTH * base.saved_pages
+    return "backlog" if grew else "steady"
+
+
 @dataclass(frozen=True, slots=True)
 class Mark:
     """Totals at one instant, to subtract from later totals."""
 
-    sample: CostSample
+    sample: ScanReading
     running_seconds: float
     settings: tuple[int | None, int | None] | None  # None once they changed since the mark
 
@@ -58,7 +72,7 @@ class Mark:
 class ScanCost:
     """The figures so far, and what the next sample is compared with."""
 
-    last: CostSample | None = None
+    last: ScanReading | None = None
     running_seconds: float = 0.0  # time with run = 1 seen so far
     completion: Mark | None = None  # when the last full scan was seen to end
     cpu_ratio: float | None = None
@@ -69,7 +83,7 @@ class ScanCost:
     trend: Trend = field(default_factory=Trend)  # backlog, steady or unprofitable, confirmed
 
 
-def cpu_ns_between(earlier: CostSample, later: CostSample) -> int | None:
+def cpu_ns_between(earlier: ScanReading, later: ScanReading) -> int | None:
     """ksmd CPU nanoseconds spent between two samples, when both saw the same ksmd."""
     if (
         earlier.ksmd_cpu_ns is None
@@ -81,7 +95,7 @@ def cpu_ns_between(earlier: CostSample, later: CostSample) -> int | None:
     return later.ksmd_cpu_ns - earlier.ksmd_cpu_ns
 
 
-def cpu_ratio(earlier: CostSample, later: CostSample) -> float | None:
+def cpu_ratio(earlier: ScanReading, later: ScanReading) -> float | None:
     """Share of one CPU ksmd used between two samples."""
     spent = cpu_ns_between(earlier, later)
     if spent is None or later.at <= earlier.at:
@@ -89,21 +103,21 @@ def cpu_ratio(earlier: CostSample, later: CostSample) -> float | None:
     return spent / (NANOSECONDS * (later.at - earlier.at))
 
 
-def running_between(earlier: CostSample, later: CostSample) -> float:
+def running_between(earlier: ScanReading, later: ScanReading) -> float:
     """Seconds KSM ran between two samples: all of them when it ran at both, half when it
     started or stopped in between (the best guess, off by half an interval at most)."""
     if later.at <= earlier.at:
         return 0.0
-    ends_running = (earlier.run == RUNNING) + (later.run == RUNNING)
+    ends_running = (earlier.run == RUN_RUNNING) + (later.run == RUN_RUNNING)
     return (later.at - earlier.at) * ends_running / 2
 
 
-def settings_of(sample: CostSample) -> tuple[int | None, int | None]:
+def settings_of(sample: ScanReading) -> tuple[int | None, int | None]:
     return sample.number("pages_to_scan"), sample.number("sleep_millisecs")
 
 
 def per_scan(
-    start: CostSample, end: CostSample, scans: int, of: Callable[[CostSample], int | None]
+    start: ScanReading, end: ScanReading, scans: int, of: Callable[[ScanReading], int | None]
 ) -> float | None:
     first, last = of(start), of(end)
     if first is None or last is None or last < first:
@@ -111,7 +125,7 @@ def per_scan(
     return (last - first) / scans
 
 
-def observe(mark: Mark, sample: CostSample, running: float, scans: int) -> FullScan:
+def observe(mark: Mark, sample: ScanReading, running: float, scans: int) -> FullScan:
     """The scan(s) that ended between `mark` and `sample`, with the settings that held
     throughout (None when they changed before the last interval)."""
     spent = cpu_ns_between(mark.sample, sample)
@@ -131,7 +145,7 @@ def observe(mark: Mark, sample: CostSample, running: float, scans: int) -> FullS
     )
 
 
-def advance(cost: ScanCost, sample: CostSample) -> ScanCost:
+def advance(cost: ScanCost, sample: ScanReading) -> ScanCost:
     """The figures after one more sample."""
     last = cost.last
     if last is None:

@@ -23,15 +23,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from ksm_exporter.derive.process_selection import ProcessSample, process_profit_bytes
-from ksm_exporter.derive.scan_cost import RUNNING, FullScan, ScanCost
+from ksm_exporter.derive.process_selection import ProcessReading, process_profit_bytes
+from ksm_exporter.derive.scan_cost import FullScan, ScanCost
+from ksm_exporter.sources.ksm_files import RUN_OFFLINE, RUN_RUNNING
 from ksm_exporter.sources.sysfs import KsmSysfs
 
 State = Literal["stopped", "idle", "unprofitable", "backlog", "steady"]
 STATES: tuple[State, ...] = ("stopped", "idle", "unprofitable", "backlog", "steady")
 NSource = Literal["pages_scanned", "rmap_items"]
 CALIBRATION_SCANS = 6  # latest observed scans behind N and the calibration of s
-OFFLINE = 4  # the memory-offline bit of `run`
 SPREAD = 2  # how far apart pages_to_scan values must be to tell the cost per batch
 
 
@@ -48,7 +48,6 @@ class HostNow:
     run: int | None
     pages_to_scan: int | None
     sleep_millisecs: int | None
-    advisor_active: bool = False
     registered: int | None = None  # processes registered with KSM (None: not swept)
     rmap_items: int | None = None  # their rmap items, summed
     process_profit_bytes: int | None = None  # their profit, summed
@@ -217,7 +216,7 @@ def fit_model(cost: ScanCost, host: HostNow) -> Model | None:
 def current_state(cost: ScanCost, host: HostNow) -> State | None:
     if host.run is None:
         return None
-    if host.run & ~OFFLINE != RUNNING:
+    if host.run & ~RUN_OFFLINE != RUN_RUNNING:
         return "stopped"
     if host.registered == 0:
         return "idle"
@@ -260,7 +259,7 @@ def advise(cost: ScanCost, host: HostNow, options: TuningOptions) -> Advice:
     if model is None:
         return Advice(state, None, run, scans_needed=needed)
     current = None
-    if host.pages_to_scan and host.run == RUNNING:
+    if host.pages_to_scan and host.run == RUN_RUNNING:
         p = host.pages_to_scan
         current = model.predict(p)
     if state not in ("backlog", "steady"):
@@ -281,7 +280,7 @@ def advise(cost: ScanCost, host: HostNow, options: TuningOptions) -> Advice:
     return Advice(state, model, run, target, pages, current, model.predict(pages), needed)
 
 
-def host_now(ksm: KsmSysfs, processes: ProcessSample | None, page_size: int) -> HostNow:
+def host_now(ksm: KsmSysfs, processes: ProcessReading | None, page_size: int) -> HostNow:
     """The settings read now and the sums of the registered processes (None where the sweep
     is off, the kernel has no per-process counters, or processes could not all be read)."""
     registered = rmap_items = profit = None
@@ -296,7 +295,6 @@ def host_now(ksm: KsmSysfs, processes: ProcessSample | None, page_size: int) -> 
         run=ksm.run,
         pages_to_scan=ksm.pages_to_scan,
         sleep_millisecs=ksm.sleep_millisecs,
-        advisor_active=ksm.advisor_mode is not None and ksm.advisor_mode.active == "scan-time",
         registered=registered,
         rmap_items=rmap_items,
         process_profit_bytes=profit,

@@ -9,13 +9,11 @@ which QEMU guests are by default. A missing or garbled figure gives None.
 from __future__ import annotations
 
 import os
-import re
 
-from ksm_exporter.sources.kernel_file import read_bytes
+from ksm_exporter.sources.kernel_file import KIB, read_bytes
+from ksm_exporter.sources.process_identity import KSMTUNED_QEMU_COMM
 
 FREE_FIELDS = (b"MemFree:", b"Buffers:", b"Cached:")
-QEMU_COMM = re.compile(r"^qemu(-(kvm|system-.+)|:.{1,11})$")  # ksmtuned's pgrep pattern
-KIB = 1024
 
 
 def read_free_bytes(procfs_root: str) -> int | None:
@@ -44,7 +42,7 @@ def read_qemu_resident_bytes(procfs_root: str, pids: list[int], page_size: int) 
             continue
         if comm is None or statm is None:
             continue
-        if not QEMU_COMM.match(comm.decode("utf-8", "replace").strip()):
+        if not KSMTUNED_QEMU_COMM.match(comm.decode("utf-8", "replace").strip()):
             continue
         fields = statm.split()
         if len(fields) >= 2 and fields[1].isdigit():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 
 # sysfs and procfs attributes fit in one page; read a little more to notice garbage.
@@ -13,6 +14,8 @@ _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 # errno of a read under <procfs>/<pid>/ when the process exited meanwhile
 PID_VANISHED = (errno.ENOENT, errno.ESRCH)
+NANOSECONDS = 1_000_000_000  # schedstat's unit, per second
+KIB = 1024  # meminfo's "kB"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,3 +86,11 @@ def show_value(raw: bytes) -> str:
 def os_error_reason(err: OSError) -> str:
     name = errno.errorcode.get(err.errno or 0, "error")
     return f"{name}: {err.strerror or err}"
+
+
+def close_all(held: MutableMapping[str, int | None] | MutableMapping[bytes, int]) -> None:
+    """Close every descriptor a reader holds open and forget them."""
+    while held:
+        fd = held.popitem()[1]
+        if fd is not None:
+            os.close(fd)

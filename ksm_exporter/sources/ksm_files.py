@@ -12,6 +12,9 @@ from typing import Literal
 
 from ksm_exporter.sources.kernel_file import parse_signed, parse_unsigned
 
+RUN_RUNNING = 1  # `run` while ksmd merges (ksm.c: KSM_RUN_MERGE)
+RUN_OFFLINE = 4  # added to `run` while memory is taken offline; ksmd waits (KSM_RUN_OFFLINE)
+
 
 @dataclass(frozen=True, slots=True)
 class KsmFile:

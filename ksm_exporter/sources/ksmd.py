@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ksm_exporter.sources.kernel_file import (
+    NANOSECONDS,
     PID_VANISHED,
     BadValue,
     Problem,
@@ -59,9 +60,6 @@ def parse_stat(raw: bytes) -> ThreadStat:
     return ThreadStat(comm=comm, flags=flags, cpu_ticks=utime + stime)
 
 
-NANOSECONDS = 1_000_000_000
-
-
 def parse_schedstat(raw: bytes) -> int:
     """The first field of `<pid>/schedstat`: time spent on a CPU, in nanoseconds."""
     fields = raw.split()
@@ -74,7 +72,6 @@ def parse_schedstat(raw: bytes) -> int:
 class Ksmd:
     pid: int
     cpu_ns: int  # from schedstat, or utime + stime ticks converted
-    from_schedstat: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +127,8 @@ def find_ksmd(procfs_root: str) -> int | None:
 
 def read_cpu_ns(
     procfs_root: str, pid: int, thread: ThreadStat, clock_ticks: int
-) -> tuple[int, bool] | Problem | None:
-    """(CPU nanoseconds, whether from schedstat), a problem, or None when the pid is gone."""
+) -> int | Problem | None:
+    """CPU nanoseconds, a problem, or None when the pid is gone."""
     path = os.path.join(procfs_root, str(pid), "schedstat")
     try:
         raw = read_bytes(path)
@@ -140,9 +137,9 @@ def read_cpu_ns(
             return None
         return Problem(path, "", os_error_reason(err))
     if raw is None:  # a kernel without CONFIG_SCHED_INFO: clock ticks it is
-        return thread.cpu_ticks * NANOSECONDS // clock_ticks, False
+        return thread.cpu_ticks * NANOSECONDS // clock_ticks
     try:
-        return parse_schedstat(raw), True
+        return parse_schedstat(raw)
     except BadValue as err:
         return Problem(path, show_value(raw), str(err))
 
@@ -164,7 +161,7 @@ def read_ksmd_at(procfs_root: str, pid: int, clock_ticks: int) -> KsmdReading | 
     cpu = read_cpu_ns(procfs_root, pid, thread, clock_ticks)
     if isinstance(cpu, Problem):
         return KsmdReading(None, (cpu,))
-    return None if cpu is None else KsmdReading(Ksmd(pid, *cpu))
+    return None if cpu is None else KsmdReading(Ksmd(pid, cpu))
 
 
 class KsmdLocator:
@@ -180,7 +177,6 @@ class KsmdLocator:
         self.clock = clock
         self.clock_ticks = clock_ticks or os.sysconf("SC_CLK_TCK")
         self.pid: int | None = None
-        self.searches = 0
         self._last_failed_search: float | None = None
 
     def read(self) -> KsmdReading:
@@ -192,7 +188,6 @@ class KsmdLocator:
             self.pid = None
         if not self._may_search():
             return KsmdReading(None)
-        self.searches += 1
         self.pid = find_ksmd(self.procfs_root)
         if self.pid is None:
             self._last_failed_search = self.clock()

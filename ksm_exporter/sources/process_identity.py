@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 from dataclasses import dataclass
 
 from ksm_exporter.sources.kernel_file import read_bytes
@@ -34,6 +35,11 @@ def _read(path: str) -> bytes:
 
 def _text(raw: bytes) -> str:
     return raw.decode("utf-8", errors="backslashreplace")
+
+
+# ksmtuned's own test (its `pgrep` pattern on the command name), kept to model what ksmtuned
+# counts as committed memory; the exporter names guests by `is_qemu` below.
+KSMTUNED_QEMU_COMM = re.compile(r"^qemu(-(kvm|system-.+)|:.{1,11})$")
 
 
 def is_qemu(argv0: bytes) -> bool:

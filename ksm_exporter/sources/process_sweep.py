@@ -19,6 +19,7 @@ from ksm_exporter.sources.kernel_file import (
     PID_VANISHED,
     BadValue,
     Problem,
+    close_all,
     os_error_reason,
     show_value,
 )
@@ -88,7 +89,7 @@ class ProcessSweeper:
         self.threads = max(1, threads)
         self.keep_limit = keep_limit
         self._kept: dict[bytes, int] = {}  # pid -> its ksm_stat, open
-        weakref.finalize(self, _close_all, self._kept)
+        weakref.finalize(self, close_all, self._kept)
         # Content of idle processes (nothing registered) -> the fields it names.
         self._idle: dict[bytes, frozenset[str]] = {}
 
@@ -109,7 +110,7 @@ class ProcessSweeper:
         return self._merge(len(pids), tallies)
 
     def close(self) -> None:
-        _close_all(self._kept)
+        close_all(self._kept)
 
     def _forget_all_but(self, pids: Iterable[bytes]) -> None:
         for pid in self._kept.keys() - set(pids):
@@ -281,8 +282,3 @@ class ProcessSweeper:
             fields=frozenset(present),
             problems=tuple(problems),
         )
-
-
-def _close_all(kept: dict[bytes, int]) -> None:
-    while kept:
-        os.close(kept.popitem()[1])

@@ -11,6 +11,7 @@ from ksm_exporter.sources.kernel_file import (
     READ_LIMIT,
     BadValue,
     Problem,
+    close_all,
     decode,
     os_error_reason,
     read_bytes,
@@ -25,6 +26,11 @@ class AdvisorMode:
 
     active: str
     modes: tuple[str, ...]
+
+    @property
+    def scan_time(self) -> bool:
+        """The kernel's scan-time advisor sets pages_to_scan (ksm.c: scan_time_advisor())."""
+        return self.active == "scan-time"
 
 
 def parse_advisor_mode(raw: bytes) -> AdvisorMode:
@@ -209,7 +215,7 @@ class HeldKsmSysfs:
         self._held: dict[str, int | None] = {}  # name -> descriptor, None where absent
         self._identity: tuple[int, ...] | None = None
         # A reader dropped without close() still gives its descriptors back.
-        weakref.finalize(self, _close_all, self._held)
+        weakref.finalize(self, close_all, self._held)
 
     def read(self) -> SysfsReading:
         try:
@@ -248,15 +254,8 @@ class HeldKsmSysfs:
             raise
 
     def close(self) -> None:
-        _close_all(self._held)
+        close_all(self._held)
         self._identity = None
-
-
-def _close_all(held: dict[str, int | None]) -> None:
-    for fd in held.values():
-        if fd is not None:
-            os.close(fd)
-    held.clear()
 
 
 def _identity(st: os.stat_result) -> tuple[int, ...]:

@@ -45,7 +45,7 @@ def advisor_percent(budget: float) -> int:
 
 def advisor_active(snapshot: Snapshot) -> bool:
     mode = snapshot.ksm.advisor_mode
-    return mode is not None and mode.active == "scan-time"
+    return mode is not None and mode.scan_time
 
 
 def prediction(p: Prediction | None) -> str:

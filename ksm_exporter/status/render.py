@@ -9,6 +9,7 @@ from typing import Any
 
 from ksm_exporter.derive.process_selection import count_states, process_profit_bytes
 from ksm_exporter.sources.kernel_file import Problem
+from ksm_exporter.sources.ksm_files import RUN_OFFLINE
 from ksm_exporter.sources.process_identity import ProcessIdentity
 from ksm_exporter.status.advice import advice_json, advice_lines
 from ksm_exporter.status.snapshot import Snapshot
@@ -16,14 +17,13 @@ from ksm_exporter.status.snapshot import Snapshot
 MIB = 1 << 20
 WIDTH = 80
 RUN_STATES = {0: "stopped", 1: "running", 2: "unmerging all pages"}
-OFFLINE = 4  # added to `run` while memory is being taken offline; ksmd waits meanwhile
 
 
 def run_state(run: int | None) -> str:
     if run is None:
         return "unknown"
-    state = RUN_STATES.get(run & ~OFFLINE, "unknown")
-    if run & OFFLINE:
+    state = RUN_STATES.get(run & ~RUN_OFFLINE, "unknown")
+    if run & RUN_OFFLINE:
         return f"{state}, paused while memory is taken offline"
     return state
 
@@ -105,7 +105,7 @@ def memory_lines(snapshot: Snapshot) -> list[str]:
             ("zero", ksm.ksm_zero_pages),
         )
     )
-    if ksm.run is not None and ksm.run & ~OFFLINE != 1:
+    if ksm.run is not None and ksm.run & ~RUN_OFFLINE != 1:
         lines.append(
             "               (kept from the last pass while KSM is not running; the processes'"
         )

@@ -14,18 +14,18 @@ from ksm_exporter.derive.other_tuners import (
     kernel_advisor,
     ksmtuned,
 )
-from ksm_exporter.derive.process_selection import ProcessSample, select_processes
+from ksm_exporter.derive.process_selection import ProcessReading, select_processes
 from ksm_exporter.derive.savings import Savings, derive_savings
-from ksm_exporter.derive.scan_cost import NANOSECONDS, ScanCost, advance, cpu_ratio
+from ksm_exporter.derive.scan_cost import ScanCost, advance, cpu_ratio
 from ksm_exporter.derive.tuning import Advice, HostNow, TuningOptions, advise, host_now
+from ksm_exporter.sources.host import ScanReading, read_scan
 from ksm_exporter.sources.host_memory import read_free_bytes, read_qemu_resident_bytes
-from ksm_exporter.sources.kernel_file import Problem
+from ksm_exporter.sources.kernel_file import NANOSECONDS, Problem
 from ksm_exporter.sources.ksmd import KsmdLocator
 from ksm_exporter.sources.meminfo import read_mem_total
 from ksm_exporter.sources.process_identity import read_identity
 from ksm_exporter.sources.process_sweep import ProcessSweeper
 from ksm_exporter.sources.roots import Roots
-from ksm_exporter.sources.scan_state import CostSample, read_cost_sample
 from ksm_exporter.sources.sysfs import KsmSysfs, ksm_dir, read_ksm_sysfs
 
 # How often full_scans and ksmd are sampled during the window: often enough to time full
@@ -41,7 +41,7 @@ class KsmUnreadable(Exception):
 class CpuWindow:
     """ksmd and full_scans at the start and end of the window, and what came of them."""
 
-    first: CostSample
+    first: ScanReading
     cost: ScanCost
 
     @property
@@ -100,12 +100,12 @@ class Snapshot:
     mem_total_bytes: int | None
     page_size: int
     window: CpuWindow
-    processes: ProcessSample | None
+    processes: ProcessReading | None
     problems: tuple[Problem, ...]
     tuning: Tuning | None = None
 
 
-def read_processes(procfs_root: str, top: int) -> ProcessSample:
+def read_processes(procfs_root: str, top: int) -> ProcessReading:
     sweeper = ProcessSweeper(procfs_root)
     try:
         sweep = sweeper.sweep()
@@ -113,7 +113,7 @@ def read_processes(procfs_root: str, top: int) -> ProcessSample:
         sweeper.close()
     selection = select_processes(sweep.registered, top)
     identities = {p.pid: read_identity(procfs_root, p.pid) for p in selection.own}
-    return ProcessSample(sweep, selection, identities)
+    return ProcessReading(sweep, selection, identities)
 
 
 def take_snapshot(
@@ -137,7 +137,7 @@ def take_snapshot(
     processes = read_processes(roots.procfs, top)
     ksmd = KsmdLocator(roots.procfs, clock, clock_ticks)
     ksmd_problems = ksmd.read().problems
-    window = watch_ksmd(lambda: read_cost_sample(roots.sysfs, ksmd, clock), window_seconds, sleep)
+    window = watch_ksmd(lambda: read_scan(roots.sysfs, ksmd, clock), window_seconds, sleep)
     mem_total = meminfo.mem_total_bytes
     options = tuning or TuningOptions()
     advice = advise(
@@ -182,7 +182,7 @@ def compare_tuners(
     advice: Advice,
     options: TuningOptions,
     *,
-    processes: ProcessSample,
+    processes: ProcessReading,
     page_size: int,
     mem_total: int | None,
 ) -> Tuning:
@@ -207,7 +207,7 @@ def compare_tuners(
 
 
 def watch_ksmd(
-    read: Callable[[], CostSample], seconds: float, sleep: Callable[[float], None]
+    read: Callable[[], ScanReading], seconds: float, sleep: Callable[[float], None]
 ) -> CpuWindow:
     first = read()
     cost = advance(ScanCost(), first)

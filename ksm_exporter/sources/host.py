@@ -1,4 +1,9 @@
-"""What the background sampler reads each tick: a few KSM files and ksmd's CPU time."""
+"""Reading the host: what one read of sysfs and procfs returns.
+
+Vocabulary: a *reading* is what one read of the host (or of one of its sources) returns, at
+one instant; nothing here is derived. The sampler behind the cost metrics takes a
+`ScanReading` each tick; a scrape takes every source's reading.
+"""
 
 from __future__ import annotations
 
@@ -22,8 +27,9 @@ SAMPLED_FILES = (
 
 
 @dataclass(frozen=True, slots=True)
-class CostSample:
-    """One sampler tick. None where the file or the thread was not there."""
+class ScanReading:
+    """The few KSM files and ksmd's CPU time the sampler reads each tick. None where the
+    file or the thread was not there."""
 
     at: float  # monotonic seconds
     full_scans: int | None
@@ -36,16 +42,16 @@ class CostSample:
         return None if self.ksm is None else self.ksm.values.get(name)
 
 
-def read_cost_sample(
+def read_scan(
     sysfs_root: str, ksmd: KsmdLocator, clock: Callable[[], float] = time.monotonic
-) -> CostSample:
+) -> ScanReading:
     """Never raises."""
     at = clock()
     ksm = read_numbers(sysfs_root, SAMPLED_FILES)
     if ksm.full_scans is None:  # no KSM: no ksmd to look for
-        return CostSample(at, None)
+        return ScanReading(at, None)
     thread = ksmd.read().ksmd
-    return CostSample(
+    return ScanReading(
         at,
         ksm.full_scans,
         run=ksm.run,
