@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-from ksm_exporter.collector.process_families import PROCESS_METRICS
+from ksm_exporter.collector.process_families import other_metric
 from ksm_exporter.sources import ksm_files
-from ksm_exporter.sources.ksm_stat import KEYS
+from ksm_exporter.sources.ksm_stat import PROCESS_FIELDS
 from lab.versions import PROCESS_BASE, lab_sources, statement
 
 METRICS_DOC = Path(__file__).resolve().parent / "metrics.md"
@@ -26,16 +27,44 @@ FAMILY_SOURCES = (
 )
 KSM_TABLE_START = "## KSM state and counters\n\n"
 KSM_TABLE_END = "\n\n## Derived savings"
+PROCESS_TABLE_START = "| `ksm_processes_merging` |"
+PROCESS_TABLE_END = "\n\n## CPU cost of scanning"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldDoc:
+    """What the documentation says of a per-process field, beyond its declaration."""
+
+    unit: str = "pages"
+    note: str = ""  # after the line's key in the source cell
+    other_unit: str | None = None  # the sum's unit, where it reads differently
+    other_source: str | None = None  # the sum's source cell, where it is not the key's sum
+    colon: bool = False  # the kernel writes the key with a colon
+
+
+FIELD_DOCS = {
+    "rmap_items": FieldDoc("rmap items (64 bytes each)", other_unit="rmap items"),
+    "profit": FieldDoc(
+        "bytes (signed)",
+        "; where the kernel has no such line (6.1), (merging + zero pages) \N{MULTIPLICATION SIGN} "
+        "page size \N{MINUS SIGN} rmap items \N{MULTIPLICATION SIGN} 64",
+        other_source="sum of the profit of those processes",
+    ),
+    "merge_any": FieldDoc(
+        "boolean", " (all memory mergeable, `prctl(PR_SET_MEMORY_MERGE)`)", colon=True
+    ),
+    "mergeable": FieldDoc("boolean", " (some memory registered with KSM)", colon=True),
+}
 
 
 def declared_sources() -> dict[str, str]:
     """{metric: source} from the exporter's declarations."""
     declared = {spec.metric: spec.name for spec in ksm_files.KSM_FILES}
     declared["ksm_advisor_mode"] = "advisor_mode"
-    line_of = {field: key.decode() for key, (field, _parse) in KEYS.items()}
-    for spec in PROCESS_METRICS:
-        declared[spec.name] = line_of[spec.needs]
-        declared[spec.name.replace("ksm_process_", "ksm_process_other_", 1)] = line_of[spec.needs]
+    line_of = {spec.name: spec.key for spec in PROCESS_FIELDS}
+    for spec in PROCESS_FIELDS:
+        declared[spec.metric] = line_of[spec.needs or spec.name]
+        declared[other_metric(spec)] = line_of[spec.needs or spec.name]
     return declared
 
 
@@ -89,11 +118,34 @@ def ksm_table() -> str:
     return "\n".join(rows)
 
 
+def process_rows() -> str:
+    """The per-process table's rows from ksm_exporter/sources/ksm_stat.py's declarations:
+    each field's metric, then the count of the other processes and each field's sum."""
+    rows, others = [], []
+    for spec in PROCESS_FIELDS:
+        doc = FIELD_DOCS.get(spec.name, FieldDoc())
+        key = f"`{spec.key}{':' if doc.colon else ''}`"
+        rows.append(f"| `{spec.metric}` | gauge | {doc.unit} | {key}{doc.note} | - |")
+        if spec.other_help is not None:
+            source = doc.other_source or f"sum of `{spec.key}` of those processes"
+            unit = doc.other_unit or doc.unit
+            others.append(f"| `{other_metric(spec)}` | gauge | {unit} | {source} | - |")
+    other_processes = (
+        "| `ksm_process_other_processes` | gauge | processes | registered processes without "
+        "series of their own | - |"
+    )
+    return "\n".join([*rows, other_processes, *others])
+
+
 def with_declared_rows(text: str) -> str:
-    """The document with its KSM table rewritten from the declarations."""
+    """The document with its KSM table and its per-process rows rewritten from the
+    declarations."""
     start = text.index(KSM_TABLE_START) + len(KSM_TABLE_START)
     end = text.index(KSM_TABLE_END, start)
-    return text[:start] + ksm_table() + text[end:]
+    text = text[:start] + ksm_table() + text[end:]
+    start = text.index("\n", text.index(PROCESS_TABLE_START)) + 1
+    end = text.index(PROCESS_TABLE_END, start)
+    return text[:start] + process_rows() + text[end:]
 
 
 def generated(text: str) -> str:

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ksm_exporter.sources.ksm_stat import KEYS, KsmStat
+from ksm_exporter.sources.ksm_stat import PROCESS_FIELDS, KsmStat
 
 REPO = Path(__file__).resolve().parent.parent
 KERNEL_CAPTURES = REPO / "tests" / "fixtures" / "kernels"
@@ -63,10 +63,10 @@ class Capture:
         if "ksm_merging_pages" not in lines and merging_file:
             lines["ksm_merging_pages"] = merging_file
         for key, text in lines.items():
-            known = KEYS.get(key.encode())
+            known = next((spec for spec in PROCESS_FIELDS if spec.key == key), None)
             if known is not None:
-                values[known[0]] = text == "yes" if text in ("yes", "no") else int(text)
-        return KsmStat(**values)  # type: ignore[arg-type]
+                values[known.name] = text == "yes" if text in ("yes", "no") else int(text)
+        return KsmStat(values)
 
     def write_tree(self, directory: Path) -> None:
         """The capture as a root with sys/ and proc/, which the exporter can be pointed at."""

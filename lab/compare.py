@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ksm_exporter.collector.process_families import PROCESS_METRICS
+from ksm_exporter.derive.process_selection import process_value
 from ksm_exporter.sources.ksm_files import KSM_FILES
+from ksm_exporter.sources.ksm_stat import PROCESS_FIELDS
 from lab.captures import Capture
 from tests.support.exposition import Samples, parse_samples
 
@@ -73,9 +74,9 @@ def checks(capture: Capture, exposition: str) -> list[Check]:
     )
     for pid in capture.pids():
         stat = capture.process_stat(pid)
-        for process_metric in PROCESS_METRICS:
-            name = process_metric.name
-            value = process_metric.value(stat, capture.page_size) if stat.registered else None
+        for field in PROCESS_FIELDS:
+            name = field.metric
+            value = process_value(field, stat, capture.page_size) if stat.registered else None
             actual = _find(samples, name, pid=str(pid))
             found.append(Check(f'{name}{{pid="{pid}"}}', _number(value), actual))
     return found

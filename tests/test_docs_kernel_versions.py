@@ -8,7 +8,7 @@ import pytest
 
 from docs.generate import generated, with_kernel_column
 from ksm_exporter.sources.ksm_files import KSM_FILES
-from ksm_exporter.sources.ksm_stat import KEYS
+from ksm_exporter.sources.ksm_stat import PROCESS_FIELDS
 from lab.captures import KERNEL_CAPTURES, Capture
 from lab.versions import lab_sources, sources, statement, version
 from tests.support.metrics_doc import METRICS_DOC
@@ -57,4 +57,4 @@ def test_the_captures_show_each_generation_s_files_and_ksm_stat_lines() -> None:
     assert ksm_stat_lines(oldest) == {"ksm_rmap_items"}
     assert oldest.files[f"proc/{oldest.roles['madvise']}/ksm_merging_pages"].strip() != "0"
     assert declared <= sources(newest) | {"merge_across_nodes"}  # that one only with NUMA
-    assert ksm_stat_lines(newest) == {key.decode() for key in KEYS}
+    assert ksm_stat_lines(newest) == {spec.key for spec in PROCESS_FIELDS}

@@ -27,6 +27,7 @@ from ksm_exporter.derive.process_selection import ProcessReading
 from ksm_exporter.derive.savings import derive_savings
 from ksm_exporter.derive.tuning import TuningOptions, advise, host_now
 from ksm_exporter.sources.kernel_file import Problem
+from ksm_exporter.sources.ksm_stat import PROCESS_FIELDS, ProcessField
 from ksm_exporter.sources.ksmd import KsmdLocator, KsmdReading
 from ksm_exporter.sources.meminfo import MeminfoReading, read_mem_total
 from ksm_exporter.sources.roots import Roots
@@ -79,11 +80,14 @@ class KsmCollection:
         clock_ticks: int | None = None,
         sweep_deadline: float = SWEEP_DEADLINE,
         tuning: TuningOptions | None = None,
+        process_fields: tuple[ProcessField, ...] = PROCESS_FIELDS,
     ) -> None:
         self.roots = roots
         self.page_size = page_size or os.sysconf("SC_PAGE_SIZE")
         options = processes or ProcessOptions()
-        self.processes = ProcessReader(roots.procfs, options) if options.enabled else None
+        self.processes = (
+            ProcessReader(roots.procfs, options, process_fields) if options.enabled else None
+        )
         sources = (*self.SOURCES, "process") if self.processes else self.SOURCES
         self.stats = SourceStats(sources)
         self.sysfs = HeldKsmSysfs(roots.sysfs)
@@ -127,8 +131,12 @@ class KsmCollection:
         metrics.extend(sysfs_families(ksm))
         metrics.extend(savings_families(savings, self.page_size))
         if self.processes is not None and sample.processes is not None:
-            labels = self.processes.options.labels
-            metrics.extend(process_families(sample.processes, labels, self.page_size))
+            reader = self.processes
+            metrics.extend(
+                process_families(
+                    sample.processes, reader.options.labels, self.page_size, reader.fields
+                )
+            )
             metrics.extend(sweep_families(sample.processes.sweep))
         ksmd = sample.ksmd.ksmd if sample.ksmd else None
         metrics.extend(cost_families(ksmd, self.sampler.cost))

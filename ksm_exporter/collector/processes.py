@@ -14,6 +14,7 @@ from ksm_exporter.derive.process_selection import (
     always_included,
     select_processes,
 )
+from ksm_exporter.sources.ksm_stat import PROCESS_FIELDS, ProcessField
 from ksm_exporter.sources.process_identity import PROCESS_LABELS, ProcessIdentity, read_identity
 from ksm_exporter.sources.process_sweep import ProcessSweeper
 
@@ -50,14 +51,22 @@ class ProcessReader:
     """Sweeps procfs, selects the processes with series of their own, and names them;
     `collector.process_families` renders what it read."""
 
-    def __init__(self, procfs_root: str, options: ProcessOptions) -> None:
+    def __init__(
+        self,
+        procfs_root: str,
+        options: ProcessOptions,
+        fields: tuple[ProcessField, ...] = PROCESS_FIELDS,
+    ) -> None:
         self.procfs_root = procfs_root
         self.options = options
+        self.fields = fields
         threads = sweep_threads()
         self._helpers = (
             ThreadPoolExecutor(threads - 1, thread_name_prefix="ksm-sweep") if threads > 1 else None
         )
-        self.sweeper = ProcessSweeper(procfs_root, self._helpers, threads, open_files_budget())
+        self.sweeper = ProcessSweeper(
+            procfs_root, self._helpers, threads, open_files_budget(), fields
+        )
         self._warned_unreadable = False
 
     def read(self) -> ProcessReading:

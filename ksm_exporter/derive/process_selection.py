@@ -12,7 +12,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from ksm_exporter.sources.kernel_file import Problem
-from ksm_exporter.sources.ksm_stat import KsmStat
+from ksm_exporter.sources.ksm_stat import PROCESS_FIELDS, KsmStat, ProcessField
 from ksm_exporter.sources.process_identity import ProcessIdentity
 from ksm_exporter.sources.process_sweep import ProcessKsm, ProcessSweep
 
@@ -29,6 +29,13 @@ def process_profit_bytes(stat: KsmStat, page_size: int) -> int | None:
         return None
     saved = (stat.merging_pages + (stat.zero_pages or 0)) * page_size
     return saved - stat.rmap_items * RMAP_ITEM_BYTES
+
+
+def process_value(spec: ProcessField, stat: KsmStat, page_size: int) -> int | bool | None:
+    """A field's value as served: the kernel's, but the profit falls back to the formula."""
+    if spec.name == "profit":
+        return process_profit_bytes(stat, page_size)
+    return stat.get(spec.name)
 
 
 def _most_merging_first(process: ProcessKsm) -> tuple[int, int, int]:
@@ -84,23 +91,23 @@ class ProcessReading:
 @dataclass(frozen=True, slots=True)
 class OtherSums:
     processes: int
-    merging_pages: int
-    rmap_items: int
-    zero_pages: int
-    profit_bytes: int
+    sums: dict[str, int]  # field name -> sum, for every field declared with an "other" sum
 
 
-def sum_other(processes: Iterable[ProcessKsm], page_size: int) -> OtherSums:
+def sum_other(
+    processes: Iterable[ProcessKsm],
+    page_size: int,
+    fields: tuple[ProcessField, ...] = PROCESS_FIELDS,
+) -> OtherSums:
     """Sums of what each process reports; a counter the kernel lacks adds nothing."""
-    count = merging = rmap = zero = profit = 0
+    summed = [spec for spec in fields if spec.other_help is not None]
+    sums = dict.fromkeys((spec.name for spec in summed), 0)
+    count = 0
     for process in processes:
-        stat = process.stat
         count += 1
-        merging += stat.merging_pages or 0
-        rmap += stat.rmap_items or 0
-        zero += stat.zero_pages or 0
-        profit += process_profit_bytes(stat, page_size) or 0
-    return OtherSums(count, merging, rmap, zero, profit)
+        for spec in summed:
+            sums[spec.name] += int(process_value(spec, process.stat, page_size) or 0)
+    return OtherSums(count, sums)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ import os
 import weakref
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from ksm_exporter.sources.kernel_file import (
     PID_VANISHED,
@@ -23,7 +23,14 @@ from ksm_exporter.sources.kernel_file import (
     os_error_reason,
     show_value,
 )
-from ksm_exporter.sources.ksm_stat import KsmStat, parse_ksm_stat, parse_merging_pages
+from ksm_exporter.sources.ksm_stat import (
+    PROCESS_FIELDS,
+    KsmStat,
+    ProcessField,
+    keys_of,
+    parse_ksm_stat,
+    parse_merging_pages,
+)
 
 _STAT = b"/ksm_stat"
 _MERGING = b"/ksm_merging_pages"
@@ -83,8 +90,10 @@ class ProcessSweeper:
         helpers: Executor | None = None,
         threads: int = 1,
         keep_limit: int = 0,
+        fields: tuple[ProcessField, ...] = PROCESS_FIELDS,
     ) -> None:
         self.root = os.fsencode(procfs_root)
+        self._keys = keys_of(fields)
         self.helpers = helpers
         self.threads = max(1, threads)
         self.keep_limit = keep_limit
@@ -185,7 +194,7 @@ class ProcessSweeper:
 
     def _parse(self, root_fd: int, pid: bytes, raw: bytes, tally: _Tally) -> None:
         try:
-            stat = parse_ksm_stat(raw)
+            stat = parse_ksm_stat(raw, self._keys)
         except BadValue as err:
             tally.problems.append(Problem(self._path(pid + _STAT), show_value(raw), str(err)))
             return
@@ -200,7 +209,7 @@ class ProcessSweeper:
             merging = self._read_merging_pages(root_fd, pid, tally)
             if merging is not None and merging.merging_pages is not None:
                 tally.fields.add("merging_pages")
-                stat = replace(stat, merging_pages=merging.merging_pages)
+                stat = stat.with_values(merging_pages=merging.merging_pages)
         tally.registered.append(ProcessKsm(int(pid), stat))
 
     def _without_ksm_stat(self, root_fd: int, pid: bytes, tally: _Tally) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from ksm_exporter.derive.process_selection import count_states, process_profit_bytes
 from ksm_exporter.sources.kernel_file import Problem
 from ksm_exporter.sources.ksm_files import RUN_OFFLINE
+from ksm_exporter.sources.ksm_stat import PROCESS_FIELDS
 from ksm_exporter.sources.process_identity import ProcessIdentity
 from ksm_exporter.status.advice import advice_json, advice_lines
 from ksm_exporter.status.snapshot import Snapshot
@@ -224,7 +225,11 @@ def to_json(snapshot: Snapshot) -> dict[str, Any]:
                 {
                     "pid": process.pid,
                     **dataclasses.asdict(who),
-                    **{k: v for k, v in dataclasses.asdict(process.stat).items() if k != "profit"},
+                    **{
+                        spec.name: process.stat.get(spec.name)
+                        for spec in PROCESS_FIELDS
+                        if spec.name != "profit"
+                    },
                     "profit_bytes": process_profit_bytes(process.stat, snapshot.page_size),
                 }
             )

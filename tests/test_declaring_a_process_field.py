@@ -1,0 +1,88 @@
+"""Serving one more `ksm_stat` line is one declaration in ksm_exporter/sources/ksm_stat.py:
+served per process, summed into the "other" series, documented."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from docs.generate import with_declared_rows
+from ksm_exporter.collector.collection import KsmCollection
+from ksm_exporter.collector.processes import ProcessOptions
+from ksm_exporter.sources import ksm_stat
+from ksm_exporter.sources.ksm_stat import PROCESS_FIELDS, ProcessField
+from ksm_exporter.sources.roots import Roots
+from tests.support.exposition import Samples, parse_samples, render, value
+from tests.support.metrics_doc import METRICS_DOC
+from tests.support.paths import FIXTURES
+
+pytestmark = pytest.mark.unit
+
+NEW_FIELD = ProcessField(
+    "swapped_pages",
+    "ksm_swapped_pages",
+    "ksm_process_swapped_pages",
+    "Merged pages of the process swapped out.",
+    "Swapped merged pages of the registered processes without series of their own.",
+)
+FIELDS = (*PROCESS_FIELDS, NEW_FIELD)
+# pid -> the new line's value, in the `current` fixture's registered processes
+SWAPPED = {1201: 11, 1302: 22, 1403: 33, 2001: 44, 2002: 55, 2200: 66, 2300: 77, 2400: 88}
+
+
+@pytest.fixture
+def one_more_line(tmp_path: Path) -> Roots:
+    shutil.copytree(FIXTURES / "current", tmp_path / "current")
+    proc = tmp_path / "current" / "proc"
+    for pid, swapped in SWAPPED.items():
+        with (proc / str(pid) / "ksm_stat").open("a") as stat:
+            stat.write(f"ksm_swapped_pages {swapped}\n")
+    return Roots(str(tmp_path / "current" / "sys"), str(proc))
+
+
+def test_a_declared_line_is_served_per_process(one_more_line: Roots) -> None:
+    text = render(KsmCollection(one_more_line, 4096, process_fields=FIELDS))
+    assert "# HELP ksm_process_swapped_pages Merged pages of the process swapped out.\n" in text
+    assert by_pid(parse_samples(text), "ksm_process_swapped_pages") == SWAPPED
+
+
+def test_a_declared_line_is_summed_over_the_other_processes(one_more_line: Roots) -> None:
+    options = ProcessOptions(limit=2)  # 1201 and 1302 merge the most pages
+    collection = KsmCollection(one_more_line, 4096, options, process_fields=FIELDS)
+    samples = parse_samples(render(collection))
+    shown = {
+        pid
+        for (name, labels) in samples
+        if name == "ksm_process_swapped_pages"
+        for key, pid in labels
+        if key == "pid"
+    }
+    assert shown == {"1201", "1302"}
+    others = sum(v for pid, v in SWAPPED.items() if pid not in (1201, 1302))
+    assert value(samples, "ksm_process_other_swapped_pages") == others
+
+
+def by_pid(samples: Samples, name: str) -> dict[int, float]:
+    return {
+        int(dict(labels)["pid"]): found
+        for (metric, labels), found in samples.items()
+        if metric == name
+    }
+
+
+def test_an_undeclared_line_is_not_served(one_more_line: Roots) -> None:
+    text = render(KsmCollection(one_more_line, 4096))
+    assert "ksm_process_swapped_pages" not in text
+
+
+def test_a_declared_line_is_documented(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ksm_stat, "PROCESS_FIELDS", FIELDS)
+    monkeypatch.setattr("docs.generate.PROCESS_FIELDS", FIELDS)
+    lines = with_declared_rows(METRICS_DOC.read_text()).splitlines()
+    assert "| `ksm_process_swapped_pages` | gauge | pages | `ksm_swapped_pages` | - |" in lines
+    assert (
+        "| `ksm_process_other_swapped_pages` | gauge | pages | sum of `ksm_swapped_pages` "
+        "of those processes | - |"
+    ) in lines
