@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from ksm_exporter.derive.savings import Savings, derive_savings
-from ksm_exporter.sources.meminfo import read_mem_total
+from ksm_exporter.sources.meminfo import read_meminfo
 from ksm_exporter.sources.sysfs import KsmSysfs
 from tests.support.paths import FIXTURES
 
@@ -14,13 +14,13 @@ pytestmark = pytest.mark.unit
 
 
 def test_mem_total_in_bytes() -> None:
-    reading = read_mem_total(str(FIXTURES / "current" / "proc"))
+    reading = read_meminfo(str(FIXTURES / "current" / "proc" / "meminfo"))
     assert reading.mem_total_bytes == 16384000 * 1024
     assert reading.problems == ()
 
 
 def test_mem_total_garbage_is_a_problem() -> None:
-    reading = read_mem_total(str(FIXTURES / "broken" / "proc"))
+    reading = read_meminfo(str(FIXTURES / "broken" / "proc" / "meminfo"))
     assert reading.mem_total_bytes is None
     assert [p.reason for p in reading.problems] == ["MemTotal is not a size"]
 
@@ -30,14 +30,14 @@ def test_mem_total_garbage_is_a_problem() -> None:
 )
 def test_mem_total_absent_or_bad(tmp_path: Path, content: bytes) -> None:
     (tmp_path / "meminfo").write_bytes(content)
-    reading = read_mem_total(str(tmp_path))
+    reading = read_meminfo(str(tmp_path / "meminfo"))
     assert reading.mem_total_bytes is None
     assert len(reading.problems) == 1
 
 
 def test_no_meminfo_file(tmp_path: Path) -> None:
-    assert read_mem_total(str(tmp_path)).mem_total_bytes is None
-    assert read_mem_total(str(tmp_path)).problems == ()
+    assert read_meminfo(str(tmp_path / "meminfo")).mem_total_bytes is None
+    assert read_meminfo(str(tmp_path / "meminfo")).problems == ()
 
 
 def test_savings_current_kernel() -> None:
@@ -87,3 +87,19 @@ def test_unreadable_zero_pages_leaves_saved_memory_out() -> None:
 
 def test_nothing_derived_without_ksm() -> None:
     assert derive_savings(KsmSysfs(), 4096, 1 << 30) == Savings(None, None, None, None)
+
+
+def test_free_memory_as_ksmtuned_counts_it(tmp_path: Path) -> None:
+    (tmp_path / "meminfo").write_bytes(
+        b"MemTotal:  1000 kB\nMemFree:  100 kB\nMemAvailable: 500 kB\nBuffers:  20 kB\n"
+        b"Cached:  300 kB\nHugePages_Total:  0\n"
+    )
+    meminfo = read_meminfo(str(tmp_path / "meminfo")).meminfo
+    assert (meminfo.mem_total_bytes, meminfo.free_bytes) == (1000 * 1024, 420 * 1024)
+
+
+def test_free_memory_needs_all_three_figures(tmp_path: Path) -> None:
+    (tmp_path / "meminfo").write_bytes(b"MemTotal: 1000 kB\nMemFree: 100 kB\nCached: x kB\n")
+    reading = read_meminfo(str(tmp_path / "meminfo"))
+    assert (reading.mem_total_bytes, reading.meminfo.free_bytes) == (1000 * 1024, None)
+    assert reading.problems == ()

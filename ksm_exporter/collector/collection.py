@@ -29,7 +29,7 @@ from ksm_exporter.derive.tuning import TuningOptions, advise, host_now
 from ksm_exporter.sources.kernel_file import Problem
 from ksm_exporter.sources.ksm_stat import PROCESS_FIELDS, ProcessField
 from ksm_exporter.sources.ksmd import KsmdLocator, KsmdReading
-from ksm_exporter.sources.meminfo import MeminfoReading, read_mem_total
+from ksm_exporter.sources.meminfo import MeminfoReading, read_meminfo
 from ksm_exporter.sources.roots import Roots
 from ksm_exporter.sources.sysfs import HeldKsmSysfs, SysfsReading
 
@@ -113,7 +113,7 @@ class KsmCollection:
     def read(self) -> HostReading:
         """Every source but the per-process sweep."""
         sysfs = self.timed("sysfs", self.sysfs.read)
-        meminfo = self.timed("meminfo", lambda: read_mem_total(self.roots.procfs))
+        meminfo = self.timed("meminfo", lambda: read_meminfo(self.roots.meminfo))
         ksmd = self.timed("ksmd", self.ksmd.read) if sysfs.snapshot.available else None
         return HostReading(sysfs, meminfo, None, ksmd)
 

@@ -1,37 +1,79 @@
-"""`<procfs>/meminfo`: only MemTotal, the denominator of the saved-memory ratio."""
+"""`<procfs>/meminfo`: the memory figures the exporter and `status` use, parsed by one rule.
+
+A line is `Name: N kB` (or `Name: N`, the unit-less counters); fs/proc/meminfo.c writes every
+size in kB. MemTotal is the denominator of the saved-memory ratio; MemFree + Buffers + Cached
+is free memory as ksmtuned and oVirt MOM count it, for `status` to show what they would set.
+A missing or garbled figure is None, never 0.
+"""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-from ksm_exporter.sources.kernel_file import Problem, os_error_reason, read_bytes
+from ksm_exporter.sources.kernel_file import KIB, Problem, os_error_reason, read_bytes
 
-_UNITS = {"kB": 1024, "": 1}
+_UNITS = {b"kB": KIB, b"": 1}
+FREE_FIELDS = ("MemFree", "Buffers", "Cached")
+
+
+@dataclass(frozen=True, slots=True)
+class Meminfo:
+    """The figures of one read of meminfo, in bytes; None where absent or garbled."""
+
+    mem_total_bytes: int | None = None
+    free_bytes: int | None = None  # MemFree + Buffers + Cached
 
 
 @dataclass(frozen=True, slots=True)
 class MeminfoReading:
-    mem_total_bytes: int | None
+    meminfo: Meminfo
     problems: tuple[Problem, ...] = ()
 
+    @property
+    def mem_total_bytes(self) -> int | None:
+        return self.meminfo.mem_total_bytes
 
-def read_mem_total(procfs_root: str) -> MeminfoReading:
-    path = os.path.join(procfs_root, "meminfo")
+
+def parse_sizes(raw: bytes) -> tuple[dict[str, int], dict[str, bytes]]:
+    """({name: bytes} of the lines that parse, {name: content} of those that do not)."""
+    sizes: dict[str, int] = {}
+    garbled: dict[str, bytes] = {}
+    for line in raw.split(b"\n"):
+        name, sep, rest = line.partition(b":")
+        if not sep:
+            continue
+        key = name.decode("ascii", errors="replace")
+        parts = rest.split()
+        unit = parts[1] if len(parts) == 2 else b""
+        if 1 <= len(parts) <= 2 and parts[0].isdigit() and unit in _UNITS:
+            sizes[key] = int(parts[0]) * _UNITS[unit]
+        else:
+            garbled[key] = b" ".join(parts)
+    return sizes, garbled
+
+
+def parse_meminfo(raw: bytes, path: str) -> MeminfoReading:
+    sizes, garbled = parse_sizes(raw)
+    free = None
+    if all(name in sizes for name in FREE_FIELDS):
+        free = sum(sizes[name] for name in FREE_FIELDS)
+    total = sizes.get("MemTotal")
+    problems: tuple[Problem, ...] = ()
+    if "MemTotal" in garbled or total == 0:
+        shown = garbled.get("MemTotal", b"0 kB").decode("ascii", errors="replace")[:64]
+        problems = (Problem(path, shown, "MemTotal is not a size"),)
+        total = None
+    elif total is None:
+        problems = (Problem(path, "", "no MemTotal line"),)
+    return MeminfoReading(Meminfo(total, free), problems)
+
+
+def read_meminfo(path: str) -> MeminfoReading:
+    """Never raises; a missing file is no problem (a procfs without it), just no figures."""
     try:
         raw = read_bytes(path)
     except OSError as err:
-        return MeminfoReading(None, (Problem(path, "", os_error_reason(err)),))
+        return MeminfoReading(Meminfo(), (Problem(path, "", os_error_reason(err)),))
     if raw is None:
-        return MeminfoReading(None)
-    for line in raw.split(b"\n"):
-        if not line.startswith(b"MemTotal:"):
-            continue
-        parts = line[len(b"MemTotal:") :].split()
-        text = b" ".join(parts).decode("ascii", errors="replace")
-        if 1 <= len(parts) <= 2 and parts[0].isdigit():
-            unit = parts[1].decode("ascii", errors="replace") if len(parts) == 2 else ""
-            if unit in _UNITS and int(parts[0]) > 0:
-                return MeminfoReading(int(parts[0]) * _UNITS[unit])
-        return MeminfoReading(None, (Problem(path, text[:64], "MemTotal is not a size"),))
-    return MeminfoReading(None, (Problem(path, "", "no MemTotal line"),))
+        return MeminfoReading(Meminfo())
+    return parse_meminfo(raw, path)

@@ -19,10 +19,10 @@ from ksm_exporter.derive.savings import Savings, derive_savings
 from ksm_exporter.derive.scan_cost import ScanCost, advance, cpu_ratio
 from ksm_exporter.derive.tuning import Advice, HostNow, TuningOptions, advise, host_now
 from ksm_exporter.sources.host import ScanReading, read_scan
-from ksm_exporter.sources.host_memory import read_free_bytes, read_qemu_resident_bytes
+from ksm_exporter.sources.host_memory import read_qemu_resident_bytes
 from ksm_exporter.sources.kernel_file import NANOSECONDS, Problem
 from ksm_exporter.sources.ksmd import KsmdLocator
-from ksm_exporter.sources.meminfo import read_mem_total
+from ksm_exporter.sources.meminfo import Meminfo, read_meminfo
 from ksm_exporter.sources.process_identity import read_identity
 from ksm_exporter.sources.process_sweep import ProcessSweeper
 from ksm_exporter.sources.roots import Roots
@@ -133,7 +133,7 @@ def take_snapshot(
     if not ksm.available:
         raise KsmUnreadable(no_ksm_sentence(roots.sysfs, sysfs.problems))
     page_size = page_size or os.sysconf("SC_PAGE_SIZE")
-    meminfo = read_mem_total(roots.procfs)
+    meminfo = read_meminfo(roots.meminfo)
     processes = read_processes(roots.procfs, top)
     ksmd = KsmdLocator(roots.procfs, clock, clock_ticks)
     ksmd_problems = ksmd.read().problems
@@ -158,7 +158,7 @@ def take_snapshot(
             options,
             processes=processes,
             page_size=page_size,
-            mem_total=mem_total,
+            meminfo=meminfo.meminfo,
         ),
     )
 
@@ -184,10 +184,10 @@ def compare_tuners(
     *,
     processes: ProcessReading,
     page_size: int,
-    mem_total: int | None,
+    meminfo: Meminfo,
 ) -> Tuning:
     """The advice beside what ksmtuned/MOM and the kernel's advisor would set now."""
-    free = read_free_bytes(roots.procfs)
+    mem_total, free = meminfo.mem_total_bytes, meminfo.free_bytes
     choice = None
     if mem_total and free is not None and ksm.pages_to_scan is not None:
         pids = [p.pid for p in processes.sweep.registered]
