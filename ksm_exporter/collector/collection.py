@@ -117,6 +117,11 @@ class KsmCollection:
         ksmd = self.timed("ksmd", self.ksmd.read) if sysfs.snapshot.available else None
         return HostReading(sysfs, meminfo, None, ksmd)
 
+    def read_all(self) -> HostReading:
+        """Every source, the per-process sweep inline: for `status`, which has no event loop."""
+        reading = self.read()
+        return replace(reading, processes=self.record_sweep(self.sweep_processes()))
+
     def record_sweep(self, timed: Timed | None) -> ProcessReading | None:
         if timed is None:
             return None

@@ -1,12 +1,19 @@
-"""Everything `status` shows, read once from the sources, plus ksmd watched over a window."""
+"""Everything `status` shows: one reading of the host through the server's reader, plus the
+sampler's readings over a window.
+
+`build_snapshot(collection, reading, window)` builds it from any collection's reading and
+sampler figures (what `status --json` renders, via status/render.py's `to_json`).
+"""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from ksm_exporter.collector.collection import HostReading, KsmCollection
+from ksm_exporter.collector.cost_sampler import CostSampler
+from ksm_exporter.collector.processes import ProcessOptions
 from ksm_exporter.derive.other_tuners import (
     AdvisorChoice,
     KsmtunedChoice,
@@ -14,19 +21,16 @@ from ksm_exporter.derive.other_tuners import (
     kernel_advisor,
     ksmtuned,
 )
-from ksm_exporter.derive.process_selection import ProcessReading, select_processes
+from ksm_exporter.derive.process_selection import ProcessReading
 from ksm_exporter.derive.savings import Savings, derive_savings
-from ksm_exporter.derive.scan_cost import ScanCost, advance, cpu_ratio
+from ksm_exporter.derive.scan_cost import ScanCost, cpu_ratio
 from ksm_exporter.derive.tuning import Advice, HostNow, TuningOptions, advise, host_now
-from ksm_exporter.sources.host import ScanReading, read_scan
+from ksm_exporter.sources.host import ScanReading
 from ksm_exporter.sources.host_memory import read_qemu_resident_bytes
 from ksm_exporter.sources.kernel_file import NANOSECONDS, Problem
-from ksm_exporter.sources.ksmd import KsmdLocator
-from ksm_exporter.sources.meminfo import Meminfo, read_meminfo
-from ksm_exporter.sources.process_identity import read_identity
-from ksm_exporter.sources.process_sweep import ProcessSweeper
+from ksm_exporter.sources.meminfo import Meminfo
 from ksm_exporter.sources.roots import Roots
-from ksm_exporter.sources.sysfs import KsmSysfs, ksm_dir, read_ksm_sysfs
+from ksm_exporter.sources.sysfs import KsmSysfs, ksm_dir
 
 # How often full_scans and ksmd are sampled during the window: often enough to time full
 # scans that complete within it, still only a few small reads a tick.
@@ -105,17 +109,6 @@ class Snapshot:
     tuning: Tuning | None = None
 
 
-def read_processes(procfs_root: str, top: int) -> ProcessReading:
-    sweeper = ProcessSweeper(procfs_root)
-    try:
-        sweep = sweeper.sweep()
-    finally:
-        sweeper.close()
-    selection = select_processes(sweep.registered, top)
-    identities = {p.pid: read_identity(procfs_root, p.pid) for p in selection.own}
-    return ProcessReading(sweep, selection, identities)
-
-
 def take_snapshot(
     roots: Roots,
     window_seconds: float = 1.0,
@@ -127,22 +120,41 @@ def take_snapshot(
     clock_ticks: int | None = None,
     tuning: TuningOptions | None = None,
 ) -> Snapshot:
-    """Raises KsmUnreadable where the kernel's KSM directory cannot be read."""
-    sysfs = read_ksm_sysfs(roots.sysfs)
-    ksm = sysfs.snapshot
-    if not ksm.available:
-        raise KsmUnreadable(no_ksm_sentence(roots.sysfs, sysfs.problems))
-    page_size = page_size or os.sysconf("SC_PAGE_SIZE")
-    meminfo = read_meminfo(roots.meminfo)
-    processes = read_processes(roots.procfs, top)
-    ksmd = KsmdLocator(roots.procfs, clock, clock_ticks)
-    ksmd_problems = ksmd.read().problems
-    window = watch_ksmd(lambda: read_scan(roots.sysfs, ksmd, clock), window_seconds, sleep)
-    mem_total = meminfo.mem_total_bytes
-    options = tuning or TuningOptions()
-    advice = advise(
-        window.cost, settings_at_end(host_now(ksm, processes, page_size), window), options
+    """Reads the host through the server's reader (`KsmCollection`): one reading of every
+    source, then the sampler's readings over the window, fed to the same cost code.
+
+    Raises KsmUnreadable where the kernel's KSM directory cannot be read.
+    """
+    collection = KsmCollection(
+        roots,
+        page_size,
+        ProcessOptions(limit=top),
+        clock=clock,
+        clock_ticks=clock_ticks,
+        tuning=tuning,
     )
+    try:
+        reading = collection.read_all()
+        if not reading.sysfs.snapshot.available:
+            raise KsmUnreadable(no_ksm_sentence(roots.sysfs, reading.sysfs.problems))
+        window = watch_ksmd(collection.sampler, window_seconds, sleep)
+    finally:
+        collection.close()
+    return build_snapshot(collection, reading, window)
+
+
+def build_snapshot(collection: KsmCollection, reading: HostReading, window: CpuWindow) -> Snapshot:
+    """The status document's content from one reading of the host and the sampler's figures
+    over `window`: what `status` shows, and what the server can show from its own reader."""
+    ksm = reading.sysfs.snapshot
+    processes = reading.processes
+    assert processes is not None  # the collection sweeps processes: status asks it to
+    page_size = collection.page_size
+    mem_total = reading.meminfo.mem_total_bytes
+    options = collection.tuning
+    host = host_now(ksm, processes, page_size)
+    advice = advise(window.cost, settings_at_end(host, window), options)
+    ksmd_problems = () if reading.ksmd is None else reading.ksmd.problems
     return Snapshot(
         ksm=ksm,
         savings=derive_savings(ksm, page_size, mem_total),
@@ -150,15 +162,20 @@ def take_snapshot(
         page_size=page_size,
         window=window,
         processes=processes,
-        problems=(*sysfs.problems, *meminfo.problems, *ksmd_problems, *processes.problems),
+        problems=(
+            *reading.sysfs.problems,
+            *reading.meminfo.problems,
+            *ksmd_problems,
+            *processes.problems,
+        ),
         tuning=compare_tuners(
-            roots,
+            collection.roots,
             ksm,
             advice,
             options,
             processes=processes,
             page_size=page_size,
-            meminfo=meminfo.meminfo,
+            meminfo=reading.meminfo.meminfo,
         ),
     )
 
@@ -206,11 +223,11 @@ def compare_tuners(
     return Tuning(options, advice, ksm_dir(roots.sysfs), choice, advisor)
 
 
-def watch_ksmd(
-    read: Callable[[], ScanReading], seconds: float, sleep: Callable[[float], None]
-) -> CpuWindow:
-    first = read()
-    cost = advance(ScanCost(), first)
+def watch_ksmd(sampler: CostSampler, seconds: float, sleep: Callable[[float], None]) -> CpuWindow:
+    """The sampler's ticks over `seconds`, from a fresh start."""
+    cost = sampler.tick()
+    first = cost.last
+    assert first is not None
     deadline = first.at + seconds
     while True:
         last = cost.last
@@ -218,7 +235,7 @@ def watch_ksmd(
         if remaining <= 1e-9:
             break
         sleep(min(WINDOW_STEP_SECONDS, remaining))
-        cost = advance(cost, read())
+        cost = sampler.tick()
     return CpuWindow(first, cost)
 
 
