@@ -18,7 +18,7 @@ from ksm_exporter.sources.kernel_file import BadValue
 from ksm_exporter.sources.ksm_files import KSM_FILES, declared
 from ksm_exporter.sources.roots import Roots
 from ksm_exporter.sources.sysfs import parser_of
-from tests.support.exposition import parse_samples, value
+from tests.support.exposition import families_of, parse_samples, value
 
 pytestmark = pytest.mark.unit
 
@@ -139,7 +139,7 @@ def test_any_bytes_in_kernel_files(tree: dict[str, bytes]) -> None:
 
         # The sources and the collection never raise.
         collection = KsmCollection(roots, 4096)
-        list(collection.collect())
+        families_of(collection)
 
         # The scrape answers 200 with the metrics it could read, and counts the rest.
         rejected = sysfs_rejections(tree)

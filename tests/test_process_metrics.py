@@ -143,15 +143,6 @@ def test_the_sweep_can_be_turned_off() -> None:
     assert ("ksm_exporter_collect_errors_total", (("source", "process"),)) not in samples
 
 
-async def test_the_server_path_gives_the_same_figures() -> None:
-    collection = KsmCollection(fixture_roots("current"), PAGE_SIZE)
-    families = await collection.collect_async()
-    served = {s.name: s.value for f in families for s in f.samples if "process" in s.name}
-    direct = {s.name: s.value for f in collection.collect() for s in f.samples}
-    assert {n: v for n, v in direct.items() if n in served} == served
-    assert served["ksm_process_other_processes"] == 0
-
-
 def process(pid: int, merging: int, rmap: int = 1) -> ProcessKsm:
     return ProcessKsm(pid, KsmStat(rmap_items=rmap, merging_pages=merging))
 

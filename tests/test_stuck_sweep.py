@@ -16,7 +16,7 @@ from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.server.app import make_app
 from ksm_exporter.sources.roots import Roots
 from tests.support.eventually import eventually_async
-from tests.support.exposition import Samples, parse_samples, render, value
+from tests.support.exposition import Samples, parse_samples, render_async, value
 from tests.support.paths import FIXTURES, fixture_roots
 
 pytestmark = pytest.mark.unit
@@ -52,9 +52,10 @@ def process_errors(samples: Samples) -> float:
     return value(samples, "ksm_exporter_collect_errors_total", source="process")
 
 
-def errors_of_a_plain_sweep() -> float:
+async def errors_of_a_plain_sweep() -> float:
     """The fixture holds a few broken processes of its own, counted on every sweep."""
-    return process_errors(parse_samples(render(KsmCollection(fixture_roots("current"), 4096))))
+    collection = KsmCollection(fixture_roots("current"), 4096)
+    return process_errors(parse_samples(await render_async(collection)))
 
 
 async def test_scrapes_go_on_without_a_stuck_sweep(
@@ -92,4 +93,4 @@ async def test_scrapes_go_on_without_a_stuck_sweep(
 
         recovered = parse_samples(await (await client.get("/metrics")).text())
         assert value(recovered, "ksm_processes_registered") > 0
-        assert process_errors(recovered) == 2 + errors_of_a_plain_sweep()
+        assert process_errors(recovered) == 2 + await errors_of_a_plain_sweep()

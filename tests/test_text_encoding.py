@@ -17,6 +17,7 @@ from prometheus_client.core import (
 from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.server import text_encoding
 from ksm_exporter.server.exposition import negotiate
+from tests.support.exposition import families_of
 from tests.support.paths import fixture_roots
 
 pytestmark = pytest.mark.unit
@@ -84,7 +85,7 @@ def test_same_bytes_as_the_library(metrics: list[Metric], accept: str) -> None:
 @pytest.mark.parametrize("accept", ACCEPTS)
 def test_the_exporters_own_families_take_the_fast_path(accept: str) -> None:
     collection = KsmCollection(fixture_roots("current"), 4096)
-    fast, library = both(list(collection.collect()), accept)
+    fast, library = both(families_of(collection), accept)
     verbatim = "dots" not in accept and "values" not in accept
     assert fast == (library if verbatim else None)
 

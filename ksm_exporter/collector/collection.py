@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Protocol, TypeVar
 
@@ -150,11 +150,6 @@ class KsmCollection:
             metrics.extend(tuning_families(advise(self.sampler.cost, host, self.tuning)))
         metrics.extend(self.stats.families())
         return metrics
-
-    def collect(self) -> Iterable[Metric]:
-        """prometheus-client's Collector protocol, for tests: the sweep runs inline."""
-        sample = self.read()
-        return self.families(replace(sample, processes=self.record_sweep(self.sweep_processes())))
 
     async def collect_async(self) -> list[Metric]:
         """The server's entry point: the sweep runs in a worker thread, the rest inline."""
