@@ -1,8 +1,10 @@
-"""Serving one more `ksm_stat` line is one declaration in ksm_exporter/sources/ksm_stat.py:
-served per process, summed into the "other" series, documented."""
+"""Serving one more `ksm_stat` line is one declaration in ksm_exporter/sources/ksm_stat.py
+(served per process, summed into the "other" series, documented); one more label is one
+declaration in ksm_exporter/sources/process_identity.py."""
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.collector.processes import ProcessOptions
 from ksm_exporter.sources import ksm_stat
 from ksm_exporter.sources.ksm_stat import PROCESS_FIELDS, ProcessField
+from ksm_exporter.sources.process_identity import LABELS, ProcessLabel
 from ksm_exporter.sources.roots import Roots
 from tests.support.exposition import Samples, parse_samples, render, value
 from tests.support.metrics_doc import METRICS_DOC
@@ -86,3 +89,24 @@ def test_a_declared_line_is_documented(monkeypatch: pytest.MonkeyPatch) -> None:
         "| `ksm_process_other_swapped_pages` | gauge | pages | sum of `ksm_swapped_pages` "
         "of those processes | - |"
     ) in lines
+
+
+def qemu_uuid(cmdline: bytes) -> str:
+    argv = cmdline.split(b"\0")
+    return next((b.decode() for a, b in itertools.pairwise(argv) if a == b"-uuid"), "")
+
+
+def test_a_declared_label_is_served(tmp_path: Path) -> None:
+    shutil.copytree(FIXTURES / "current", tmp_path / "current")
+    proc = tmp_path / "current" / "proc"
+    uuid = "6f0e2c8a-1b2d-4c3e-9f00-aabbccddeeff"
+    cmdline = proc / "1201" / "cmdline"
+    cmdline.write_bytes(cmdline.read_bytes() + f"-uuid\0{uuid}\0".encode())
+    roots = Roots(str(tmp_path / "current" / "sys"), str(proc))
+    labels = (*LABELS, ProcessLabel("vm_uuid", "cmdline", qemu_uuid))
+    options = ProcessOptions(labels=("vm", "vm_uuid"))
+    samples = parse_samples(render(KsmCollection(roots, 4096, options, process_labels=labels)))
+    assert value(samples, "ksm_process_merging_pages", pid="1201", vm="web01", vm_uuid=uuid) == (
+        120000
+    )
+    assert value(samples, "ksm_process_merging_pages", pid="1302", vm="db02", vm_uuid="") == (50000)

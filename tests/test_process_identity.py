@@ -25,31 +25,30 @@ CURRENT = str(FIXTURES / "current" / "proc")
         (
             1201,
             ProcessIdentity(
-                "qemu-system-x86",
-                "web01",
-                "/machine.slice/machine-qemu\\x2d1\\x2dweb01.scope/libvirt/emulator",
+                comm="qemu-system-x86",
+                vm="web01",
+                cgroup="/machine.slice/machine-qemu\\x2d1\\x2dweb01.scope/libvirt/emulator",
             ),
         ),
-        (1302, ProcessIdentity("kvm", "db02", "/qemu.slice/102.scope")),
+        (1302, ProcessIdentity(comm="kvm", vm="db02", cgroup="/qemu.slice/102.scope")),
         (
             1403,
             ProcessIdentity(
-                "qemu-system-aar",
-                "lab,test",
-                "/machine.slice/machine-qemu\\x2d3\\x2dlab.scope/libvirt/emulator",
+                comm="qemu-system-aar",
+                vm="lab,test",
+                cgroup="/machine.slice/machine-qemu\\x2d3\\x2dlab.scope/libvirt/emulator",
             ),
         ),
         (
             2200,
             ProcessIdentity(
-                "nginx",
-                "",
-                "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0f1e.slice/"
+                comm="nginx",
+                cgroup="/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0f1e.slice/"
                 "cri-containerd-4d2a.scope",
             ),
         ),
-        (2300, ProcessIdentity("find", "", "/user.slice/user-1000.slice/session-3.scope")),
-        (2, ProcessIdentity("kthreadd", "", "/")),
+        (2300, ProcessIdentity(comm="find", cgroup="/user.slice/user-1000.slice/session-3.scope")),
+        (2, ProcessIdentity(comm="kthreadd", cgroup="/")),
         (99999, ProcessIdentity()),  # gone
     ],
 )
@@ -58,7 +57,7 @@ def test_fixture_identities(pid: int, expected: ProcessIdentity) -> None:
 
 
 def test_only_the_parts_asked_for_are_read() -> None:
-    assert read_identity(CURRENT, 1201, comm=False, cgroup=False) == ProcessIdentity(vm="web01")
+    assert read_identity(CURRENT, 1201, ("vm",)) == ProcessIdentity(vm="web01")
 
 
 @pytest.mark.parametrize(

@@ -141,6 +141,6 @@ def test_the_runbook_selector_selects_exactly_its_workloads(tmp_path: Path, inde
 @pytest.mark.unit
 def test_the_runbook_always_include_pattern_keeps_the_sensitive_processes_apart() -> None:
     settings = load_settings(build_parser().parse_args(runbook_exporter_flags()))
-    identities = {int(pid): ProcessIdentity(**labels) for pid, labels in PROCESSES.items()}
+    identities = {int(pid): ProcessIdentity(labels) for pid, labels in PROCESSES.items()}
     kept = always_included(identities, settings.process_always_include)
     assert {str(pid) for pid in kept} == ALWAYS_INCLUDED

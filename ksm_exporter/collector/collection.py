@@ -30,6 +30,7 @@ from ksm_exporter.sources.kernel_file import Problem
 from ksm_exporter.sources.ksm_stat import PROCESS_FIELDS, ProcessField
 from ksm_exporter.sources.ksmd import KsmdLocator, KsmdReading
 from ksm_exporter.sources.meminfo import MeminfoReading, read_meminfo
+from ksm_exporter.sources.process_identity import LABELS, ProcessLabel
 from ksm_exporter.sources.roots import Roots
 from ksm_exporter.sources.sysfs import HeldKsmSysfs, SysfsReading
 
@@ -81,12 +82,15 @@ class KsmCollection:
         sweep_deadline: float = SWEEP_DEADLINE,
         tuning: TuningOptions | None = None,
         process_fields: tuple[ProcessField, ...] = PROCESS_FIELDS,
+        process_labels: tuple[ProcessLabel, ...] = LABELS,
     ) -> None:
         self.roots = roots
         self.page_size = page_size or os.sysconf("SC_PAGE_SIZE")
         options = processes or ProcessOptions()
         self.processes = (
-            ProcessReader(roots.procfs, options, process_fields) if options.enabled else None
+            ProcessReader(roots.procfs, options, process_fields, process_labels)
+            if options.enabled
+            else None
         )
         sources = (*self.SOURCES, "process") if self.processes else self.SOURCES
         self.stats = SourceStats(sources)

@@ -55,7 +55,7 @@ def process_families(
             if value is None:
                 continue
             who = sample.identities.get(process.pid, unknown)
-            family.add_metric([str(process.pid), *(getattr(who, k) for k in labels)], value)
+            family.add_metric([str(process.pid), *(who.get(k) for k in labels)], value)
         yield family
         if spec.other_help is not None:
             yield GaugeMetricFamily(

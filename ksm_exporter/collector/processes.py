@@ -15,7 +15,13 @@ from ksm_exporter.derive.process_selection import (
     select_processes,
 )
 from ksm_exporter.sources.ksm_stat import PROCESS_FIELDS, ProcessField
-from ksm_exporter.sources.process_identity import PROCESS_LABELS, ProcessIdentity, read_identity
+from ksm_exporter.sources.process_identity import (
+    LABELS,
+    PROCESS_LABELS,
+    ProcessIdentity,
+    ProcessLabel,
+    read_identity,
+)
 from ksm_exporter.sources.process_sweep import ProcessSweeper
 
 log = logging.getLogger(__name__)
@@ -56,10 +62,12 @@ class ProcessReader:
         procfs_root: str,
         options: ProcessOptions,
         fields: tuple[ProcessField, ...] = PROCESS_FIELDS,
+        labels: tuple[ProcessLabel, ...] = LABELS,
     ) -> None:
         self.procfs_root = procfs_root
         self.options = options
         self.fields = fields
+        self.labels = labels
         threads = sweep_threads()
         self._helpers = (
             ThreadPoolExecutor(threads - 1, thread_name_prefix="ksm-sweep") if threads > 1 else None
@@ -76,13 +84,18 @@ class ProcessReader:
         options = self.options
         identities: dict[int, ProcessIdentity] = {}
         if options.always_include is not None:
-            identities = {p.pid: read_identity(self.procfs_root, p.pid) for p in sweep.registered}
+            identities = {
+                p.pid: read_identity(self.procfs_root, p.pid, labels=self.labels)
+                for p in sweep.registered
+            }
         always = always_included(identities, options.always_include)
         selection = select_processes(sweep.registered, options.limit, always)
-        wanted = {name: name in options.labels for name in PROCESS_LABELS}
+        wanted = options.labels
         for process in selection.own:
-            if process.pid not in identities and any(wanted.values()):
-                identities[process.pid] = read_identity(self.procfs_root, process.pid, **wanted)
+            if process.pid not in identities and wanted:
+                identities[process.pid] = read_identity(
+                    self.procfs_root, process.pid, wanted, self.labels
+                )
         return ProcessReading(sweep, selection, identities)
 
     def _note_unreadable(self, unreadable: int) -> None:

@@ -65,13 +65,14 @@ def select_processes(
 def always_included(
     identities: dict[int, ProcessIdentity], pattern: re.Pattern[str] | None
 ) -> set[int]:
-    """Pids whose command name, guest name or cgroup path matches the pattern anywhere."""
+    """Pids one of whose labels (command name, guest name, cgroup path...) matches the
+    pattern anywhere."""
     if pattern is None:
         return set()
     return {
         pid
         for pid, who in identities.items()
-        if any(text and pattern.search(text) for text in (who.comm, who.vm, who.cgroup))
+        if any(pattern.search(text) for text in who.labels.values())
     }
 
 

@@ -1,7 +1,11 @@
 """Who a process is: its command name, QEMU guest name and cgroup v2 path.
 
-Read only for processes registered with KSM, and only the parts asked for. A process may exit
-at any moment: what cannot be read is left empty, never an error.
+Every label is declared once in PROCESS_LABELS: its name, the file under `<procfs>/<pid>/`
+it comes from and the parser of that file. The per-process families, the
+`--collector.process.labels` choices, `--collector.process.always-include` and `status` all
+follow the table, so one more label is one declaration (and its parser). Read only for
+processes registered with KSM, and only the labels asked for, each file once. A process may
+exit at any moment: what cannot be read is left empty, never an error.
 """
 
 from __future__ import annotations
@@ -9,21 +13,10 @@ from __future__ import annotations
 import itertools
 import os
 import re
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from ksm_exporter.sources.kernel_file import read_bytes
-
-# The parts of a process's identity that may become labels, in label order.
-PROCESS_LABELS = ("comm", "vm", "cgroup")
-
-
-@dataclass(frozen=True, slots=True)
-class ProcessIdentity:
-    """Empty strings where unknown: not a QEMU process, no cgroup v2 line, or gone."""
-
-    comm: str = ""
-    vm: str = ""
-    cgroup: str = ""
 
 
 def _read(path: str) -> bytes:
@@ -97,12 +90,81 @@ def cgroup_v2_path(content: bytes) -> str:
     return ""
 
 
+def parse_comm(raw: bytes) -> str:
+    return _text(raw.rstrip(b"\n"))
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessLabel:
+    """One label of a process's series: where it comes from and how it is read."""
+
+    name: str
+    file: str  # under <procfs>/<pid>/
+    parse: Callable[[bytes], str]  # "" where the process has no such label
+
+
+LABELS: tuple[ProcessLabel, ...] = (
+    ProcessLabel("comm", "comm", parse_comm),
+    ProcessLabel("vm", "cmdline", qemu_guest_name),
+    ProcessLabel("cgroup", "cgroup", cgroup_v2_path),
+)
+# The labels a process's series may carry, in label order.
+PROCESS_LABELS: tuple[str, ...] = tuple(label.name for label in LABELS)
+
+
+class ProcessIdentity:
+    """A process's labels by name; "" where unknown: not a QEMU process, no cgroup v2 line,
+    gone, or not asked for."""
+
+    __slots__ = ("labels",)
+
+    def __init__(self, labels: Mapping[str, str] | None = None, **named: str) -> None:
+        given = {**(labels or {}), **named}
+        self.labels: dict[str, str] = {k: v for k, v in given.items() if v}
+
+    def get(self, name: str) -> str:
+        return self.labels.get(name, "")
+
+    @property
+    def comm(self) -> str:
+        return self.get("comm")
+
+    @property
+    def vm(self) -> str:
+        return self.get("vm")
+
+    @property
+    def cgroup(self) -> str:
+        return self.get("cgroup")
+
+    def as_dict(self, names: Collection[str] = PROCESS_LABELS) -> dict[str, str]:
+        return {name: self.get(name) for name in names}
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ProcessIdentity):
+            return NotImplemented
+        return self.labels == other.labels
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"ProcessIdentity({self.labels})"
+
+
 def read_identity(
-    procfs_root: str, pid: int, comm: bool = True, vm: bool = True, cgroup: bool = True
+    procfs_root: str,
+    pid: int,
+    names: Collection[str] = PROCESS_LABELS,
+    labels: tuple[ProcessLabel, ...] = LABELS,
 ) -> ProcessIdentity:
+    """The labels named in `names`, each file read once however many labels it gives."""
     directory = os.path.join(procfs_root, str(pid))
-    return ProcessIdentity(
-        comm=_text(_read(os.path.join(directory, "comm")).rstrip(b"\n")) if comm else "",
-        vm=qemu_guest_name(_read(os.path.join(directory, "cmdline"))) if vm else "",
-        cgroup=cgroup_v2_path(_read(os.path.join(directory, "cgroup"))) if cgroup else "",
-    )
+    contents: dict[str, bytes] = {}
+    found: dict[str, str] = {}
+    for label in labels:
+        if label.name not in names:
+            continue
+        if label.file not in contents:
+            contents[label.file] = _read(os.path.join(directory, label.file))
+        found[label.name] = label.parse(contents[label.file])
+    return ProcessIdentity(found)

@@ -224,7 +224,7 @@ def to_json(snapshot: Snapshot) -> dict[str, Any]:
             top.append(
                 {
                     "pid": process.pid,
-                    **dataclasses.asdict(who),
+                    **who.as_dict(),
                     **{
                         spec.name: process.stat.get(spec.name)
                         for spec in PROCESS_FIELDS
