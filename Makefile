@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: run test test-unit lint format dashboards mixin docs bench lab clean
+.PHONY: run test test-unit lint format dashboards mixin docs bench lab lab-record clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
@@ -56,9 +56,13 @@ bench: $(VENV)/.installed-run
 	$(BIN)/python -m bench.footprint
 	$(BIN)/python -m bench.process_sweep
 
-## lab: real kernels (Debian 6.1, 6.12, this host's) under QEMU and real QEMU guests; records tests/fixtures/kernels/
+## lab: real kernels (Debian 6.1, 6.12, this host's) under QEMU and real QEMU guests; compares, writes nothing
 lab: $(VENV)/.installed-dev
 	$(BIN)/python -m lab
+
+## lab-record: the same, and records the kernels' captures in tests/fixtures/kernels/
+lab-record: $(VENV)/.installed-dev
+	$(BIN)/python -m lab --record
 
 format: $(VENV)/.installed-dev
 	$(BIN)/ruff check --fix .

@@ -1,27 +1,35 @@
-"""`make lab`: measure every lab kernel, compare the exporter with the kernel's own files,
-record the captures under tests/fixtures/kernels/, then attribute real QEMU guests.
+"""`make lab`: measure every lab kernel, compare the exporter with the kernel's own files and
+each kernel's offering with its committed capture, then attribute real QEMU guests.
+`make lab-record` (`--record`) also records the captures under tests/fixtures/kernels/.
 
-Ends with one line per kernel, `<release>: <n> series checked, <m> differ`, and one per real
-guest; exits 1 when anything differs or, under CI=true, when a piece cannot be had.
+A plain run writes nothing in the work tree. Ends with one line per kernel,
+`<release>: <n> series checked, <m> differ`, and one per real guest; exits 1 when anything
+differs (the exporter from the kernel, or what a kernel offers from its committed capture) or,
+under CI=true, when a piece cannot be had.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
-import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from lab.captures import KERNEL_CAPTURES
-from lab.compare import checks, differences
+from lab.compare import checks, differences, unknown_files
 from lab.kernels import Unavailable
 from lab.measure import LAB_KERNELS, measure
 from lab.real_guests import attribute, guest_names, problems
+from lab.recording import committed, drift, record
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lab", description=__doc__)
+    parser.add_argument(
+        "--record", action="store_true", help="record the captures in tests/fixtures/kernels/"
+    )
+    args = parser.parse_args(argv)
     started = time.monotonic()
     summary: list[str] = []
     failed = False
@@ -34,15 +42,23 @@ def main() -> int:
             failed = failed or bool(os.environ.get("CI"))
             continue
         found = checks(capture, capture.exposition)
-        wrong = differences(found)
-        for check in wrong:
-            print(f"{capture.release}: {check}", file=sys.stderr)
-        directory = KERNEL_CAPTURES / capture.release
-        shutil.rmtree(directory, ignore_errors=True)
-        capture.write_tree(directory)
+        wrong = [str(check) for check in differences(found)]
+        unknown = unknown_files(capture)
+        wrong += [f"{name}: no expected series in lab/compare.py" for name in unknown]
+        for problem in wrong:
+            print(f"{capture.release}: {problem}", file=sys.stderr)
+        drifted = drift(capture)
+        if drifted:
+            print(f"{capture.release}: {drifted}", file=sys.stderr)
+        if committed(capture.release) is None:
+            print(f"{capture.release}: no committed capture; make lab-record adds it",
+                  file=sys.stderr)  # fmt: skip
+        if args.record:
+            print(f"{capture.release}: recorded in {record(capture)}", file=sys.stderr)
         summary.append(f"{capture.release}: {len(found)} series checked, {len(wrong)} differ")
         print(f"lab: {kernel} in {time.monotonic() - piece:.0f} s", file=sys.stderr)
         failed = failed or bool(wrong) or "same_instant" in capture.notes
+        failed = failed or (bool(drifted) and not args.record)
     piece = time.monotonic()
     try:
         with tempfile.TemporaryDirectory(prefix="ksm-lab-guests-") as work:

@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-
-from ksm_exporter.sources.ksm_stat import PROCESS_FIELDS, KsmStat
 
 REPO = Path(__file__).resolve().parent.parent
 KERNEL_CAPTURES = REPO / "tests" / "fixtures" / "kernels"
 KSM = "sys/kernel/mm/ksm"
 METADATA = "lab.json"
 EXPOSITION = "metrics.txt"
+# Recorded captures number the processes the lab started from here, in the order of their
+# roles, so that recording the same kernel again changes no path and no pid label.
+FIRST_RECORDED_PID = 1000
+PID_LABEL = re.compile(r'(\bpid=")(\d+)(")')
 
 
 @dataclass(frozen=True)
@@ -55,18 +58,57 @@ class Capture:
         pairs = [line.split(None, 1) for line in content.splitlines()]
         return {pair[0].rstrip(":"): pair[1].strip() for pair in pairs if len(pair) == 2}
 
-    def process_stat(self, pid: int) -> KsmStat:
-        """The counters as the kernel wrote them, keyed by the exporter's field names."""
-        values: dict[str, int | bool] = {}
-        lines = self.ksm_stat_lines(pid)
+    def counters(self, pid: int) -> dict[str, int]:
+        """The numeric ksm_stat lines by the kernel's names, with `ksm_merging_pages` from its
+        own file where the kernel (5.19 to 6.11) keeps it there."""
+        found = {key: int(text) for key, text in self.ksm_stat_lines(pid).items()
+                 if text.lstrip("-").isdigit()}  # fmt: skip
         merging_file = (self.files.get(f"proc/{pid}/ksm_merging_pages") or "").strip()
-        if "ksm_merging_pages" not in lines and merging_file:
-            lines["ksm_merging_pages"] = merging_file
-        for key, text in lines.items():
-            known = next((spec for spec in PROCESS_FIELDS if spec.key == key), None)
-            if known is not None:
-                values[known.name] = text == "yes" if text in ("yes", "no") else int(text)
-        return KsmStat(values)
+        if "ksm_merging_pages" not in found and merging_file:
+            found["ksm_merging_pages"] = int(merging_file)
+        return found
+
+    def registered(self, pid: int) -> bool:
+        """Registered with KSM: `ksm_mergeable: yes` where the kernel writes it, rmap items
+        (KSM has scanned its pages) or merged pages."""
+        counters = self.counters(pid)
+        return (
+            self.ksm_stat_lines(pid).get("ksm_mergeable") == "yes"
+            or counters.get("ksm_rmap_items", 0) > 0
+            or counters.get("ksm_merging_pages", 0) > 0
+        )
+
+    def normalised(self) -> Capture:
+        """The same capture with the processes the lab started renumbered from
+        FIRST_RECORDED_PID in the order of their roles; kernel threads keep their pids."""
+        threads = {self.roles.get("kernel_thread"), self.roles.get("ksmd")}
+        started = [pid for pid in self.roles.values() if pid is not None and pid not in threads]
+        others = [pid for pid in self.pids() if pid not in threads and pid not in started]
+        return self.with_pids(
+            {old: FIRST_RECORDED_PID + n for n, old in enumerate([*started, *others])}
+        )
+
+    def with_pids(self, renumber: dict[int, int]) -> Capture:
+        """The capture with pids renumbered in paths, `stat`'s first field, roles and pid
+        labels; a pid not in `renumber` keeps its number."""
+
+        def new(pid: int) -> int:
+            return renumber.get(pid, pid)
+
+        files = {}
+        for path, content in self.files.items():
+            parts, text = path.split("/"), content
+            if parts[0] == "proc" and parts[1].isdigit():
+                pid = int(parts[1])
+                parts[1] = str(new(pid))
+                if parts[2] == "stat" and text.startswith(f"{pid} "):
+                    text = f"{new(pid)} {text.removeprefix(f'{pid} ')}"
+            files["/".join(parts)] = text
+        exposition = PID_LABEL.sub(
+            lambda match: f"{match[1]}{new(int(match[2]))}{match[3]}", self.exposition
+        )
+        roles = {role: None if pid is None else new(pid) for role, pid in self.roles.items()}
+        return replace(self, files=files, roles=roles, exposition=exposition)
 
     def write_tree(self, directory: Path) -> None:
         """The capture as a root with sys/ and proc/, which the exporter can be pointed at."""

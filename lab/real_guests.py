@@ -68,7 +68,7 @@ class Guest:
         """The QEMU process's own count, from ksm_stat (or its own file on older hosts)."""
         capture = Capture("", 0, {f"proc/{self.pid}/{name}": _read(self.pid, name)
                                   for name in ("ksm_stat", "ksm_merging_pages")})  # fmt: skip
-        return capture.process_stat(self.pid).merging_pages or 0
+        return capture.counters(self.pid).get("ksm_merging_pages", 0)
 
 
 def _read(pid: int, name: str) -> str:

@@ -29,7 +29,7 @@ def sources(capture: Capture) -> set[str]:
     """What this kernel offers: KSM file names, ksm_stat keys (no colon), ksmd's files."""
     found = {path.rsplit("/", 1)[1] for path in capture.files if path.startswith("sys/")}
     for pid in capture.pids():
-        if capture.process_stat(pid).registered:
+        if capture.registered(pid):
             found |= set(capture.ksm_stat_lines(pid))
             if capture.files.get(f"proc/{pid}/{PROCESS_BASE}", "").strip():
                 found.add(PROCESS_BASE)

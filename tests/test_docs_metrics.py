@@ -7,13 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from ksm_exporter.sources.ksm_files import KSM_FILES
+from lab.compare import NUMERIC_FILES
 from tests.support.exposition import render
 from tests.support.ksmd_simulator import tuned_collection
-from tests.support.metrics_doc import documented_types
+from tests.support.metrics_doc import documented_rows, documented_types
 from tests.support.sampling import sampled_collection
 
 pytestmark = pytest.mark.unit
 
+DIVIDED_BY = re.compile(r" / (\d+)\b")
 FAMILY = re.compile(r"^# TYPE (\S+) (\S+)$", re.MULTILINE)
 
 
@@ -33,3 +36,17 @@ def test_every_exported_metric_is_documented_with_its_type(tmp_path: Path) -> No
 
 def test_every_documented_metric_is_exported_from_a_full_kernel(tmp_path: Path) -> None:
     assert set(documented_types()) - set(exported(tmp_path)) == set()
+
+
+def test_each_ksm_file_is_documented_with_the_unit_the_kernel_writes_it_in() -> None:
+    """docs/metrics.md itself names each file, and divides by what the lab's comparison
+    divides by (ksm.rst's units: milliseconds, percent), for every file the exporter serves."""
+    rows = documented_rows()
+    served = {spec.name for spec in KSM_FILES}
+    assert served <= set(NUMERIC_FILES)
+    for name in sorted(served):
+        metric, divisor = NUMERIC_FILES[name]
+        source = rows[metric][2]
+        assert source.startswith(f"`<ksm>/{name}`"), metric
+        stated = DIVIDED_BY.search(source)
+        assert (int(stated[1]) if stated else 1) == divisor, metric

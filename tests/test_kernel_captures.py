@@ -3,6 +3,9 @@ exporter serves exactly the values the kernel's own files hold, on every kernel 
 
 from __future__ import annotations
 
+import dataclasses
+import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,11 +13,14 @@ import pytest
 from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.sources.roots import Roots
 from lab.captures import KERNEL_CAPTURES, Capture
-from lab.compare import checks, differences
+from lab.compare import checks, differences, unknown_files
+from lab.recording import drift, record
 from tests.support.exposition import render
+from tests.support.paths import REPO
 
 pytestmark = pytest.mark.unit
 
+IMPORTS_THE_EXPORTER = re.compile(r"^\s*(from|import) ksm_exporter\b", re.MULTILINE)
 RELEASES = sorted(path.name for path in KERNEL_CAPTURES.iterdir() if path.is_dir())
 
 
@@ -62,3 +68,51 @@ def test_each_workload_has_series_and_kernel_threads_have_none(release: str) -> 
         assert (merging[f'ksm_process_merging_pages{{pid="{pid}"}}'] or 0) > 0
     for pid in threads:
         assert merging[f'ksm_process_merging_pages{{pid="{pid}"}}'] is None
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_every_captured_ksm_file_has_an_expected_series(release: str) -> None:
+    capture, _ = captured(release)
+    assert unknown_files(capture) == []
+
+
+def test_the_expected_values_are_not_the_exporter_s_own() -> None:
+    """The comparison states every expected value itself: it imports nothing of the exporter."""
+    for module in ("captures", "compare", "versions"):
+        text = (REPO / "lab" / f"{module}.py").read_text()
+        assert not IMPORTS_THE_EXPORTER.search(text), module
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_recording_the_same_kernel_again_changes_no_path_and_no_pid(
+    release: str, tmp_path: Path
+) -> None:
+    """The processes the lab starts get new pids on every run; the recorded tree does not."""
+    capture, directory = captured(release)
+    threads = {capture.roles["kernel_thread"], capture.roles["ksmd"]}
+    shifted = {pid: pid + 4321 for pid in capture.pids() if pid not in threads}
+    rerun = capture.with_pids(shifted)
+    assert rerun.pids() != capture.pids()
+    (tmp_path / "kernels").mkdir()
+    record(rerun, tmp_path / "kernels")
+    assert tree(tmp_path / "kernels" / release) == tree(directory)
+
+
+def test_a_plain_run_reports_what_a_kernel_offers_beyond_its_committed_capture(
+    tmp_path: Path,
+) -> None:
+    release = RELEASES[0]
+    capture, directory = captured(release)
+    shutil.copytree(directory, tmp_path / release)
+    assert drift(capture, tmp_path) is None
+    files = {**capture.files, "sys/kernel/mm/ksm/pages_migrated": "0\n"}
+    newer = dataclasses.replace(capture, files=files)
+    assert "['pages_migrated'] more" in (drift(newer, tmp_path) or "")
+
+
+def tree(directory: Path) -> dict[str, bytes]:
+    return {
+        str(path.relative_to(directory)): path.read_bytes()
+        for path in directory.rglob("*")
+        if path.is_file()
+    }

@@ -35,6 +35,6 @@ def test_the_exporter_agrees_with_the_kernel_files(kernel: str) -> None:
     # prctl(PR_SET_MEMORY_MERGE) registers where the kernel has it, else fails with EINVAL.
     prctl = capture.notes["prctl"]
     assert prctl == "ready" or prctl.endswith(f"errno {EINVAL}")
-    registered = [pid for pid in capture.pids() if capture.process_stat(pid).registered]
+    registered = [pid for pid in capture.pids() if capture.registered(pid)]
     assert capture.roles["madvise"] in registered
     assert (capture.roles["prctl"] in registered) == (prctl == "ready")

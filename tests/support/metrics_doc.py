@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from tests.support.paths import REPO
 
@@ -11,9 +12,17 @@ METRICS_DOC = REPO / "docs" / "metrics.md"
 ROW = re.compile(r"^\| `(ksm_[a-z0-9_]+)` \| (gauge|counter|info) \|", re.MULTILINE)
 
 
-def documented_types() -> dict[str, str]:
+CELLS = re.compile(r"^\| `(ksm_[a-z0-9_]+)` \| (.*) \|$", re.MULTILINE)
+
+
+def documented_types(document: Path = METRICS_DOC) -> dict[str, str]:
     """{metric name: its type} as docs/metrics.md lists them."""
-    return dict(ROW.findall(METRICS_DOC.read_text()))
+    return dict(ROW.findall(document.read_text()))
+
+
+def documented_rows(document: Path = METRICS_DOC) -> dict[str, list[str]]:
+    """{metric name: the cells after the name} of every row of docs/metrics.md's tables."""
+    return {name: cells.split(" | ") for name, cells in CELLS.findall(document.read_text())}
 
 
 def documented_metrics() -> frozenset[str]:
