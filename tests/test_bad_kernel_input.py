@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.server.app import make_app
 from ksm_exporter.sources.kernel_file import BadValue
-from ksm_exporter.sources.ksm_files import KSM_FILES, declared
+from ksm_exporter.sources.ksm_files import DECLARED, KSM_FILES
 from ksm_exporter.sources.roots import Roots
 from ksm_exporter.sources.sysfs import parser_of
 from tests.support.exposition import families_of, parse_samples, value
@@ -67,7 +67,7 @@ meminfo_content = st.one_of(
 def kernel_trees(draw: st.DrawFn) -> dict[str, bytes]:
     """Relative path -> content for a sysfs and procfs tree; absent files are left out."""
     tree: dict[str, bytes] = {}
-    for name in declared().names:
+    for name in DECLARED.names:
         if draw(st.booleans()):
             tree[f"sys/kernel/mm/ksm/{name}"] = draw(content)
     tree["proc/meminfo"] = draw(meminfo_content)
@@ -95,7 +95,7 @@ def usable(tree: dict[str, bytes], name: str) -> int | None:
     if raw is None:
         return None
     try:
-        parsed = parser_of(name)(raw)
+        parsed = parser_of(name, DECLARED)(raw)
     except BadValue:
         return None
     assert isinstance(parsed, int)
@@ -105,12 +105,12 @@ def usable(tree: dict[str, bytes], name: str) -> int | None:
 def sysfs_rejections(tree: dict[str, bytes]) -> int:
     """How many KSM files hold content their documented format does not allow."""
     rejected = 0
-    for name in declared().names:
+    for name in DECLARED.names:
         raw = tree.get(f"sys/kernel/mm/ksm/{name}")
         if raw is None:
             continue
         try:
-            parser_of(name)(raw)
+            parser_of(name, DECLARED)(raw)
         except BadValue:
             rejected += 1
     return rejected

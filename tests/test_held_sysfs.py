@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ksm_exporter.sources.ksm_files import declared
+from ksm_exporter.sources.ksm_files import DECLARED
 from ksm_exporter.sources.sysfs import HeldKsmSysfs, SysfsReading, read_ksm_sysfs
 from tests.support.paths import FIXTURES
 from tests.support.real_ksm import KSM, ksm_control
@@ -63,9 +63,9 @@ def test_held_reads_equal_fresh_reads(fixture: str) -> None:
 @pytest.mark.unit
 def test_files_stay_open_between_reads_and_close(reader: HeldKsmSysfs, sysfs: Path) -> None:
     reader.read()
-    assert open_files_under(sysfs) == len(declared().names)
+    assert open_files_under(sysfs) == len(DECLARED.names)
     reader.read()
-    assert open_files_under(sysfs) == len(declared().names)
+    assert open_files_under(sysfs) == len(DECLARED.names)
     reader.close()
     assert open_files_under(sysfs) == 0
 
@@ -136,7 +136,7 @@ def test_a_held_descriptor_follows_the_real_kernel() -> None:
 def test_a_reader_dropped_without_close_gives_its_files_back(sysfs: Path) -> None:
     reader = HeldKsmSysfs(str(sysfs))
     reader.read()
-    assert open_files_under(sysfs) == len(declared().names)
+    assert open_files_under(sysfs) == len(DECLARED.names)
     del reader
     gc.collect()
     assert open_files_under(sysfs) == 0

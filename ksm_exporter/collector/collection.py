@@ -27,6 +27,7 @@ from ksm_exporter.derive.process_selection import ProcessReading
 from ksm_exporter.derive.savings import derive_savings
 from ksm_exporter.derive.tuning import TuningOptions, advise, host_now
 from ksm_exporter.sources.kernel_file import Problem
+from ksm_exporter.sources.ksm_files import DECLARED, Declared
 from ksm_exporter.sources.ksm_stat import PROCESS_FIELDS, ProcessField
 from ksm_exporter.sources.ksmd import KsmdLocator, KsmdReading
 from ksm_exporter.sources.meminfo import MeminfoReading, read_meminfo
@@ -83,6 +84,7 @@ class KsmCollection:
         tuning: TuningOptions | None = None,
         process_fields: tuple[ProcessField, ...] = PROCESS_FIELDS,
         process_labels: tuple[ProcessLabel, ...] = LABELS,
+        ksm_files: Declared = DECLARED,
     ) -> None:
         self.roots = roots
         self.page_size = page_size or os.sysconf("SC_PAGE_SIZE")
@@ -94,7 +96,7 @@ class KsmCollection:
         )
         sources = (*self.SOURCES, "process") if self.processes else self.SOURCES
         self.stats = SourceStats(sources)
-        self.sysfs = HeldKsmSysfs(roots.sysfs)
+        self.sysfs = HeldKsmSysfs(roots.sysfs, ksm_files)
         self.ksmd = KsmdLocator(roots.procfs, clock, clock_ticks)
         self.sampler = CostSampler(roots.sysfs, self.ksmd, sample_interval, clock)
         self.sweep = OffLoop(self.sweep_processes, sweep_deadline)
@@ -137,7 +139,7 @@ class KsmCollection:
         ksm = sample.sysfs.snapshot
         savings = derive_savings(ksm, self.page_size, sample.meminfo.mem_total_bytes)
         metrics: list[Metric] = []
-        metrics.extend(sysfs_families(ksm))
+        metrics.extend(sysfs_families(ksm, self.sysfs.declared))
         metrics.extend(savings_families(savings, self.page_size))
         if self.processes is not None and sample.processes is not None:
             reader = self.processes

@@ -8,7 +8,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from ksm_exporter.collector.gauges import present_gauges
 from ksm_exporter.derive.savings import Savings
-from ksm_exporter.sources import ksm_files
+from ksm_exporter.sources.ksm_files import DECLARED, Declared
 from ksm_exporter.sources.sysfs import KsmSysfs
 
 
@@ -17,13 +17,13 @@ def scaled(value: int, divisor: int) -> float:
     return value / divisor
 
 
-def sysfs_families(ksm: KsmSysfs) -> Iterator[Metric]:
+def sysfs_families(ksm: KsmSysfs, declared: Declared = DECLARED) -> Iterator[Metric]:
     yield GaugeMetricFamily(
         "ksm_available",
         "1 when the KSM sysfs directory is readable, 0 when the kernel has no KSM.",
         value=1 if ksm.available else 0,
     )
-    for spec in ksm_files.KSM_FILES:
+    for spec in declared.numbers.values():
         value = ksm.values.get(spec.name)
         if value is None:
             continue

@@ -170,25 +170,15 @@ ADVISOR_MODE_FILE = "advisor_mode"
 
 @dataclass(frozen=True, slots=True)
 class Declared:
-    """What the rest of the exporter looks up in KSM_FILES."""
+    """A table of KSM files as the readers look it up; passed to them (DECLARED by default)."""
 
     numbers: Mapping[str, KsmFile]  # file name -> declaration
     names: tuple[str, ...]  # every file the exporter reads, in the order it reads them
 
 
-def _index(files: tuple[KsmFile, ...]) -> Declared:
+def index_of(files: tuple[KsmFile, ...]) -> Declared:
     numbers = {spec.name: spec for spec in files}
     return Declared(numbers, (*numbers, ADVISOR_MODE_FILE))
 
 
-_indexed: list[tuple[tuple[KsmFile, ...], Declared]] = []  # [(KSM_FILES, its index)]
-
-
-def declared() -> Declared:
-    """The index of KSM_FILES as the module holds it now (a test may declare one more).
-
-    Looked up on every file of every scrape: an identity check, not a hash of the table.
-    """
-    if not _indexed or _indexed[0][0] is not KSM_FILES:
-        _indexed[:] = [(KSM_FILES, _index(KSM_FILES))]
-    return _indexed[0][1]
+DECLARED = index_of(KSM_FILES)

@@ -6,6 +6,7 @@ import os
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import overload
 
 from ksm_exporter.sources.kernel_file import (
     READ_LIMIT,
@@ -17,7 +18,7 @@ from ksm_exporter.sources.kernel_file import (
     read_bytes,
     show_value,
 )
-from ksm_exporter.sources.ksm_files import ADVISOR_MODE_FILE, declared
+from ksm_exporter.sources.ksm_files import ADVISOR_MODE_FILE, DECLARED, Declared
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +52,24 @@ def parse_advisor_mode(raw: bytes) -> AdvisorMode:
     return AdvisorMode(active=active, modes=tuple(modes))
 
 
+class KsmNumber:
+    """Typed access to one number file's value, `ksm.pages_sharing`: a misspelt name is an
+    attribute mypy does not know. The attribute's name is the file's."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, ksm: None, owner: type) -> KsmNumber: ...
+    @overload
+    def __get__(self, ksm: KsmSysfs, owner: type) -> int | None: ...
+    def __get__(self, ksm: KsmSysfs | None, owner: type) -> KsmNumber | int | None:
+        return self if ksm is None else ksm.values.get(self.name)
+
+
 class KsmSysfs:
-    """One reading of every KSM file, by file name (`ksm.pages_sharing`).
+    """One reading of every KSM file, by file name (`ksm.pages_sharing`, or `ksm.values` for
+    any declared file).
 
     A file's value is None when the file is absent (an older kernel) or unusable; the names of
     the files that are present but could not be read or parsed are in `unreadable`, so that a
@@ -71,27 +88,42 @@ class KsmSysfs:
         **numbers: int,
     ) -> None:
         values = {**(values or {}), **numbers}
-        unknown = set(values) - declared().numbers.keys()
-        if unknown:
-            raise TypeError(f"not a KSM number file: {', '.join(sorted(unknown))}")
         self.available = available
         self.unreadable = unreadable
         self.advisor_mode = advisor_mode
         self.values: dict[str, int] = values
 
-    def __getattr__(self, name: str) -> int | None:
-        """A number file's value: `ksm.pages_sharing`."""
-        if name in declared().numbers:
-            return self.values.get(name)
-        raise AttributeError(name)
+    run = KsmNumber()
+    pages_to_scan = KsmNumber()
+    sleep_millisecs = KsmNumber()
+    pages_shared = KsmNumber()
+    pages_sharing = KsmNumber()
+    pages_unshared = KsmNumber()
+    pages_volatile = KsmNumber()
+    full_scans = KsmNumber()
+    merge_across_nodes = KsmNumber()
+    use_zero_pages = KsmNumber()
+    max_page_sharing = KsmNumber()
+    stable_node_chains = KsmNumber()
+    stable_node_dups = KsmNumber()
+    stable_node_chains_prune_millisecs = KsmNumber()
+    general_profit = KsmNumber()
+    ksm_zero_pages = KsmNumber()
+    pages_scanned = KsmNumber()
+    smart_scan = KsmNumber()
+    pages_skipped = KsmNumber()
+    advisor_max_cpu = KsmNumber()
+    advisor_target_scan_time = KsmNumber()
+    advisor_min_pages_to_scan = KsmNumber()
+    advisor_max_pages_to_scan = KsmNumber()
 
     def usable(self, *names: str) -> bool:
         """True when none of these files is present but unreadable."""
         return not self.unreadable.intersection(names)
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self, declared: Declared = DECLARED) -> dict[str, object]:
         """Every file this kernel may have, None where it does not: for JSON."""
-        numbers: dict[str, object] = {name: self.values.get(name) for name in declared().names}
+        numbers: dict[str, object] = {name: self.values.get(name) for name in declared.names}
         mode = self.advisor_mode
         numbers[ADVISOR_MODE_FILE] = (
             None if mode is None else {"active": mode.active, "modes": list(mode.modes)}
@@ -117,8 +149,8 @@ class KsmSysfs:
         )
 
 
-def parser_of(name: str) -> Callable[[bytes], object]:
-    spec = declared().numbers.get(name)
+def parser_of(name: str, declared: Declared) -> Callable[[bytes], object]:
+    spec = declared.numbers.get(name)
     return parse_advisor_mode if spec is None else spec.parse
 
 
@@ -132,14 +164,14 @@ def ksm_dir(sysfs_root: str) -> str:
     return os.path.join(sysfs_root, "kernel", "mm", "ksm")
 
 
-def read_ksm_sysfs(sysfs_root: str) -> SysfsReading:
+def read_ksm_sysfs(sysfs_root: str, declared: Declared = DECLARED) -> SysfsReading:
     """Read every KSM attribute under `sysfs_root`, opening each file afresh; never raises."""
     directory = ksm_dir(sysfs_root)
     if not os.path.isdir(directory):
         return SysfsReading(KsmSysfs(available=False))  # no KSM in this kernel: not an error
     if not os.access(directory, os.R_OK | os.X_OK):
         return SysfsReading(KsmSysfs(available=False), (Problem(directory, "", "not readable"),))
-    return _snapshot(directory, _opened_afresh(directory))
+    return _snapshot(directory, _opened_afresh(directory), declared)
 
 
 def _opened_afresh(directory: str) -> Callable[[str], bytes | None]:
@@ -147,14 +179,17 @@ def _opened_afresh(directory: str) -> Callable[[str], bytes | None]:
 
 
 def _parse_files(
-    directory: str, content_of: Callable[[str], bytes | None], names: tuple[str, ...]
+    directory: str,
+    content_of: Callable[[str], bytes | None],
+    names: tuple[str, ...],
+    declared: Declared,
 ) -> tuple[dict[str, int], AdvisorMode | None, list[Problem]]:
     """Each named file's parsed value; `content_of` returns None for an absent file."""
     values: dict[str, int] = {}
     advisor_mode: AdvisorMode | None = None
     problems: list[Problem] = []
     for name in names:
-        value, problem = parse_attribute(directory, name, content_of)
+        value, problem = parse_attribute(directory, name, content_of, declared)
         if problem is not None:
             problems.append(problem)
         elif isinstance(value, AdvisorMode):
@@ -168,9 +203,11 @@ def _unreadable(problems: list[Problem]) -> frozenset[str]:
     return frozenset(os.path.basename(p.path) for p in problems)
 
 
-def _snapshot(directory: str, content_of: Callable[[str], bytes | None]) -> SysfsReading:
+def _snapshot(
+    directory: str, content_of: Callable[[str], bytes | None], declared: Declared
+) -> SysfsReading:
     """Every declared file, parsed."""
-    values, advisor_mode, problems = _parse_files(directory, content_of, declared().names)
+    values, advisor_mode, problems = _parse_files(directory, content_of, declared.names, declared)
     snapshot = KsmSysfs(
         True, unreadable=_unreadable(problems), advisor_mode=advisor_mode, values=values
     )
@@ -178,23 +215,26 @@ def _snapshot(directory: str, content_of: Callable[[str], bytes | None]) -> Sysf
 
 
 def parse_attribute(
-    directory: str, name: str, content_of: Callable[[str], bytes | None]
+    directory: str, name: str, content_of: Callable[[str], bytes | None], declared: Declared
 ) -> tuple[object | None, Problem | None]:
     """One KSM file's parsed value (None when absent), or the problem with it; never raises."""
     raw: bytes | None = None
     try:
         raw = content_of(name)
-        return (None if raw is None else parser_of(name)(raw)), None
+        return (None if raw is None else parser_of(name, declared)(raw)), None
     except OSError as err:
         return None, Problem(os.path.join(directory, name), "", os_error_reason(err))
     except BadValue as err:
         return None, Problem(os.path.join(directory, name), show_value(raw or b""), str(err))
 
 
-def read_numbers(sysfs_root: str, names: tuple[str, ...]) -> KsmSysfs:
+def read_numbers(
+    sysfs_root: str, names: tuple[str, ...], declared: Declared = DECLARED
+) -> KsmSysfs:
     """Only the named number files, opened afresh, for the background sampler."""
     directory = ksm_dir(sysfs_root)
-    values, _mode, problems = _parse_files(directory, _opened_afresh(directory), names)
+    content_of = _opened_afresh(directory)
+    values, _mode, problems = _parse_files(directory, content_of, names, declared)
     return KsmSysfs(bool(values), unreadable=_unreadable(problems), values=values)
 
 
@@ -209,8 +249,9 @@ class HeldKsmSysfs:
     opens. While any file cannot be opened, every scrape opens afresh.
     """
 
-    def __init__(self, sysfs_root: str) -> None:
+    def __init__(self, sysfs_root: str, declared: Declared = DECLARED) -> None:
         self.sysfs_root = sysfs_root
+        self.declared = declared
         self.directory = ksm_dir(sysfs_root)
         self._held: dict[str, int | None] = {}  # name -> descriptor, None where absent
         self._identity: tuple[int, ...] | None = None
@@ -224,15 +265,15 @@ class HeldKsmSysfs:
             identity = None
         if identity is None or identity != self._identity:
             self.close()
-            reading = read_ksm_sysfs(self.sysfs_root)
+            reading = read_ksm_sysfs(self.sysfs_root, self.declared)
             if identity is not None and reading.snapshot.available:
                 self._hold(identity)
             return reading
-        return _snapshot(self.directory, self._pread)
+        return _snapshot(self.directory, self._pread, self.declared)
 
     def _hold(self, identity: tuple[int, ...]) -> None:
         try:
-            for name in declared().names:
+            for name in self.declared.names:
                 path = os.path.join(self.directory, name)
                 try:
                     self._held[name] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ksm_exporter.cli import build_parser
-from ksm_exporter.sources.ksm_files import declared
+from ksm_exporter.sources.ksm_files import DECLARED
 from tests.support import rule_files
 from tests.support.paths import REPO
 
@@ -84,7 +84,7 @@ def flags() -> frozenset[str]:
 
 
 def sysfs_files() -> frozenset[str]:
-    return frozenset(declared().names)
+    return frozenset(DECLARED.names)
 
 
 def _panels(node: Any) -> Iterator[str]:
