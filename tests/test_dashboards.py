@@ -12,6 +12,10 @@ from dashboards import fleet, host, thresholds
 from dashboards.generate import DASHBOARDS, render
 from tests.support.dashboards import (
     DASHBOARD_FILES,
+    NEEDS_KERNEL_FILE,
+    RECORDING_RULE,
+    TUNING_METRICS,
+    description,
     load,
     panels,
     queries,
@@ -215,3 +219,30 @@ def test_settings_sit_in_one_table_below_the_savings() -> None:
         users = {q.panel for q in queries("ksm-host.json") if metric in q.metrics()}
         assert "KSM settings" in users
         assert users <= {"KSM settings", "Recommended and current pages_to_scan", "Scan rate"}
+
+
+def test_panels_that_need_a_newer_kernel_say_so() -> None:
+    descriptions = {
+        f"{name}:{panel.title}": str(panel.description)
+        for name in DASHBOARD_FILES
+        for panel in panels(load(name))
+    }
+    for query_id, kernel_file in NEEDS_KERNEL_FILE.items():
+        description = descriptions[query_id.rsplit(":", 1)[0]]
+        assert kernel_file in description, query_id
+        assert re.search(r"in \d+\.\d+, not in \d+\.\d+|NUMA kernels", description), query_id
+
+
+def test_panels_that_need_tuning_advice_say_so() -> None:
+    for name in DASHBOARD_FILES:
+        for query in queries(name):
+            if query.metrics() & TUNING_METRICS:
+                assert "full scans" in description(query), query.id
+
+
+def test_without_the_rules_a_panel_names_each_rule_its_queries_read() -> None:
+    """The premise of the bare-Prometheus test below, checked on every query."""
+    for name in DASHBOARD_FILES:
+        for query in queries(name):
+            for rule in RECORDING_RULE.findall(query.expr):
+                assert rule in description(query), (query.id, rule)

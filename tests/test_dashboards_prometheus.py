@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +23,8 @@ import pytest
 
 from tests.support.dashboards import (
     DASHBOARD_FILES,
+    NEEDS_KERNEL_FILE,
+    RECORDING_RULE,
     TUNING_METRICS,
     PanelQuery,
     load,
@@ -57,59 +58,9 @@ RANGE_SECONDS = 15
 # cost metrics to fill its window: every query gets this long to start returning data.
 DATA_DEADLINE = 40.0
 
-# Queries that return data only where the host's kernel has the sysfs file named here.
-NEEDS_KERNEL_FILE = {
-    "ksm-host.json:KSM settings:C": "use_zero_pages",
-    "ksm-host.json:KSM settings:D": "smart_scan",
-    "ksm-host.json:KSM settings:E": "merge_across_nodes",
-    "ksm-host.json:KSM settings:F": "advisor_mode",
-    "ksm-host.json:KSM settings:G": "max_page_sharing",
-    "ksm-host.json:KSM settings:H": "advisor_max_cpu",
-    "ksm-host.json:KSM settings:I": "advisor_target_scan_time",
-    "ksm-host.json:Net profit:A": "general_profit",
-    "ksm-host.json:Memory saved and net profit:B": "general_profit",
-    "ksm-host.json:Pages by state:E": "ksm_zero_pages",
-    "ksm-host.json:Scan rate:A": "pages_scanned",
-    "ksm-host.json:Scan rate:B": "pages_skipped",
-}
-# Recording rules: level:metric:operations.
-RECORDING_RULE = re.compile(r"\b[a-z_]+:[a-z0-9_]+:[a-z0-9_]+\b")
-
 
 def fixture_flags(name: str) -> tuple[str, ...]:
     return (f"--path.sysfs={FIXTURES / name / 'sys'}", f"--path.procfs={FIXTURES / name / 'proc'}")
-
-
-def test_panels_that_need_a_newer_kernel_say_so() -> None:
-    descriptions = {
-        f"{name}:{panel.title}": str(panel.description)
-        for name in DASHBOARD_FILES
-        for panel in panels(load(name))
-    }
-    for query_id, kernel_file in NEEDS_KERNEL_FILE.items():
-        description = descriptions[query_id.rsplit(":", 1)[0]]
-        assert kernel_file in description, query_id
-        assert re.search(r"in \d+\.\d+, not in \d+\.\d+|NUMA kernels", description), query_id
-
-
-def test_panels_that_need_tuning_advice_say_so() -> None:
-    for name in DASHBOARD_FILES:
-        for query in queries(name):
-            if query.metrics() & TUNING_METRICS:
-                assert "full scans" in description(query), query.id
-
-
-def description(query: PanelQuery) -> str:
-    (panel,) = [p for p in panels(load(query.dashboard)) if p.title == query.panel]
-    return str(panel.description)
-
-
-def test_without_the_rules_a_panel_names_each_rule_its_queries_read() -> None:
-    """The premise of the bare-Prometheus test below, checked on every query."""
-    for name in DASHBOARD_FILES:
-        for query in queries(name):
-            for rule in RECORDING_RULE.findall(query.expr):
-                assert rule in description(query), (query.id, rule)
 
 
 @dataclass

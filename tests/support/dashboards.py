@@ -102,3 +102,27 @@ def queries(name: str) -> Iterator[PanelQuery]:
                 target.expr,
                 bool(target.instant),
             )
+
+
+# Queries that return data only where the host's kernel has the sysfs file named here.
+NEEDS_KERNEL_FILE = {
+    "ksm-host.json:KSM settings:C": "use_zero_pages",
+    "ksm-host.json:KSM settings:D": "smart_scan",
+    "ksm-host.json:KSM settings:E": "merge_across_nodes",
+    "ksm-host.json:KSM settings:F": "advisor_mode",
+    "ksm-host.json:KSM settings:G": "max_page_sharing",
+    "ksm-host.json:KSM settings:H": "advisor_max_cpu",
+    "ksm-host.json:KSM settings:I": "advisor_target_scan_time",
+    "ksm-host.json:Net profit:A": "general_profit",
+    "ksm-host.json:Memory saved and net profit:B": "general_profit",
+    "ksm-host.json:Pages by state:E": "ksm_zero_pages",
+    "ksm-host.json:Scan rate:A": "pages_scanned",
+    "ksm-host.json:Scan rate:B": "pages_skipped",
+}
+# Recording rules: level:metric:operations.
+RECORDING_RULE = re.compile(r"\b[a-z_]+:[a-z0-9_]+:[a-z0-9_]+\b")
+
+
+def description(query: PanelQuery) -> str:
+    (panel,) = [p for p in panels(load(query.dashboard)) if p.title == query.panel]
+    return str(panel.description)
