@@ -50,11 +50,12 @@ mixin: $(VENV)/.installed-dev
 docs: $(VENV)/.installed-dev
 	$(BIN)/python -m docs.generate
 
-## bench: scrape latency and throughput against node_exporter, memory footprint, process sweep
+## bench: scrape latency and throughput against node_exporter, memory footprint, process sweep, speed paths
 bench: $(VENV)/.installed-run
 	$(BIN)/python -m bench.scrape_latency
 	$(BIN)/python -m bench.footprint
 	$(BIN)/python -m bench.process_sweep
+	$(BIN)/python -m bench.speed_paths
 
 ## lab: real kernels (Debian 6.1, 6.12, this host's) under QEMU and real QEMU guests; compares, writes nothing
 lab: $(VENV)/.installed-dev
