@@ -1,41 +1,37 @@
-"""Command line: `ksm-exporter [flags]` serves metrics."""
+"""Command line: `ksm-exporter [flags]` serves metrics; `ksm-exporter status` prints one
+snapshot.
+
+argparse parses the flags and pydantic-settings validates them together with the
+environment variables (a flag wins over its variable) into the one typed `Settings`. Flags
+come in named groups (`add_setting_groups`), so a subcommand takes the groups it shares with
+the server, e.g. `path` and `tuning`.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
-import logging
-import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import NoReturn
 
 from pydantic import ValidationError
 
 from ksm_exporter import __version__
-from ksm_exporter.config import Settings, env_of, flag_of
+from ksm_exporter.config import Settings, env_of, flag_of, group_of
 from ksm_exporter.logs import configure_logging
 from ksm_exporter.privileges import make_effective
-from ksm_exporter.server.main import VALIDATED_SETTINGS, load_web, process_options, serve
+from ksm_exporter.server.main import load_web, process_options, serve
 from ksm_exporter.server.web_config import WebConfigError
 from ksm_exporter.sources.roots import Roots
 from ksm_exporter.status.render import render_json, render_text
 from ksm_exporter.status.snapshot import KsmUnreadable, take_snapshot
-from ksm_exporter.validated import ValidatedSettings
-
-log = logging.getLogger("ksm_exporter")
 
 EXIT_USAGE = 2
 
-
-# The settings `status` shares with the server: where the kernel's filesystems are, and what
-# the tuning advice grants ksmd.
-STATUS_SETTINGS = (
-    "path_sysfs",
-    "path_procfs",
-    "tuning_cpu_budget",
-    "tuning_steady_full_scan_seconds",
-)
+SERVER_GROUPS = ("web", "path", "collector", "tuning", "log")
+# What `status` shares with the server: where the kernel's filesystems are, and what the
+# tuning advice grants ksmd.
+STATUS_GROUPS = ("path", "tuning")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         argument_default=argparse.SUPPRESS,
     )
     parser.add_argument("--version", action="version", version=f"ksm-exporter {__version__}")
-    add_setting_flags(parser, Settings.model_fields)
+    add_setting_groups(parser, *SERVER_GROUPS)
     commands = parser.add_subparsers(dest="command", metavar="{status}")
     status = commands.add_parser(
         "status",
@@ -63,16 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument(
         "--top", type=int, metavar="N", help="processes to list (default: 10, 0 for none)"
     )
-    add_setting_flags(status, STATUS_SETTINGS)
+    add_setting_groups(status, *STATUS_GROUPS)
     return parser
 
 
-def add_setting_flags(parser: argparse.ArgumentParser, names: Iterable[str]) -> None:
-    for name in names:
-        field = Settings.model_fields[name]
-        default = field.get_default()
-        choices = getattr(field.annotation, "__args__", None)
-        help_text = f"{field.description} [env {env_of(name)}] (default: {default})"
+def add_setting_groups(parser: argparse.ArgumentParser, *groups: str) -> None:
+    """The flags of every setting in `groups`, each with its environment variable in --help."""
+    for name, field in Settings.model_fields.items():
+        if group_of(name) not in groups:
+            continue
+        help_text = f"{field.description} [env {env_of(name)}] (default: {field.get_default()})"
         if field.annotation is bool:
             parser.add_argument(
                 f"--{flag_of(name)}",
@@ -80,14 +76,15 @@ def add_setting_flags(parser: argparse.ArgumentParser, names: Iterable[str]) -> 
                 action=argparse.BooleanOptionalAction,
                 help=help_text,
             )
-        else:
-            parser.add_argument(
-                f"--{flag_of(name)}",
-                dest=name,
-                metavar="VALUE",
-                help=help_text,
-                choices=choices if choices and all(isinstance(c, str) for c in choices) else None,
-            )
+            continue
+        choices = getattr(field.annotation, "__args__", None)
+        parser.add_argument(
+            f"--{flag_of(name)}",
+            dest=name,
+            metavar="VALUE",
+            help=help_text,
+            choices=choices if choices and all(isinstance(c, str) for c in choices) else None,
+        )
 
 
 def load_settings(args: argparse.Namespace) -> Settings:
@@ -100,14 +97,6 @@ def load_settings(args: argparse.Namespace) -> Settings:
         usage_error(name, first["msg"].removeprefix("Value error, "))
 
 
-def check_web(settings: Settings) -> None:
-    """A web configuration file that cannot be used stops start-up here, naming its flag."""
-    try:
-        load_web(settings.web_config_file)
-    except WebConfigError as err:
-        usage_error("web_config_file", str(err))
-
-
 def usage_error(name: str, message: str) -> NoReturn:
     """One line naming the flag and its environment variable, then exit status 2."""
     where = f"--{flag_of(name)} / {env_of(name)}" if name in Settings.model_fields else name
@@ -115,18 +104,13 @@ def usage_error(name: str, message: str) -> NoReturn:
     raise SystemExit(EXIT_USAGE)
 
 
-def hand_over(settings: Settings, argv: Sequence[str]) -> int:
-    """Becomes the serving exporter: this process image, pydantic and all, is replaced by
-    `python -m ksm_exporter` started from the validated settings (same pid, same flags in
-    `ps`). Where that cannot be, serves from this image."""
-    values = settings.model_dump()
-    env = {**os.environ, VALIDATED_SETTINGS: json.dumps(values)}
+def run_server(settings: Settings) -> int:
+    configure_logging(settings.log_level, settings.log_format)
     try:
-        os.execve(sys.executable, [sys.executable, "-m", "ksm_exporter", *argv], env)
-    except OSError as err:
-        log.warning("serving without a fresh process image", extra={"err": err})
-    users, ssl_context = load_web(settings.web_config_file)
-    return serve(ValidatedSettings(values), users, ssl_context)
+        users, ssl_context = load_web(settings.web_config_file)
+    except WebConfigError as err:
+        usage_error("web_config_file", str(err))
+    return serve(settings, users, ssl_context)
 
 
 def status(args: argparse.Namespace, settings: Settings) -> int:
@@ -136,6 +120,8 @@ def status(args: argparse.Namespace, settings: Settings) -> int:
         usage_error("--window", "must be between 0.1 and 60 seconds")
     if not 0 <= top <= 1000:
         usage_error("--top", "must be between 0 and 1000")
+    # The snapshot lists the files it could not use; log lines would say it twice.
+    configure_logging("error", settings.log_format)
     make_effective()  # other users' processes, where the capability is permitted
     try:
         roots = Roots(settings.path_sysfs, settings.path_procfs)
@@ -151,12 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = load_settings(args)
     if getattr(args, "command", None) == "status":
-        # The snapshot lists the files it could not use; log lines would say it twice.
-        configure_logging("error", settings.log_format)
         return status(args, settings)
-    configure_logging(settings.log_level, settings.log_format)
-    check_web(settings)
-    return hand_over(settings, sys.argv[1:] if argv is None else argv)
+    return run_server(settings)
 
 
-__all__ = ["build_parser", "load_settings", "main", "process_options"]
+__all__ = ["add_setting_groups", "build_parser", "load_settings", "main", "process_options"]

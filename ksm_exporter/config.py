@@ -1,4 +1,5 @@
-"""Flags and environment variables, validated by pydantic-settings."""
+"""Flags and environment variables, validated by pydantic-settings: the one typed form of
+the settings, which the command line builds and the server and `status` read."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ksm_exporter.derive.tuning import TuningOptions
 from ksm_exporter.sources.process_identity import PROCESS_LABELS
-from ksm_exporter.validated import Derived, ListenAddress
 
 __all__ = [
     "DEFAULT_PORT",
@@ -20,10 +21,26 @@ __all__ = [
     "env_of",
     "flag",
     "flag_of",
+    "group_of",
 ]
 
 DEFAULT_PORT = 10131
 ENV_PREFIX = "KSM_EXPORTER_"
+
+
+class ListenAddress:
+    """`host:port`, `[v6]:port` or `:port` (all interfaces)."""
+
+    @staticmethod
+    def split(address: str) -> tuple[str | None, int]:
+        host, sep, port_text = address.rpartition(":")
+        if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+            raise ValueError("expected host:port, [ipv6]:port or :port")
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+        elif ":" in host:
+            raise ValueError("put an IPv6 address in brackets: [::1]:port")
+        return (host or None), int(port_text)
 
 
 def flag(name: str) -> dict[str, Any]:
@@ -31,8 +48,11 @@ def flag(name: str) -> dict[str, Any]:
     return {"flag": name}
 
 
-class Settings(BaseSettings, Derived):
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid")
+class Settings(BaseSettings):
+    """Every setting, typed; frozen once validated. A flag's group is its first dotted part
+    (`web`, `path`, `collector`, `tuning`, `log`): subcommands take the groups they use."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
 
     web_listen_address: str = Field(
         f":{DEFAULT_PORT}",
@@ -154,6 +174,19 @@ class Settings(BaseSettings, Derived):
             raise ValueError("must start with / and not be /, /-/healthy or /-/ready")
         return value
 
+    @property
+    def tuning(self) -> TuningOptions:
+        return TuningOptions(self.tuning_cpu_budget, self.tuning_steady_full_scan_seconds)
+
+    @property
+    def process_labels(self) -> tuple[str, ...]:
+        return tuple(label for label in self.collector_process_labels.split(",") if label)
+
+    @property
+    def process_always_include(self) -> re.Pattern[str] | None:
+        pattern = self.collector_process_always_include
+        return re.compile(pattern) if pattern else None
+
 
 def flag_of(field_name: str) -> str:
     extra = Settings.model_fields[field_name].json_schema_extra
@@ -163,3 +196,7 @@ def flag_of(field_name: str) -> str:
 
 def env_of(field_name: str) -> str:
     return ENV_PREFIX + field_name.upper()
+
+
+def group_of(field_name: str) -> str:
+    return flag_of(field_name).split(".", 1)[0]

@@ -1,16 +1,10 @@
-"""The serving exporter, started from settings the command line has already validated.
-
-`cli` checks flags, environment variables and the web configuration with pydantic, then
-replaces its process image with `python -m ksm_exporter` carrying the checked values in
-VALIDATED_SETTINGS. That fresh image imports this module and never pydantic: about 14 MiB
-less resident memory for as long as the exporter runs.
-"""
+"""The serving exporter: from the typed settings and the loaded web configuration to a
+listening server, in the process the command line started."""
 
 from __future__ import annotations
 
 import asyncio
 import ctypes
-import json
 import logging
 import os
 import ssl
@@ -19,19 +13,16 @@ from collections.abc import Mapping
 from ksm_exporter import __version__
 from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.collector.processes import ProcessOptions
-from ksm_exporter.logs import configure_logging
+from ksm_exporter.config import ListenAddress, Settings
 from ksm_exporter.privileges import make_effective
 from ksm_exporter.server.app import make_app
 from ksm_exporter.server.basic_auth import BasicAuth
 from ksm_exporter.server.limits import raise_open_files_limit
 from ksm_exporter.server.run import run
 from ksm_exporter.sources.roots import Roots
-from ksm_exporter.validated import Derived, ListenAddress, ValidatedSettings
 
 log = logging.getLogger("ksm_exporter")
 
-# The environment variable that hands the validated settings (JSON) to the serving image.
-VALIDATED_SETTINGS = "_KSM_EXPORTER_VALIDATED_SETTINGS"
 PR_SET_NAME = 15
 
 
@@ -63,7 +54,7 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def process_options(settings: Derived) -> ProcessOptions:
+def process_options(settings: Settings) -> ProcessOptions:
     return ProcessOptions(
         enabled=settings.collector_process,
         limit=settings.collector_process_limit,
@@ -72,10 +63,9 @@ def process_options(settings: Derived) -> ProcessOptions:
     )
 
 
-def serve(
-    settings: ValidatedSettings, users: Mapping[str, str], ssl_context: ssl.SSLContext | None
-) -> int:
+def serve(settings: Settings, users: Mapping[str, str], ssl_context: ssl.SSLContext | None) -> int:
     """Serves until SIGTERM or SIGINT (0), or 1 when the address cannot be bound."""
+    name_process("ksm-exporter")  # `python -m ksm_exporter` too
     # Before any thread starts: threads inherit the capability from this one.
     reads_any_process = make_effective()
     open_files_limit = raise_open_files_limit()  # before the sweep sizes its budget by it
@@ -112,12 +102,3 @@ def serve(
         log.error("cannot listen", extra={"address": settings.web_listen_address, "err": err})
         return 1
     return 0
-
-
-def main() -> int:
-    """Entry of the serving image: the settings come from VALIDATED_SETTINGS, not argv."""
-    name_process("ksm-exporter")
-    settings = ValidatedSettings(json.loads(os.environ.pop(VALIDATED_SETTINGS)))
-    configure_logging(settings.log_level, settings.log_format)
-    users, ssl_context = load_web(settings.web_config_file)
-    return serve(settings, users, ssl_context)
