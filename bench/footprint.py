@@ -74,7 +74,8 @@ def main() -> None:
         rss = after[ours.name].rss
         print(f"  RSS ratio ours/node_exporter after scrapes: {ratio:.2f}x")
         print(
-            f"ksm-exporter RSS after {args.scrapes} scrapes: {rss:.1f} MiB, growth {growth:+.1f} MiB"
+            f"ksm-exporter RSS after {args.scrapes} scrapes: {rss:.1f} MiB,"
+            f" growth {growth:+.1f} MiB"
         )
         print(
             f"targets: RSS at most {TARGET_RSS_MIB:.0f} MiB:"
