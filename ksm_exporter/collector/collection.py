@@ -26,14 +26,15 @@ from ksm_exporter.collector.tuning_families import tuning_families
 from ksm_exporter.derive.process_selection import ProcessReading
 from ksm_exporter.derive.savings import derive_savings
 from ksm_exporter.derive.tuning import TuningOptions, advise, host_now
+from ksm_exporter.sources.host import Host
 from ksm_exporter.sources.kernel_file import Problem
 from ksm_exporter.sources.ksm_files import DECLARED, Declared
 from ksm_exporter.sources.ksm_stat import PROCESS_FIELDS, ProcessField
-from ksm_exporter.sources.ksmd import KsmdLocator, KsmdReading
-from ksm_exporter.sources.meminfo import MeminfoReading, read_meminfo
+from ksm_exporter.sources.ksmd import KsmdReading
+from ksm_exporter.sources.meminfo import MeminfoReading
 from ksm_exporter.sources.process_identity import LABELS, ProcessLabel
 from ksm_exporter.sources.roots import Roots
-from ksm_exporter.sources.sysfs import HeldKsmSysfs, SysfsReading
+from ksm_exporter.sources.sysfs import SysfsReading
 
 # How long a scrape waits for the per-process sweep: far above its cost on any real host
 # (about 10 µs a process), well within Prometheus' default 10 s scrape timeout.
@@ -60,7 +61,8 @@ class HostReading:
 
 
 class KsmCollection:
-    """Reads the sources and builds the metric families for one scrape.
+    """Reads the host (sources/host.py's `Host`, plus the per-process sweep) and builds the
+    metric families for one scrape.
 
     The sysfs, meminfo and ksmd reads are a few dozen small files: they run inline, as a hop
     to a worker thread costs more than the reads themselves. The per-process sweep reads a
@@ -96,9 +98,8 @@ class KsmCollection:
         )
         sources = (*self.SOURCES, "process") if self.processes else self.SOURCES
         self.stats = SourceStats(sources)
-        self.sysfs = HeldKsmSysfs(roots.sysfs, ksm_files)
-        self.ksmd = KsmdLocator(roots.procfs, clock, clock_ticks)
-        self.sampler = CostSampler(roots.sysfs, self.ksmd, sample_interval, clock)
+        self.host = Host(roots, ksm_files, clock, clock_ticks)
+        self.sampler = CostSampler(self.host.read_scan, sample_interval)
         self.sweep = OffLoop(self.sweep_processes, sweep_deadline)
         self.tuning = tuning or TuningOptions()
 
@@ -118,9 +119,10 @@ class KsmCollection:
 
     def read(self) -> HostReading:
         """Every source but the per-process sweep."""
-        sysfs = self.timed("sysfs", self.sysfs.read)
-        meminfo = self.timed("meminfo", lambda: read_meminfo(self.roots.meminfo))
-        ksmd = self.timed("ksmd", self.ksmd.read) if sysfs.snapshot.available else None
+        host = self.host
+        sysfs = self.timed("sysfs", host.read_sysfs)
+        meminfo = self.timed("meminfo", host.read_meminfo)
+        ksmd = self.timed("ksmd", host.read_ksmd) if sysfs.snapshot.available else None
         return HostReading(sysfs, meminfo, None, ksmd)
 
     def read_all(self) -> HostReading:
@@ -139,7 +141,7 @@ class KsmCollection:
         ksm = sample.sysfs.snapshot
         savings = derive_savings(ksm, self.page_size, sample.meminfo.mem_total_bytes)
         metrics: list[Metric] = []
-        metrics.extend(sysfs_families(ksm, self.sysfs.declared))
+        metrics.extend(sysfs_families(ksm, self.host.ksm_files))
         metrics.extend(savings_families(savings, self.page_size))
         if self.processes is not None and sample.processes is not None:
             reader = self.processes
@@ -171,6 +173,6 @@ class KsmCollection:
         return self.families(replace(sample, processes=processes))
 
     def close(self) -> None:
-        self.sysfs.close()
+        self.host.close()
         if self.processes is not None:
             self.processes.close()

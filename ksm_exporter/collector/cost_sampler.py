@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 
 from ksm_exporter.derive.scan_cost import ScanCost, advance
-from ksm_exporter.sources.host import read_scan
-from ksm_exporter.sources.ksmd import KsmdLocator
+from ksm_exporter.sources.host import ScanReading
 
 log = logging.getLogger(__name__)
 
@@ -23,21 +21,13 @@ log = logging.getLogger(__name__)
 class CostSampler:
     """Samples `full_scans`, `run` and ksmd's CPU time; `cost` holds the figures so far."""
 
-    def __init__(
-        self,
-        sysfs_root: str,
-        ksmd: KsmdLocator,
-        interval: float = 1.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.sysfs_root = sysfs_root
-        self.ksmd = ksmd
+    def __init__(self, read: Callable[[], ScanReading], interval: float = 1.0) -> None:
+        self.read = read  # the host reader's read_scan
         self.interval = interval
-        self.clock = clock
         self.cost = ScanCost()
 
     def tick(self) -> ScanCost:
-        self.cost = advance(self.cost, read_scan(self.sysfs_root, self.ksmd, self.clock))
+        self.cost = advance(self.cost, self.read())
         return self.cost
 
     async def run(self) -> None:

@@ -11,8 +11,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ksm_exporter.sources.ksmd import KsmdLocator
-from ksm_exporter.sources.sysfs import KsmSysfs, read_numbers
+from ksm_exporter.sources.ksm_files import DECLARED, Declared
+from ksm_exporter.sources.ksmd import KsmdLocator, KsmdReading
+from ksm_exporter.sources.meminfo import MeminfoReading, read_meminfo
+from ksm_exporter.sources.roots import Roots
+from ksm_exporter.sources.sysfs import HeldKsmSysfs, KsmSysfs, SysfsReading, read_numbers
 
 SAMPLED_FILES = (
     "full_scans",
@@ -43,11 +46,14 @@ class ScanReading:
 
 
 def read_scan(
-    sysfs_root: str, ksmd: KsmdLocator, clock: Callable[[], float] = time.monotonic
+    sysfs_root: str,
+    ksmd: KsmdLocator,
+    clock: Callable[[], float] = time.monotonic,
+    ksm_files: Declared = DECLARED,
 ) -> ScanReading:
     """Never raises."""
     at = clock()
-    ksm = read_numbers(sysfs_root, SAMPLED_FILES)
+    ksm = read_numbers(sysfs_root, SAMPLED_FILES, ksm_files)
     if ksm.full_scans is None:  # no KSM: no ksmd to look for
         return ScanReading(at, None)
     thread = ksmd.read().ksmd
@@ -59,3 +65,42 @@ def read_scan(
         ksmd_cpu_ns=None if thread is None else thread.cpu_ns,
         ksm=ksm,
     )
+
+
+class Host:
+    """The one reader of the host, for the server and `status` alike.
+
+    Rooted at `Roots` as prometheus/procfs's `FS` is at its mount point: it builds every path
+    it reads, holds the open KSM files (`HeldKsmSysfs`) and the ksmd locator, and returns
+    typed readings; it never raises. The per-process sweep, which needs the selection of
+    processes (derive), is composed on top of it by collector/processes.py.
+    """
+
+    def __init__(
+        self,
+        roots: Roots,
+        ksm_files: Declared = DECLARED,
+        clock: Callable[[], float] = time.monotonic,
+        clock_ticks: int | None = None,
+    ) -> None:
+        self.roots = roots
+        self.ksm_files = ksm_files
+        self.clock = clock
+        self.sysfs = HeldKsmSysfs(roots.sysfs, ksm_files)
+        self.ksmd = KsmdLocator(roots.procfs, clock, clock_ticks)
+
+    def read_sysfs(self) -> SysfsReading:
+        return self.sysfs.read()
+
+    def read_meminfo(self) -> MeminfoReading:
+        return read_meminfo(self.roots.meminfo)
+
+    def read_ksmd(self) -> KsmdReading:
+        return self.ksmd.read()
+
+    def read_scan(self) -> ScanReading:
+        """What the sampler reads each tick: a few KSM files, opened afresh, and ksmd."""
+        return read_scan(self.roots.sysfs, self.ksmd, self.clock, self.ksm_files)
+
+    def close(self) -> None:
+        self.sysfs.close()
