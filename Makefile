@@ -24,9 +24,14 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed-run
 	$(BIN)/ksm-exporter $(ARGS)
 
-## test: every tier of the test suite this host can run
-test: $(VENV)/.installed-dev
+## test: every tier of the test suite; as root, first installs the Debian packages it drives
+test: debian-packages $(VENV)/.installed-dev
 	$(BIN)/python -m pytest
+
+## debian-packages: install (as root) or name the missing Debian packages the tests drive
+.PHONY: debian-packages
+debian-packages:
+	@.ci/debian-packages
 
 ## test-unit: the unit tier only (no process, no network, no host state; seconds)
 test-unit: $(VENV)/.installed-dev

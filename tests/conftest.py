@@ -8,6 +8,8 @@ import subprocess
 
 import pytest
 
+from tests.support.tools import skip_summary
+
 TIERS = ("unit", "e2e", "realksm", "lab")
 
 
@@ -56,6 +58,24 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         for tier in TIERS:
             if tier in report.keywords:
                 _ran[tier] += 1
+    if report.skipped and not hasattr(report, "wasxfail"):
+        _skipped[report.nodeid] = skip_reason(report)
+
+
+# Why each skipped test skipped, for the one line at the end that counts the skips by the
+# program that was missing (tests/support/tools.py words those reasons and counts them).
+_skipped: dict[str, str] = {}
+
+
+def skip_reason(report: pytest.TestReport) -> str:
+    """A skip's message; pytest keeps it as (file, line, "Skipped: message")."""
+    if isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    return str(report.longrepr)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    terminalreporter.write_line(skip_summary(list(_skipped.values())))
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
