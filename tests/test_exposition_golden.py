@@ -72,6 +72,7 @@ def test_old_kernel_omits_what_it_lacks() -> None:
         "ksm_page_size_bytes",
         "ksm_memory_saved_bytes",
         "ksm_memory_saved_ratio",
+        "ksm_memory_profit_bytes",
         "ksm_mappings_per_shared_page",
         "ksm_unshared_pages_per_sharing_page",
         "ksm_processes_registered",
@@ -81,6 +82,9 @@ def test_old_kernel_omits_what_it_lacks() -> None:
         "ksm_process_other_merging_pages",
     }
     assert value(samples, "ksm_memory_saved_bytes") == 55 * 4096
+    # No general_profit: general_profit_show()'s identity from the fixture's files, sharing 55,
+    # rmap items 10 + 55 + 300 + 4, no ksm_zero_pages file.
+    assert value(samples, "ksm_memory_profit_bytes") == 55 * 4096 - (10 + 55 + 300 + 4) * 64
 
 
 def test_broken_files_count_as_errors_on_every_collection() -> None:

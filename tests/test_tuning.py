@@ -51,7 +51,7 @@ class Rig:
         sample = replace(
             collection.read(), processes=collection.record_sweep(collection.sweep_processes())
         )
-        host = host_now(sample.sysfs.snapshot, sample.processes, collection.page_size)
+        host = host_now(sample.sysfs.snapshot, sample.processes)
         return advise(collection.sampler.cost, host, collection.tuning)
 
     def apply(self, advice: Advice) -> None:
@@ -135,17 +135,16 @@ def test_pages_per_scan_from_rmap_items_where_the_kernel_has_no_pages_scanned(
 ) -> None:
     r = rig(tmp_path, counts_pages=False)
     r.run_scans(7)
-    rmap_items = sum(  # the fixture's readable ksm_stat files (one holds a garbled count)
-        int(line.split()[1])
-        for stat in Path(r.collection.roots.procfs).glob("*/ksm_stat")
-        if stat.is_file()
-        for line in stat.read_text().splitlines()
-        if line.startswith("ksm_rmap_items ") and line.split()[1].isdigit()
+    sysfs = Path(r.collection.roots.sysfs, "kernel/mm/ksm")
+    # The kernel's rmap items: pages_volatile_show() is ksm_rmap_items minus the other three.
+    rmap_items = sum(
+        int((sysfs / name).read_text())
+        for name in ("pages_shared", "pages_sharing", "pages_unshared", "pages_volatile")
     )
     samples = parse_samples(render(r.collection))
     assert value(samples, "ksm_tuning_pages_per_full_scan") == rmap_items
     text = render(r.collection)
-    assert "estimated from the registered processes' rmap items" in text
+    assert "estimated as the kernel's rmap items" in text
 
 
 # --- the recommendation, applied ------------------------------------------------------------
@@ -233,7 +232,9 @@ def test_each_state_is_reached(tmp_path: Path) -> None:
     r.run_scans(6)
     assert state_of(r) == "unprofitable"  # nothing merged: rmap items cost memory
     samples = parse_samples(render(r.collection))
-    assert value(samples, "ksm_tuning_recommended_run") == 0
+    # run=2 unmerges and frees every rmap item (unmerge_and_remove_all_rmap_items());
+    # run=0 would only stop ksmd.
+    assert value(samples, "ksm_tuning_recommended_run") == 2
     for _ in range(4):
         saved["pages"] += 5_000
         r.run_scans(1)
@@ -289,7 +290,7 @@ def scan(full_scans: int, saved: int, profit: int | None = 1) -> FullScan:
         pages_to_scan=100,
         sleep_millisecs=20,
         saved_pages=saved,
-        general_profit=profit,
+        memory_profit=profit,
     )
 
 

@@ -54,6 +54,13 @@ def savings_families(savings: Savings, page_size: int) -> Iterator[Metric]:
             savings.saved_ratio,
         ),
         (
+            "ksm_memory_profit_bytes",
+            "Net memory KSM gains after its rmap_item metadata, signed: general_profit where "
+            "the kernel has it, else (pages_sharing + ksm_zero_pages) * page size - "
+            "(pages_shared + pages_sharing + pages_unshared + pages_volatile) * 64.",
+            savings.memory_profit_bytes,
+        ),
+        (
             "ksm_mappings_per_shared_page",
             "Mappings each shared KSM page serves: 1 + pages_sharing / pages_shared.",
             savings.mappings_per_shared_page,

@@ -11,8 +11,9 @@ from ksm_exporter.derive.tuning import STATES, Advice
 
 N_HELP = {
     "pages_scanned": "Pages ksmd scans per full scan (pages_scanned per full scan).",
-    "rmap_items": "Pages ksmd scans per full scan, estimated from the registered processes' "
-    "rmap items: this kernel has no pages_scanned.",
+    "rmap_items": "Pages ksmd scans per full scan, estimated as the kernel's rmap items "
+    "(pages_shared + pages_sharing + pages_unshared + pages_volatile): this kernel has no "
+    "pages_scanned.",
 }
 
 
@@ -50,7 +51,8 @@ def tuning_families(advice: Advice) -> Iterator[Metric]:
     if advice.recommended_run is not None:
         yield GaugeMetricFamily(
             "ksm_tuning_recommended_run",
-            "Recommended run setting: 0 when KSM costs more memory than it saves, else 1.",
+            "Recommended run setting: 2 (unmerge, which frees the rmap_item metadata) when "
+            "KSM costs more memory than it saves, else 1; 0 would free nothing.",
             value=advice.recommended_run,
         )
     yield from present_gauges(

@@ -18,6 +18,7 @@ class Savings:
     saved_ratio: float | None
     mappings_per_shared_page: float | None
     unshared_pages_per_sharing_page: float | None
+    memory_profit_bytes: int | None = None
 
 
 def saved_pages(ksm: KsmSysfs) -> int | None:
@@ -29,6 +30,34 @@ def saved_pages(ksm: KsmSysfs) -> int | None:
     if ksm.pages_sharing is None or not ksm.usable("ksm_zero_pages"):
         return None
     return ksm.pages_sharing + (ksm.ksm_zero_pages or 0)
+
+
+RMAP_ITEM_BYTES = 64  # sizeof(struct ksm_rmap_item) on 64-bit kernels
+RMAP_ITEM_FILES = ("pages_shared", "pages_sharing", "pages_unshared", "pages_volatile")
+
+
+def rmap_items(ksm: KsmSysfs) -> int | None:
+    """The kernel's rmap items from sysfs: pages_volatile_show() is ksm_rmap_items minus
+    shared, sharing and unshared (clamped at 0), so the four files add up to ksm_rmap_items."""
+    values = [ksm.values.get(name) for name in RMAP_ITEM_FILES]
+    if not ksm.usable(*RMAP_ITEM_FILES) or None in values:
+        return None
+    return sum(v or 0 for v in values)
+
+
+def memory_profit_bytes(ksm: KsmSysfs, page_size: int | None) -> int | None:
+    """Net bytes KSM gains, signed: the kernel's general_profit where it has the file, else
+    the identity general_profit_show() computes, (pages_sharing + ksm_zero_pages) * page
+    size - ksm_rmap_items * sizeof(rmap_item), from the sysfs counters (ksm_zero_pages only
+    where the file exists: older kernels do not count zero-page merges)."""
+    if ksm.general_profit is not None:
+        return ksm.general_profit
+    if not ksm.usable("general_profit") or page_size is None:
+        return None
+    pages, items = saved_pages(ksm), rmap_items(ksm)
+    if pages is None or items is None:
+        return None
+    return pages * page_size - items * RMAP_ITEM_BYTES
 
 
 def mappings_per_shared_page(ksm: KsmSysfs) -> float | None:
@@ -58,4 +87,5 @@ def derive_savings(ksm: KsmSysfs, page_size: int, mem_total_bytes: int | None) -
         saved_ratio,
         mappings_per_shared_page(ksm),
         unshared_pages_per_sharing_page(ksm),
+        memory_profit_bytes(ksm, page_size),
     )

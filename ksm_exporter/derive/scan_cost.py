@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from ksm_exporter.derive.savings import saved_pages
+from ksm_exporter.derive.savings import memory_profit_bytes, saved_pages
 from ksm_exporter.derive.scan_trend import GROWTH, SPAN, ScanClass, Trend, next_trend
 from ksm_exporter.sources.host import ScanReading
 from ksm_exporter.sources.kernel_file import NANOSECONDS
@@ -42,7 +42,7 @@ class FullScan:
     pages_to_scan: int | None  # the setting, when it held for the whole scan; else None
     sleep_millisecs: int | None
     saved_pages: int | None  # at the end of the scan
-    general_profit: int | None
+    memory_profit: int | None  # bytes at the end of the scan (derive.savings)
 
 
 def raw_state(scans: Sequence[FullScan]) -> ScanClass | None:
@@ -53,7 +53,7 @@ def raw_state(scans: Sequence[FullScan]) -> ScanClass | None:
     base = next((s for s in reversed(scans[:-1]) if s.full_scans <= last.full_scans - SPAN), None)
     if base is None or last.saved_pages is None or base.saved_pages is None:
         return None
-    if last.general_profit is not None and last.general_profit <= 0:
+    if last.memory_profit is not None and last.memory_profit <= 0:
         return "unprofitable"
     grew = last.saved_pages - base.saved_pages > GROWTH * base.saved_pages
     return "backlog" if grew else "steady"
@@ -141,7 +141,9 @@ def observe(mark: Mark, sample: ScanReading, running: float, scans: int) -> Full
         pages_to_scan=pages_to_scan,
         sleep_millisecs=sleep_millisecs,
         saved_pages=None if sample.ksm is None else saved_pages(sample.ksm),
-        general_profit=sample.number("general_profit"),
+        memory_profit=None
+        if sample.ksm is None
+        else memory_profit_bytes(sample.ksm, sample.page_size),
     )
 
 

@@ -1,7 +1,7 @@
 """Whether scanning still finds memory to merge, judged over full scans with hysteresis.
 
 After every observed full scan, `scan_cost.raw_state` classes the scan `unprofitable`
-(general_profit at or below 0), `backlog` (saved memory grew by more than 1% over the last
+(ksm_memory_profit_bytes at or below 0), `backlog` (saved memory grew by more than 1% over the last
 3 full scans) or `steady` (it did not). The confirmed state changes only when the same new
 class was seen after two scans in a row, so one noisy scan does not flip the advice back and forth.
 """

@@ -13,7 +13,9 @@ C(p) = N·c + (N/p)·b of CPU and takes T(p) = N·c + (N/p)·(b + s): a share u 
 
 The advice: with a budget B (share of one CPU) the shortest full-scan time within it,
 T_B = T(p_B) where u(p_B) = B; a backlog (saved memory still growing) gets T_B, a steady
-host max(steady target, T_B), an unprofitable one run = 0. Nothing is written anywhere.
+host max(steady target, T_B), an unprofitable one run = 2: unmerge, which frees every
+rmap item (unmerge_and_remove_all_rmap_items()); run = 0 only stops ksmd and frees nothing.
+Nothing is written anywhere.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from ksm_exporter.derive.process_selection import ProcessReading, process_profit_bytes
+from ksm_exporter.derive.process_selection import ProcessReading
+from ksm_exporter.derive.savings import rmap_items
 from ksm_exporter.derive.scan_cost import FullScan, ScanCost
-from ksm_exporter.sources.ksm_files import RUN_OFFLINE, RUN_RUNNING
+from ksm_exporter.sources.ksm_files import RUN_OFFLINE, RUN_RUNNING, RUN_UNMERGE
 from ksm_exporter.sources.sysfs import KsmSysfs
 
 State = Literal["stopped", "idle", "unprofitable", "backlog", "steady"]
@@ -49,8 +52,7 @@ class HostNow:
     pages_to_scan: int | None
     sleep_millisecs: int | None
     registered: int | None = None  # processes registered with KSM (None: not swept)
-    rmap_items: int | None = None  # their rmap items, summed
-    process_profit_bytes: int | None = None  # their profit, summed
+    rmap_items: int | None = None  # the kernel's rmap items, from sysfs (derive.savings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,8 +166,8 @@ def fit_cost(
 
 def pages_per_full_scan(cost: ScanCost, host: HostNow) -> tuple[float, NSource] | None:
     """pages_scanned per full scan over the latest observed scans (one interval may hold
-    part of the next scan; over several the parts cancel out); the registered processes'
-    rmap items where the kernel has no pages_scanned."""
+    part of the next scan; over several the parts cancel out); where the kernel has no
+    pages_scanned, its rmap items (one per page ksmd has looked at), from sysfs."""
     counted = [s for s in cost.scans if s.pages_scanned is not None][-CALIBRATION_SCANS:]
     if counted:
         scans = sum(s.scans for s in counted)
@@ -220,16 +222,7 @@ def current_state(cost: ScanCost, host: HostNow) -> State | None:
         return "stopped"
     if host.registered == 0:
         return "idle"
-    state = cost.trend.state
-    no_kernel_profit = not cost.scans or cost.scans[-1].general_profit is None
-    if (
-        state is not None
-        and no_kernel_profit
-        and host.process_profit_bytes is not None
-        and host.process_profit_bytes <= 0
-    ):
-        return "unprofitable"
-    return state
+    return cost.trend.state  # unprofitable from ksm_memory_profit_bytes (scan_cost.raw_state)
 
 
 def scans_needed(cost: ScanCost, model: Model | None) -> int:
@@ -255,7 +248,7 @@ def advise(cost: ScanCost, host: HostNow, options: TuningOptions) -> Advice:
     needed = scans_needed(cost, model)
     if state is None:
         return Advice(None, model, scans_needed=needed)
-    run = 0 if state == "unprofitable" else 1
+    run = RUN_UNMERGE if state == "unprofitable" else RUN_RUNNING
     if model is None:
         return Advice(state, None, run, scans_needed=needed)
     current = None
@@ -280,22 +273,18 @@ def advise(cost: ScanCost, host: HostNow, options: TuningOptions) -> Advice:
     return Advice(state, model, run, target, pages, current, model.predict(pages), needed)
 
 
-def host_now(ksm: KsmSysfs, processes: ProcessReading | None, page_size: int) -> HostNow:
-    """The settings read now and the sums of the registered processes (None where the sweep
-    is off, the kernel has no per-process counters, or processes could not all be read)."""
-    registered = rmap_items = profit = None
+def host_now(ksm: KsmSysfs, processes: ProcessReading | None) -> HostNow:
+    """The settings read now, the kernel's rmap items, and how many processes are registered
+    (None where the sweep is off, the kernel has no per-process counters, or processes could
+    not all be read)."""
+    registered = None
     sweep = None if processes is None else processes.sweep
     if sweep is not None and sweep.fields and not sweep.unreadable:
         registered = len(sweep.registered)
-        if "rmap_items" in sweep.fields:
-            rmap_items = sum(p.stat.rmap_items or 0 for p in sweep.registered)
-        profits = [process_profit_bytes(p.stat, page_size) for p in sweep.registered]
-        profit = None if None in profits else sum(p or 0 for p in profits)
     return HostNow(
         run=ksm.run,
         pages_to_scan=ksm.pages_to_scan,
         sleep_millisecs=ksm.sleep_millisecs,
         registered=registered,
-        rmap_items=rmap_items,
-        process_profit_bytes=profit,
+        rmap_items=rmap_items(ksm),
     )

@@ -7,6 +7,7 @@ one instant; nothing here is derived. The sampler behind the cost metrics takes 
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +24,10 @@ SAMPLED_FILES = (
     "pages_scanned",
     "pages_to_scan",
     "sleep_millisecs",
+    "pages_shared",
     "pages_sharing",
+    "pages_unshared",
+    "pages_volatile",
     "ksm_zero_pages",
     "general_profit",
 )
@@ -40,6 +44,7 @@ class ScanReading:
     ksmd_pid: int | None = None
     ksmd_cpu_ns: int | None = None
     ksm: KsmSysfs | None = None  # the sampled files
+    page_size: int | None = None
 
     def number(self, name: str) -> int | None:
         return None if self.ksm is None else self.ksm.values.get(name)
@@ -64,6 +69,7 @@ def read_scan(
         ksmd_pid=None if thread is None else thread.pid,
         ksmd_cpu_ns=None if thread is None else thread.cpu_ns,
         ksm=ksm,
+        page_size=os.sysconf("SC_PAGE_SIZE"),
     )
 
 

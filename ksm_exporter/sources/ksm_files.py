@@ -13,6 +13,7 @@ from typing import Literal
 from ksm_exporter.sources.kernel_file import parse_signed, parse_unsigned
 
 RUN_RUNNING = 1  # `run` while ksmd merges (ksm.c: KSM_RUN_MERGE)
+RUN_UNMERGE = 2  # unmerge and free every rmap item (KSM_RUN_UNMERGE)
 RUN_OFFLINE = 4  # added to `run` while memory is taken offline; ksmd waits (KSM_RUN_OFFLINE)
 
 

@@ -9,12 +9,14 @@ from typing import Any
 
 from ksm_exporter.derive.other_tuners import AdvisorChoice, KsmtunedChoice
 from ksm_exporter.derive.tuning import Advice, Prediction
+from ksm_exporter.sources.ksm_files import RUN_UNMERGE
 from ksm_exporter.status.snapshot import Snapshot, Tuning
 
 STATE_SENTENCES = {
     "stopped": "KSM is not running: nothing to measure",
     "idle": "no process is registered with KSM",
-    "unprofitable": "KSM costs more memory than it saves",
+    "unprofitable": "KSM costs more memory than it saves: unmerge (run=2) frees its "
+    "metadata, stopping (run=0) frees nothing",
     "backlog": "saved memory still grows: as fast as the budget allows",
     "steady": "saved memory stopped growing: the steady pace",
 }
@@ -24,8 +26,8 @@ def commands(tuning: Tuning, ksm_advisor_active: bool) -> list[str]:
     """The exact lines to run as root, empty when there is nothing to change."""
     advice = tuning.advice
     where = tuning.ksm_dir
-    if advice.recommended_run == 0:
-        return [f"echo 0 > {os.path.join(where, 'run')}"]
+    if advice.recommended_run == RUN_UNMERGE:  # unmerge_and_remove_all_rmap_items()
+        return [f"echo {RUN_UNMERGE} > {os.path.join(where, 'run')}"]
     if advice.pages_to_scan is None or advice.target_full_scan_seconds is None:
         return []
     if ksm_advisor_active:

@@ -94,8 +94,9 @@ def memory_lines(snapshot: Snapshot) -> list[str]:
     ksm, savings = snapshot.ksm, snapshot.savings
     ram = "" if snapshot.mem_total_bytes is None else f" of {size(snapshot.mem_total_bytes)} RAM"
     lines = [f"Memory saved   {mib(savings.saved_bytes)} ({percent(savings.saved_ratio, 2)}{ram})"]
-    if ksm.general_profit is not None:
-        lines.append(f"Net profit     {mib(ksm.general_profit)} after metadata (general_profit)")
+    if savings.memory_profit_bytes is not None:
+        source = "general_profit" if ksm.general_profit is not None else "from the sysfs counters"
+        lines.append(f"Net profit     {mib(savings.memory_profit_bytes)} after metadata ({source})")
     lines.append(
         "Pages          "
         + joined(

@@ -152,7 +152,7 @@ def build_snapshot(collection: KsmCollection, reading: HostReading, window: CpuW
     page_size = collection.page_size
     mem_total = reading.meminfo.mem_total_bytes
     options = collection.tuning
-    host = host_now(ksm, processes, page_size)
+    host = host_now(ksm, processes)
     advice = advise(window.cost, settings_at_end(host, window), options)
     ksmd_problems = () if reading.ksmd is None else reading.ksmd.problems
     return Snapshot(
