@@ -20,8 +20,9 @@ from ksm_exporter import __version__
 from ksm_exporter.config import Settings, env_of, flag_of, group_of
 from ksm_exporter.logs import configure_logging
 from ksm_exporter.privileges import make_effective
-from ksm_exporter.server.main import load_web, process_options, serve
+from ksm_exporter.server.main import process_options, serve
 from ksm_exporter.server.web_config import WebConfigError
+from ksm_exporter.server.web_config_reload import FollowedWebConfig
 from ksm_exporter.sources.roots import Roots
 from ksm_exporter.status.render import render_json, render_text
 from ksm_exporter.status.snapshot import KsmUnreadable, take_snapshot
@@ -106,11 +107,14 @@ def usage_error(name: str, message: str) -> NoReturn:
 
 def run_server(settings: Settings) -> int:
     configure_logging(settings.log_level, settings.log_format)
-    try:
-        users, ssl_context = load_web(settings.web_config_file)
-    except WebConfigError as err:
-        usage_error("web_config_file", str(err))
-    return serve(settings, users, ssl_context)
+    web_config = None
+    if settings.web_config_file:
+        # Loaded once here, then followed; what does not load at start stops it, naming the flag.
+        try:
+            web_config = FollowedWebConfig(settings.web_config_file)
+        except WebConfigError as err:
+            usage_error("web_config_file", str(err))
+    return serve(settings, web_config)
 
 
 def status(args: argparse.Namespace, settings: Settings) -> int:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from ksm_exporter.server.exposition import Exposition
+from ksm_exporter.server.web_config_reload import FollowedWebConfig
 from ksm_exporter.sources.ksm_files import KSM_FILES
 from lab.compare import NUMERIC_FILES
 from tests.support.exposition import render
@@ -22,9 +24,12 @@ FAMILY = re.compile(r"^# TYPE (\S+) (\S+)$", re.MULTILINE)
 
 def exported(directory: Path) -> dict[str, str]:
     """A full kernel's metrics, after the sampler has seen scans complete, and the tuning
-    advice after it has seen enough of them."""
+    advice after it has seen enough of them; and the server's own, with a web configuration."""
     text = render(sampled_collection(directory / "sampled"))
     text += render(tuned_collection(directory / "tuned"))
+    (directory / "web.yml").write_text("")
+    web_config = FollowedWebConfig(str(directory / "web.yml"))
+    text += Exposition(list(web_config.families())).render("", "")[0].decode()
     return dict(FAMILY.findall(text))
 
 

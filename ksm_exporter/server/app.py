@@ -6,12 +6,13 @@ import asyncio
 import contextlib
 import html
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterable
 
 from aiohttp import hdrs, web
+from prometheus_client.core import Metric
 
 from ksm_exporter.collector.collection import KsmCollection
-from ksm_exporter.server.basic_auth import BasicAuth
+from ksm_exporter.server.basic_auth import Guard
 from ksm_exporter.server.exposition import Exposition
 from ksm_exporter.server.single_flight import SingleFlight
 
@@ -37,13 +38,17 @@ LANDING = """<!DOCTYPE html>
 
 
 def make_app(
-    collection: KsmCollection, telemetry_path: str = "/metrics", auth: BasicAuth | None = None
+    collection: KsmCollection,
+    telemetry_path: str = "/metrics",
+    auth: Guard | None = None,
+    server_families: Callable[[], Iterable[Metric]] = tuple,
 ) -> web.Application:
-    """Every path sits behind `auth` when given: the web-config format has no exemptions."""
+    """Every path sits behind `auth` when given: the web-config format has no exemptions.
+    `server_families`: the HTTP side's own metrics, served after the collection's."""
     app = web.Application(middlewares=[auth.middleware] if auth else [])
 
     async def scrape_once() -> Exposition:
-        return Exposition(await collection.collect_async())
+        return Exposition([*await collection.collect_async(), *server_families()])
 
     async def sampling(_: web.Application) -> AsyncIterator[None]:
         """The scan-cost sampler runs while the app serves."""

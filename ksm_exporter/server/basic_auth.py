@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Protocol
 
 from aiohttp import BasicAuth as BasicAuthHeader
 from aiohttp import hdrs, web
@@ -22,6 +23,12 @@ from aiohttp import hdrs, web
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 REALM = "ksm-exporter"
+
+
+class Guard(Protocol):
+    """What stands in front of every path: basic auth, or the web configuration followed."""
+
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse: ...
 
 
 class BasicAuth:

@@ -7,8 +7,6 @@ import asyncio
 import ctypes
 import logging
 import os
-import ssl
-from collections.abc import Mapping
 
 from ksm_exporter import __version__
 from ksm_exporter.collector.collection import KsmCollection
@@ -16,9 +14,9 @@ from ksm_exporter.collector.processes import ProcessOptions
 from ksm_exporter.config import ListenAddress, Settings
 from ksm_exporter.privileges import make_effective
 from ksm_exporter.server.app import make_app
-from ksm_exporter.server.basic_auth import BasicAuth
 from ksm_exporter.server.limits import raise_open_files_limit
 from ksm_exporter.server.run import run
+from ksm_exporter.server.web_config_reload import FollowedWebConfig
 from ksm_exporter.sources.roots import Roots
 
 log = logging.getLogger("ksm_exporter")
@@ -31,19 +29,6 @@ def name_process(name: str) -> None:
     the interpreter's; threads started later inherit it."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_NAME, name.encode()[:15], 0, 0, 0)
-
-
-def load_web(path: str | None) -> tuple[dict[str, str], ssl.SSLContext | None]:
-    """Basic-auth users and TLS context; the libraries for them load only when a file is given.
-
-    Raises web_config.WebConfigError for a file that cannot be used.
-    """
-    if not path:
-        return {}, None
-    from ksm_exporter.server.web_config import load_web_config  # noqa: PLC0415 - see above
-
-    web_config, ssl_context = load_web_config(path)
-    return dict(web_config.basic_auth_users), ssl_context
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -63,7 +48,7 @@ def process_options(settings: Settings) -> ProcessOptions:
     )
 
 
-def serve(settings: Settings, users: Mapping[str, str], ssl_context: ssl.SSLContext | None) -> int:
+def serve(settings: Settings, web_config: FollowedWebConfig | None) -> int:
     """Serves until SIGTERM or SIGINT (0), or 1 when the address cannot be bound."""
     name_process("ksm-exporter")  # `python -m ksm_exporter` too
     # Before any thread starts: threads inherit the capability from this one.
@@ -76,14 +61,20 @@ def serve(settings: Settings, users: Mapping[str, str], ssl_context: ssl.SSLCont
         sample_interval=settings.collector_sample_interval,
         tuning=settings.tuning,
     )
-    app = make_app(collection, settings.web_telemetry_path, BasicAuth(users) if users else None)
+    ssl_context = web_config.listening_context() if web_config else None
+    app = make_app(
+        collection,
+        settings.web_telemetry_path,
+        web_config,
+        web_config.families if web_config else tuple,
+    )
     log.info(
         "starting ksm-exporter",
         extra={
             "version": __version__,
             "address": settings.web_listen_address,
             "tls": ssl_context is not None,
-            "basic_auth": bool(users),
+            "basic_auth": bool(web_config and web_config.current.auth),
             "uid": os.getuid(),
             "cap_dac_read_search": reads_any_process,
             "open_files_limit": open_files_limit,

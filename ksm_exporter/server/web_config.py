@@ -1,7 +1,8 @@
 """`--web.config.file`: TLS and basic auth in the Prometheus exporter-toolkit format.
 
 The file is checked whole at start-up, certificates and keys included, so a mistake stops
-the exporter with one line instead of surfacing at the first scrape.
+the exporter with one line instead of surfacing at the first scrape; `web_config_reload`
+loads it again, the same way, whenever it or a file it names changes.
 """
 
 from __future__ import annotations
