@@ -1,0 +1,1 @@
+"""`ksm-exporter tune`: the one command that writes KSM's settings."""
