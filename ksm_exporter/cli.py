@@ -1,5 +1,5 @@
 """Command line: `ksm-exporter [flags]` serves metrics; `ksm-exporter status` prints one
-snapshot.
+snapshot; `ksm-exporter tune` applies the tuning advice (the only command that writes).
 
 argparse parses the flags and pydantic-settings validates them together with the
 environment variables (a flag wins over its variable) into the one typed `Settings`. Flags
@@ -26,6 +26,7 @@ from ksm_exporter.server.web_config_reload import FollowedWebConfig
 from ksm_exporter.sources.roots import Roots
 from ksm_exporter.status.render import render_json, render_text
 from ksm_exporter.status.snapshot import KsmUnreadable, take_snapshot
+from ksm_exporter.tune.command import tune as run_tuner
 
 EXIT_USAGE = 2
 
@@ -33,6 +34,8 @@ SERVER_GROUPS = ("web", "path", "collector", "tuning", "log")
 # What `status` shares with the server: where the kernel's filesystems are, and what the
 # tuning advice grants ksmd.
 STATUS_GROUPS = ("path", "tuning")
+# The tuner reads the host as the server does, follows the same advice, and logs.
+TUNE_GROUPS = ("path", "tuning", "log")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"ksm-exporter {__version__}")
     add_setting_groups(parser, *SERVER_GROUPS)
-    commands = parser.add_subparsers(dest="command", metavar="{status}")
+    commands = parser.add_subparsers(dest="command", metavar="{status,tune}")
     status = commands.add_parser(
         "status",
         help="print one snapshot of KSM on this host and exit",
@@ -61,6 +64,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--top", type=int, metavar="N", help="processes to list (default: 10, 0 for none)"
     )
     add_setting_groups(status, *STATUS_GROUPS)
+    tune = commands.add_parser(
+        "tune",
+        help="apply the tuning advice to pages_to_scan (and run) until stopped",
+        description="Applies the tuning advice to KSM's settings in bounded steps, within the "
+        "CPU budget. Refuses to run beside ksmtuned, oVirt MOM, KubeVirt's virt-handler or the "
+        "kernel's scan-time advisor; stops once someone else writes a setting (exit status 3); "
+        "SIGTERM ends it with status 0, leaving the settings as they are.",
+        argument_default=argparse.SUPPRESS,
+    )
+    tune.add_argument(
+        "--dry-run", action="store_true", help="log each change it would make; write nothing"
+    )
+    tune.add_argument(
+        "--take-over",
+        action="store_true",
+        help="switch the kernel's scan-time advisor off (advisor_mode=none) and tune instead",
+    )
+    tune.add_argument(
+        "--interval",
+        type=float,
+        metavar="SECONDS",
+        help="seconds between readings of the host (default: 1, from 0.1 to 60)",
+    )
+    add_setting_groups(tune, *TUNE_GROUPS)
     return parser
 
 
@@ -137,11 +164,28 @@ def status(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def tune(args: argparse.Namespace, settings: Settings) -> int:
+    interval: float = getattr(args, "interval", 1.0)
+    if not 0.1 <= interval <= 60:
+        usage_error("--interval", "must be between 0.1 and 60 seconds")
+    configure_logging(settings.log_level, settings.log_format)
+    return run_tuner(
+        Roots(settings.path_sysfs, settings.path_procfs),
+        settings.tuning,
+        dry_run=getattr(args, "dry_run", False),
+        take_over=getattr(args, "take_over", False),
+        interval=interval,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = load_settings(args)
-    if getattr(args, "command", None) == "status":
+    command = getattr(args, "command", None)
+    if command == "status":
         return status(args, settings)
+    if command == "tune":
+        return tune(args, settings)
     return run_server(settings)
 
 

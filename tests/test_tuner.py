@@ -3,6 +3,7 @@ what it writes to pages_to_scan the simulated ksmd takes up from its next batch.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from pathlib import Path
 
@@ -77,7 +78,7 @@ def test_steps_are_bounded_and_the_pace_ends_within_the_budget(tmp_path: Path) -
     cpu = run(sim, tuner, 600)
     values = [100] + [c.value for c in tuner.changes if c.setting == "pages_to_scan"]
     assert len(values) > 3
-    for before, after in zip(values, values[1:], strict=False):
+    for before, after in itertools.pairwise(values):
         assert after <= 2 * before
     # Once the tuner knows the cost (its first change), no 10 s window exceeds the budget
     # for longer than one decision.
@@ -104,7 +105,7 @@ def test_an_external_write_stops_it_and_nothing_more_is_written(tmp_path: Path) 
     sim, tuner = setup(tmp_path)
     run(sim, tuner, 60)
     sim.set(pages_to_scan=777)
-    with pytest.raises(Overridden, match="pages_to_scan changed from .* to 777"):
+    with pytest.raises(Overridden, match=r"pages_to_scan changed from .* to 777"):
         run(sim, tuner, 10)
     assert ksm_file(sim.roots, "pages_to_scan").read_text().strip() == "777"
 

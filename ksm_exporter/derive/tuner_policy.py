@@ -71,28 +71,30 @@ def next_change(now: TunerInput, options: TuningOptions) -> Change | None:
     budget_pages = pages_within_budget(now, options)
     over = now.cpu_ratio is not None and now.cpu_ratio > options.cpu_budget * BUDGET_SLACK
     if over and budget_pages is not None and budget_pages < current:
-        share = f"{now.cpu_ratio:.1%}"
-        return change_to(
-            budget_pages,
-            now,
-            f"ksmd used {share} of a CPU, over the {options.cpu_budget:.1%} budget",
-        )
-    if now.new_memory and budget_pages is not None:
-        target = budget_pages
-        reason = "new memory to scan: as fast as the budget allows until it is merged"
-    elif advice.pages_to_scan is not None:
-        target = advice.pages_to_scan
-        reason = advice_reason(advice)
-        if abs(target - current) <= CLOSE_ENOUGH * current:
-            return None
-    else:
+        reason = f"ksmd used {now.cpu_ratio:.1%} of a CPU, over the {options.cpu_budget:.1%} budget"
+        return change_to(budget_pages, now, reason)
+    aim = pace_target(now, budget_pages)
+    if aim is None:
         return None
+    target, reason = aim
     stepped = bounded(current, target)
     if stepped == current:
         return None
     if stepped != target:
         reason += f" (a step towards {target})"
     return change_to(stepped, now, reason)
+
+
+def pace_target(now: TunerInput, budget_pages: int | None) -> tuple[int, str] | None:
+    """The pages_to_scan to head for, and why; None where the current one will do."""
+    advice = now.advice
+    if now.new_memory and budget_pages is not None:
+        return budget_pages, "new memory to scan: as fast as the budget allows until it is merged"
+    target = advice.pages_to_scan
+    current = now.pages_to_scan or 0
+    if target is None or abs(target - current) <= CLOSE_ENOUGH * current:
+        return None
+    return target, advice_reason(advice)
 
 
 def pages_within_budget(now: TunerInput, options: TuningOptions) -> int | None:

@@ -1,9 +1,10 @@
 """`ksm-exporter tune`: reads the host every interval, applies the advice in bounded steps.
 
-Each tick reads what the exporter's background sampler reads (full_scans, run, the
-settings, ksmd's CPU time) and advances the same scan-cost figures. Every DECIDE_SECONDS, or
-at once when memory to scan appears, it sweeps the processes, asks the same advice as
-`/metrics` and `status` (derive/tuning.py) and makes at most one change
+It reads the host through the exporter's own reader (`KsmCollection`): each tick its
+sampler reads full_scans, run, the settings and ksmd's CPU time and advances the same
+scan-cost figures; every DECIDE_SECONDS a whole reading (sysfs, the per-process sweep) feeds
+the same advice as `/metrics` and `status` (derive/tuning.py), and the tuner makes at most
+one change
 (derive/tuner_policy.py). Whatever it reads that differs from what it last wrote or found
 means someone else wrote a setting: it then changes nothing more and ends (EXIT_OVERRIDDEN).
 """
@@ -11,21 +12,18 @@ means someone else wrote a setting: it then changes nothing more and ends (EXIT_
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ksm_exporter.derive.process_selection import ProcessSample, select_processes
-from ksm_exporter.derive.scan_cost import ScanCost, advance, cpu_ratio
+from ksm_exporter.collector.collection import KsmCollection
+from ksm_exporter.collector.processes import ProcessOptions
+from ksm_exporter.derive.scan_cost import cpu_ratio
 from ksm_exporter.derive.tuner_policy import Change, TunerInput, next_change
 from ksm_exporter.derive.tuning import TuningOptions, advise, host_now
-from ksm_exporter.sources.ksmd import KsmdLocator
-from ksm_exporter.sources.process_sweep import ProcessSweeper
+from ksm_exporter.sources.host import ScanReading
 from ksm_exporter.sources.roots import Roots
-from ksm_exporter.sources.scan_state import CostSample, read_cost_sample
-from ksm_exporter.sources.sysfs import read_ksm_sysfs
 from ksm_exporter.tune.ksm_writer import KsmWriter
 
 log = logging.getLogger("ksm_exporter.tune")
@@ -82,20 +80,26 @@ class Tuner:
         self.dry_run = dry_run
         self.clock = clock
         self.writer = writer or KsmWriter(roots.sysfs)
-        self.ksmd = KsmdLocator(roots.procfs, clock, clock_ticks)
-        self.sweeper = ProcessSweeper(roots.procfs)
-        self.cost = ScanCost()
+        # Only the sums of the registered processes count here: no series, no labels.
+        self.host = KsmCollection(
+            roots,
+            processes=ProcessOptions(limit=0, labels=()),
+            clock=clock,
+            clock_ticks=clock_ticks,
+            tuning=options,
+        )
         self.new_memory = NewMemory()
         self.expected: dict[str, int | None] | None = None  # the settings as last written
-        self.since: CostSample | None = None  # the first sample at the current setting
+        self.since: ScanReading | None = None  # the first sample at the current setting
         self.decided_at: float | None = None
         self.changes: list[Change] = []
 
     def tick(self) -> Change | None:
         """One sample; a decision when one is due. Raises Overridden."""
-        sample = read_cost_sample(self.roots.sysfs, self.ksmd, self.clock)
+        cost = self.host.sampler.tick()
+        sample = cost.last
+        assert sample is not None
         self.check_settings(sample)
-        self.cost = advance(self.cost, sample)
         if self.since is None:
             self.since = sample
         if self.decided_at is not None and sample.at - self.decided_at < DECIDE_SECONDS:
@@ -108,7 +112,7 @@ class Tuner:
             self.apply(change, sample)
         return change
 
-    def check_settings(self, sample: CostSample) -> None:
+    def check_settings(self, sample: ScanReading) -> None:
         seen = {name: sample.number(name) for name in WATCHED}
         if self.expected is None:
             self.expected = seen
@@ -119,12 +123,11 @@ class Tuner:
                     f"{name} changed from {self.expected[name]} to {seen[name]}, not by this tuner"
                 )
 
-    def decide(self, sample: CostSample) -> Change | None:
-        ksm = read_ksm_sysfs(self.roots.sysfs).snapshot
-        sweep = self.sweeper.sweep()
-        processes = ProcessSample(sweep, select_processes(sweep.registered, 0))
-        host = host_now(ksm, processes, os.sysconf("SC_PAGE_SIZE"))
-        advice = advise(self.cost, host, self.options)
+    def decide(self, sample: ScanReading) -> Change | None:
+        reading = self.host.read_all()
+        ksm = reading.sysfs.snapshot
+        host = host_now(ksm, reading.processes, self.host.page_size)
+        advice = advise(self.host.sampler.cost, host, self.options)
         rmap_items = sum(
             ksm.values.get(name) or 0
             for name in ("pages_shared", "pages_sharing", "pages_unshared", "pages_volatile")
@@ -139,7 +142,7 @@ class Tuner:
         )
         return next_change(now, self.options)
 
-    def apply(self, change: Change, sample: CostSample) -> None:
+    def apply(self, change: Change, sample: ScanReading) -> None:
         before = sample.number(change.setting)
         predicted = change.predicted
         fields: dict[str, object] = {
@@ -170,4 +173,4 @@ class Tuner:
             stop.wait(max(0.0, next_tick - time.monotonic()))
 
     def close(self) -> None:
-        self.sweeper.close()
+        self.host.close()
