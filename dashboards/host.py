@@ -218,8 +218,10 @@ def _savings(board: DashboardWriter) -> None:
             "Merged now, per process",
             "Memory merged in the registered processes, summed from their ksm_stat "
             "(ksm_process_merging_pages plus ksm_process_other_merging_pages) x page size. "
-            "The kernel updates pages_sharing, and so Memory saved, only during a pass: while "
-            "KSM is stopped those keep their last values and this sum is the live figure.",
+            "Each mapping of a KSM page counts, the first one too (stable_tree_append()), so "
+            "this is pages_shared + pages_sharing pages, more than Memory saved; like "
+            "pages_sharing it changes only in ksmd's passes and at exit, not when a process "
+            "unmerges.",
             "bytes",
             [
                 Query(
@@ -240,7 +242,7 @@ def _savings(board: DashboardWriter) -> None:
             "metadata (general_profit, in 6.12, not in 6.1), against the KsmNegativeProfit "
             "threshold. "
             "Good: both high and steady; profit below zero is a loss. While KSM is stopped "
-            "both keep their last values; the live figure is the per-process sum below. "
+            "both keep their last values, as do the per-process counters. "
             + needs_threshold("general_profit_bytes"),
             "bytes",
             [
@@ -272,7 +274,8 @@ def _pages(board: DashboardWriter) -> None:
         Panel(
             "Pages by state",
             "KSM's pages as memory: sharing (copies removed), shared (the pages kept), "
-            "unshared (unique pages checked again and again), volatile (changing too fast) "
+            "unshared (unique pages checked again and again), volatile (changing too fast, or "
+            "skipped by smart_scan, which takes them out of the unstable tree) "
             "and zero pages merged with the kernel zero page (ksm_zero_pages, in 6.12, not in "
             "6.1). "
             "Good: sharing far above unshared.",

@@ -105,7 +105,16 @@
               ksm_full_scans_total{%(sel)s} offset %(stall)s
               and %(on)s
               min_over_time((ksm_run{%(sel)s} %% 4 == bool 1)[%(stall)s:1m]) == 1
+              and %(on)s
+              (
+                ksm_processes_registered{%(sel)s} > 0
+                or
+                ksm_pages_shared{%(sel)s} + ksm_pages_sharing{%(sel)s}
+                  + ksm_pages_unshared{%(sel)s} + ksm_pages_volatile{%(sel)s} > 0
+              )
             ||| % { sel: sel, on: on, stall: c.fullScanStalledAfter },
+            // ksmd_should_run() is false while no mm is registered: full_scans then stops by
+            // design. Something to scan: a registered process, or rmap items left in sysfs.
             'KSM runs but no full scan completes.',
             std.join(' ', [
               'KSM has run on %s for %s without completing a full scan:' % [where, c.fullScanStalledAfter],
