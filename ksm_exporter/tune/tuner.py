@@ -39,10 +39,13 @@ WATCHED = ("run", "pages_to_scan", "sleep_millisecs")
 
 @dataclass
 class NewMemory:
-    """Whether memory to scan appeared, and until which full scan the backlog pace holds."""
+    """Whether memory to scan appeared, and until which full scan the backlog pace holds.
 
-    registered: int | None = None
-    rmap_items: int | None = None
+    It starts from nothing: whatever is registered when the tuner starts is memory to
+    merge, scanned at the budget's pace until the trend over full scans says otherwise."""
+
+    registered: int | None = 0
+    rmap_items: int | None = 0
     until_full_scans: int | None = None
 
     def seen(self, registered: int | None, rmap_items: int | None, full_scans: int) -> bool:
