@@ -99,8 +99,8 @@ class Settings(BaseSettings):
     )
     collector_process_labels: str = Field(
         ",".join(PROCESS_LABELS),
-        description="Comma-separated process labels to export besides pid: comm, vm, cgroup "
-        "(empty for none).",
+        description="Comma-separated process labels to export besides pid: comm, vm, vm_id, "
+        "vm_uuid, namespace, cgroup (empty for none).",
         json_schema_extra=flag("collector.process.labels"),
     )
     collector_process_always_include: str = Field(
@@ -155,7 +155,9 @@ class Settings(BaseSettings):
         labels = [label.strip() for label in value.split(",") if label.strip()]
         unknown = sorted(set(labels) - set(PROCESS_LABELS))
         if unknown:
-            raise ValueError(f"unknown label {', '.join(unknown)}; choose from comm, vm, cgroup")
+            raise ValueError(
+                f"unknown label {', '.join(unknown)}; choose from {', '.join(PROCESS_LABELS)}"
+            )
         return ",".join(label for label in PROCESS_LABELS if label in labels)
 
     @field_validator("collector_process_always_include")

@@ -91,22 +91,22 @@ def test_a_declared_line_is_documented(monkeypatch: pytest.MonkeyPatch) -> None:
     ) in lines
 
 
-def qemu_uuid(cmdline: bytes) -> str:
+def qemu_smbios(cmdline: bytes) -> str:
     argv = cmdline.split(b"\0")
-    return next((b.decode() for a, b in itertools.pairwise(argv) if a == b"-uuid"), "")
+    return next((b.decode() for a, b in itertools.pairwise(argv) if a == b"-smbios"), "")
 
 
 def test_a_declared_label_is_served(tmp_path: Path) -> None:
     shutil.copytree(FIXTURES / "current", tmp_path / "current")
     proc = tmp_path / "current" / "proc"
-    uuid = "6f0e2c8a-1b2d-4c3e-9f00-aabbccddeeff"
+    smbios = "type=1,uuid=6f0e2c8a-1b2d-4c3e-9f00-aabbccddeeff"
     cmdline = proc / "1201" / "cmdline"
-    cmdline.write_bytes(cmdline.read_bytes() + f"-uuid\0{uuid}\0".encode())
+    cmdline.write_bytes(cmdline.read_bytes() + f"-smbios\0{smbios}\0".encode())
     roots = Roots(str(tmp_path / "current" / "sys"), str(proc))
-    labels = (*LABELS, ProcessLabel("vm_uuid", "cmdline", qemu_uuid))
-    options = ProcessOptions(labels=("vm", "vm_uuid"))
+    labels = (*LABELS, ProcessLabel("vm_smbios", ("cmdline",), qemu_smbios))
+    options = ProcessOptions(labels=("vm", "vm_smbios"))
     samples = parse_samples(render(KsmCollection(roots, 4096, options, process_labels=labels)))
-    assert value(samples, "ksm_process_merging_pages", pid="1201", vm="web01", vm_uuid=uuid) == (
-        120000
-    )
-    assert value(samples, "ksm_process_merging_pages", pid="1302", vm="db02", vm_uuid="") == (50000)
+    assert value(
+        samples, "ksm_process_merging_pages", pid="1201", vm="web01", vm_smbios=smbios
+    ) == (120000)
+    assert value(samples, "ksm_process_merging_pages", pid="1302", vm="db02") == 50000

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from ksm_exporter.sources.kernel_file import READ_LIMIT
 from ksm_exporter.sources.process_identity import (
     ProcessIdentity,
     cgroup_v2_path,
@@ -98,3 +99,45 @@ def test_unreadable_parts_are_empty(tmp_path: Path) -> None:
     (tmp_path / "5" / "comm").mkdir()  # EISDIR
     (tmp_path / "5" / "cgroup").write_text("0::/a\n")
     assert read_identity(str(tmp_path), 5) == ProcessIdentity(cgroup="/a")
+
+
+def test_a_command_line_cut_at_the_read_limit_drops_its_cut_argument(tmp_path: Path) -> None:
+    """A 1 MiB command line is read up to 64 KiB: an argument cut there must not count."""
+    (tmp_path / "7").mkdir()
+    head = b"qemu-kvm\0-name\0guest=big\0"
+    cut = b"-uuid\0" + b"414426ac-8f31-4c6d-9c7e-0a1b2c3d4e5f\0"
+    filler = b"x" * (READ_LIMIT - len(head) - len(cut) + 10) + b"\0"
+    (tmp_path / "7" / "cmdline").write_bytes(head + filler + cut + b"y" * (1 << 20) + b"\0")
+    assert read_identity(str(tmp_path), 7) == ProcessIdentity(vm="big")
+
+
+def test_kubevirt_guest_in_its_pod(tmp_path: Path) -> None:
+    (tmp_path / "8").mkdir()
+    (tmp_path / "8" / "cmdline").write_bytes(
+        b"/usr/libexec/qemu-kvm\0-name\0guest=tenant-a_db-1,debug-threads=on\0-m\x002048M\x00"
+    )
+    (tmp_path / "8" / "cgroup").write_text(
+        "0::/kubepods.slice/kubepods-pod1.slice/cri-containerd-ab.scope\n"
+    )
+    assert read_identity(str(tmp_path), 8, ("vm", "namespace")) == ProcessIdentity(
+        vm="db-1", namespace="tenant-a"
+    )
+
+
+def test_proxmox_and_libvirt_guests(tmp_path: Path) -> None:
+    (tmp_path / "9").mkdir()
+    (tmp_path / "9" / "cmdline").write_bytes(
+        b"/usr/bin/kvm\0-id\x00100\x00-name\0web1,debug-threads=on\0-m\x004096\x00"
+    )
+    (tmp_path / "9" / "cgroup").write_text("0::/qemu.slice/100.scope\n")
+    assert read_identity(str(tmp_path), 9) == ProcessIdentity(
+        vm="web1", vm_id="100", cgroup="/qemu.slice/100.scope"
+    )
+    (tmp_path / "10").mkdir()
+    (tmp_path / "10" / "cmdline").write_bytes(
+        b"/usr/bin/qemu-kvm\0-name\0guest=instance-00000001,debug-threads=on\0"
+        b"-uuid\x00414426AC-8F31-4C6D-9C7E-0A1B2C3D4E5F\0"
+    )
+    assert read_identity(str(tmp_path), 10, ("vm", "vm_uuid")) == ProcessIdentity(
+        vm="instance-00000001", vm_uuid="414426ac-8f31-4c6d-9c7e-0a1b2c3d4e5f"
+    )

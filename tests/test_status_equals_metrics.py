@@ -84,7 +84,7 @@ async def test_processes_are_the_same(aiohttp_client: AiohttpClient, tmp_path: P
     assert served_pids == {str(p["pid"]) for p in processes["top"]}
     assert len(served_pids) == TOP
     for process in processes["top"]:
-        labels = {k: process[k] for k in ("comm", "vm", "cgroup")}
+        labels = {k: process[k] for k in ("comm", "vm", "cgroup") if process[k]}
         pid = str(process["pid"])
         assert (
             value(served, "ksm_process_merging_pages", pid=pid, **labels)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.samples import Sample
 
 from ksm_exporter.derive.process_selection import (
     ProcessReading,
@@ -55,7 +56,9 @@ def process_families(
             if value is None:
                 continue
             who = sample.identities.get(process.pid, unknown)
-            family.add_metric([str(process.pid), *(who.get(k) for k in labels)], value)
+            # An empty label is no label to Prometheus: left out, as for an absent one.
+            named = {k: v for k in labels if (v := who.get(k))}
+            family.samples.append(Sample(spec.metric, {"pid": str(process.pid), **named}, value))
         yield family
         if spec.other_help is not None:
             yield GaugeMetricFamily(

@@ -1,4 +1,6 @@
-"""Who a process is: its command name, QEMU guest name and cgroup v2 path.
+"""Who a process is: its command name, what its QEMU command line says about the guest
+(name, Proxmox VMID, UUID, KubeVirt namespace: sources/qemu_command_line.py) and its cgroup
+v2 path.
 
 Every label is declared once in PROCESS_LABELS: its name, the file under `<procfs>/<pid>/`
 it comes from and the parser of that file. The per-process families, the
@@ -10,13 +12,20 @@ exit at any moment: what cannot be read is left empty, never an error.
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from ksm_exporter.sources.kernel_file import read_bytes
+from ksm_exporter.sources.qemu_command_line import (
+    QemuGuest,
+    is_qemu,
+    parse_qemu_command_line,
+    split_qemu_options,
+)
+
+__all__ = ["is_qemu", "split_qemu_options"]  # where the guest labels' parsers import them
 
 
 def _read(path: str) -> bytes:
@@ -35,51 +44,43 @@ def _text(raw: bytes) -> str:
 KSMTUNED_QEMU_COMM = re.compile(r"^qemu(-(kvm|system-.+)|:.{1,11})$")
 
 
-def is_qemu(argv0: bytes) -> bool:
-    """qemu-system-*, qemu-kvm, and `kvm` as Proxmox starts it."""
-    name = os.path.basename(argv0)
-    return name.startswith(b"qemu") or name == b"kvm"
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
-def split_qemu_options(value: bytes) -> list[bytes]:
-    """QEMU's option syntax: comma-separated, a doubled comma is a literal comma."""
-    parts: list[bytes] = []
-    current = bytearray()
-    i = 0
-    while i < len(value):
-        if value[i : i + 2] == b",,":
-            current += b","
-            i += 2
-        elif value[i : i + 1] == b",":
-            parts.append(bytes(current))
-            current.clear()
-            i += 1
-        else:
-            current += value[i : i + 1]
-            i += 1
-    parts.append(bytes(current))
-    return parts
+def _guest(cmdline: bytes) -> QemuGuest:
+    return parse_qemu_command_line(cmdline[: cmdline.rfind(b"\0") + 1]) or QemuGuest()
 
 
-def qemu_guest_name(cmdline: bytes) -> str:
-    """The guest name from `-name guest=NAME,...` or `-name NAME,...` on a QEMU command line.
+def kubevirt_namespace(guest_name: str, cgroup: str) -> tuple[str, str]:
+    """(namespace, VMI name) of a KubeVirt guest, else ("", guest_name).
 
-    QEMU takes an option's argument only from the next argv element (`-name=x` is an invalid
-    option there) and accepts `--name` as well as `-name`; the last `-name` wins, as in QEMU.
+    virt-launcher names the libvirt domain `<namespace>_<vmi>` (VMINamespaceKeyFunc) and
+    KubeVirt splits it at the first `_` (SplitDomainName). A libvirt guest elsewhere may
+    have a `_` in its name too, so the split is made only for a QEMU in a Kubernetes pod's
+    cgroup (kubelet's `kubepods` slice or directory) whose first part is a DNS label, which
+    a namespace is and which cannot hold `_`.
     """
-    argv = cmdline.split(b"\0")
-    if not argv or not is_qemu(argv[0]):
-        return ""
-    name = b""
-    for option, argument in itertools.pairwise(argv):
-        if option not in (b"-name", b"--name"):
-            continue
-        for i, part in enumerate(split_qemu_options(argument)):
-            if part.startswith(b"guest="):
-                name = part[len(b"guest=") :]
-            elif i == 0 and b"=" not in part:
-                name = part
-    return _text(name)
+    namespace, underscore, vmi = guest_name.partition("_")
+    if underscore and vmi and "kubepods" in cgroup and _DNS_LABEL.fullmatch(namespace):
+        return namespace, vmi
+    return "", guest_name
+
+
+def qemu_guest_name(cmdline: bytes, cgroup: bytes = b"") -> str:
+    """The guest name from `-name guest=NAME,...` or `-name NAME,...`; KubeVirt's VMI name."""
+    return kubevirt_namespace(_guest(cmdline).name, cgroup_v2_path(cgroup))[1]
+
+
+def qemu_guest_namespace(cmdline: bytes, cgroup: bytes) -> str:
+    return kubevirt_namespace(_guest(cmdline).name, cgroup_v2_path(cgroup))[0]
+
+
+def qemu_vm_id(cmdline: bytes) -> str:
+    return _guest(cmdline).vm_id
+
+
+def qemu_uuid(cmdline: bytes) -> str:
+    return _guest(cmdline).uuid
 
 
 def cgroup_v2_path(content: bytes) -> str:
@@ -99,14 +100,17 @@ class ProcessLabel:
     """One label of a process's series: where it comes from and how it is read."""
 
     name: str
-    file: str  # under <procfs>/<pid>/
-    parse: Callable[[bytes], str]  # "" where the process has no such label
+    files: tuple[str, ...]  # under <procfs>/<pid>/, their contents passed to parse in order
+    parse: Callable[..., str]  # "" where the process has no such label
 
 
 LABELS: tuple[ProcessLabel, ...] = (
-    ProcessLabel("comm", "comm", parse_comm),
-    ProcessLabel("vm", "cmdline", qemu_guest_name),
-    ProcessLabel("cgroup", "cgroup", cgroup_v2_path),
+    ProcessLabel("comm", ("comm",), parse_comm),
+    ProcessLabel("vm", ("cmdline", "cgroup"), qemu_guest_name),
+    ProcessLabel("vm_id", ("cmdline",), qemu_vm_id),
+    ProcessLabel("vm_uuid", ("cmdline",), qemu_uuid),
+    ProcessLabel("namespace", ("cmdline", "cgroup"), qemu_guest_namespace),
+    ProcessLabel("cgroup", ("cgroup",), cgroup_v2_path),
 )
 # The labels a process's series may carry, in label order.
 PROCESS_LABELS: tuple[str, ...] = tuple(label.name for label in LABELS)
@@ -164,7 +168,8 @@ def read_identity(
     for label in labels:
         if label.name not in names:
             continue
-        if label.file not in contents:
-            contents[label.file] = _read(os.path.join(directory, label.file))
-        found[label.name] = label.parse(contents[label.file])
+        for file in label.files:
+            if file not in contents:
+                contents[file] = _read(os.path.join(directory, file))
+        found[label.name] = label.parse(*(contents[file] for file in label.files))
     return ProcessIdentity(found)
