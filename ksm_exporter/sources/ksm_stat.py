@@ -132,8 +132,12 @@ class KsmStat:
 
     @property
     def registered(self) -> bool:
-        """KSM tracks some of its pages: it has rmap items, or pages already merged."""
-        return bool(self.rmap_items) or bool(self.merging_pages)
+        """Registered with KSM: `ksm_mergeable: yes` (ksm_process_mergeable(): some area is
+        VM_MERGEABLE, known even before ksmd's first visit or while KSM is stopped), or rmap
+        items or merged pages (the only signs on kernels without that line, which cannot
+        tell a registered process ksmd has not visited yet from one not registered)."""
+        mergeable = self.values.get("mergeable") is True
+        return mergeable or bool(self.rmap_items) or bool(self.merging_pages)
 
     def present(self) -> frozenset[str]:
         return frozenset(self.values)
