@@ -32,6 +32,8 @@
   },
   local threshold(figure) = 'instance:ksm_%s:threshold' % figure,
   local ksmOn = 'ksm_run{%s} %% 4 == 1' % sel,
+  // The rate window in words, for descriptions.
+  local rateWindow = if c.rateInterval == '5m' then '5 minutes' else c.rateInterval,
 
   prometheusAlerts+:: {
     groups+: [
@@ -48,7 +50,7 @@
             'ksmd uses more CPU than its threshold allows.',
             std.join(' ', [
               'ksmd used {{ $value | humanizePercentage }} of one CPU core on %s over the last' % where,
-              '5 minutes, above the threshold of %s' % figure(threshold('ksmd_cpu_ratio'), 'humanizePercentage'),
+              '%s, above the threshold of %s' % [rateWindow, figure(threshold('ksmd_cpu_ratio'), 'humanizePercentage')],
               "(advisor_max_cpu where the kernel's scan-time advisor runs), for %s." % c.alertFor.KsmdExcessiveCpu,
               'KSM saves %sB for it.' % figure('ksm_memory_saved_bytes', 'humanize1024'),
             ]),
@@ -72,7 +74,7 @@
             'ksmd scans without saving memory.',
             std.join(' ', [
               'ksmd used {{ $value | humanizePercentage }} of one CPU core on %s over the last' % where,
-              '5 minutes, yet net profit is %s' % figure('ksm_general_profit_bytes', 'humanize1024', unit='B', otherwise='unknown (a kernel without general_profit)'),
+              '%s, yet net profit is %s' % [rateWindow, figure('ksm_general_profit_bytes', 'humanize1024', unit='B', otherwise='unknown (a kernel without general_profit)')],
               'and saved memory changed by %s' % figure('delta(ksm_memory_saved_bytes', 'humanize1024', unit='B', suffix='[1h])'),
               'in the last hour (now %sB).' % figure('ksm_memory_saved_bytes', 'humanize1024'),
             ]),

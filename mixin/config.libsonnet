@@ -10,6 +10,12 @@
     // %s is the alert name in lower case, the anchor of its runbook section.
     runbookURLPattern: 'https://github.com/ksm-exporter/ksm-exporter/blob/main/docs/runbook.md#%s',
 
+    // The window of the rate() behind the instance:*:rate5m recording rules, which alerts
+    // and dashboards read. The rule names keep "5m" whatever it is (as node-exporter-mixin's
+    // rateInterval does), so a shorter window for a test or a longer one for a slow scrape
+    // changes no query.
+    rateInterval: '5m',
+
     // Defaults for every host. Recorded as ksm:<figure>:threshold rules, so a per-host
     // override below and the dashboards' threshold lines use the same numbers.
     thresholds: {

@@ -23,9 +23,9 @@
         name: 'ksm-recording',
         rules: [
           {
-            // Share of one CPU core ksmd used, averaged over 5 minutes.
+            // Share of one CPU core ksmd used, averaged over rateInterval (5m).
             record: 'instance:ksm_ksmd_cpu:ratio_rate5m',
-            expr: 'rate(ksm_ksmd_cpu_seconds_total{%(selector)s}[5m])' % c,
+            expr: 'rate(ksm_ksmd_cpu_seconds_total{%(selector)s}[%(rateInterval)s])' % c,
           },
           {
             // Memory saved for each share of a core ksmd spends; absent while ksmd idles.
@@ -41,7 +41,7 @@
           {
             // Pages ksmd scanned per second (kernels with pages_scanned: 6.12, not 6.1).
             record: 'instance:ksm_pages_scanned:rate5m',
-            expr: 'rate(ksm_pages_scanned_total{%(selector)s}[5m])' % c,
+            expr: 'rate(ksm_pages_scanned_total{%(selector)s}[%(rateInterval)s])' % c,
           },
           {
             // Bytes ksmd scanned per second (kernels with pages_scanned: 6.12, not 6.1).

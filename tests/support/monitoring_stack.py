@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -58,11 +59,19 @@ def exporter_on_ksm(
             yield exporter, True
 
 
-def example_config_for(exporter: RunningExporter, interval: str = "1s") -> dict[str, Any]:
-    """deploy/prometheus/prometheus.yml with its rule files, scraping `exporter`."""
+def example_config_for(
+    exporter: RunningExporter,
+    interval: str = "1s",
+    rules: Path = EXAMPLE_CONFIG.parent,
+    alertmanager: str | None = None,
+) -> dict[str, Any]:
+    """deploy/prometheus/prometheus.yml scraping `exporter`, with its rule files (from
+    `rules`, where a test rendered them from the mixin), alerting to `alertmanager`."""
     config: dict[str, Any] = yaml.safe_load(EXAMPLE_CONFIG.read_text())
     config["global"] = {"scrape_interval": interval, "evaluation_interval": interval}
-    config["rule_files"] = [str(EXAMPLE_CONFIG.parent / name) for name in config["rule_files"]]
+    config["rule_files"] = [str(rules / name) for name in config["rule_files"]]
+    if alertmanager is not None:
+        config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
     (job,) = config["scrape_configs"]
     assert job["job_name"] == JOB
     job["static_configs"] = [{"targets": [exporter.address]}]

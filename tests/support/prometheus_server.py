@@ -208,26 +208,31 @@ def running_prometheus(
 
 def started(process: subprocess.Popen[bytes], directory: Path) -> RunningPrometheus:
     """The running Prometheus, once it listens and answers /-/ready."""
-    log = directory / "prometheus.log"
+    url = started_server(process, directory / "prometheus.log", "prometheus")
+    return RunningPrometheus(process, url, directory)
+
+
+def started_server(process: subprocess.Popen[bytes], log: Path, name: str) -> str:
+    """The URL of a Prometheus-project server (Prometheus, Alertmanager) started with
+    --web.listen-address=127.0.0.1:0, once it has logged its port and answers /-/ready."""
 
     def listening() -> str | None:
         if process.poll() is not None:
-            raise ChildExited(f"prometheus exited with {process.returncode}:\n{log.read_text()}")
+            raise ChildExited(f"{name} exited with {process.returncode}:\n{log.read_text()}")
         match = TOOLKIT_LISTENING.search(log.read_text(errors="replace"))
         return match.group(1) if match else None
 
-    address = eventually(listening, START_TIMEOUT, what="prometheus listening")
-    prometheus = RunningPrometheus(process, f"http://{address}", directory)
+    url = f"http://{eventually(listening, START_TIMEOUT, what=f'{name} listening')}"
 
     def ready() -> bool:
         try:
-            with urllib.request.urlopen(prometheus.url + "/-/ready", timeout=1):
+            with urllib.request.urlopen(url + "/-/ready", timeout=1):
                 return True
         except OSError:
             return listening() is None  # raises if it exited; False: not ready yet
 
-    eventually(ready, START_TIMEOUT, what=f"prometheus ready\n{prometheus.log}")
-    return prometheus
+    eventually(ready, START_TIMEOUT, what=f"{name} ready\n{log.read_text(errors='replace')}")
+    return url
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

@@ -1,7 +1,8 @@
 """Real KSM on this machine: settings saved and restored, and children with mergeable memory.
 
 Tests that change KSM settings hold one lock, so two test runs on the same host never fight
-over /sys/kernel/mm/ksm, and restore run, pages_to_scan and sleep_millisecs even on failure.
+over /sys/kernel/mm/ksm, and restore run, pages_to_scan, sleep_millisecs and advisor_mode
+even on failure.
 """
 
 from __future__ import annotations
@@ -67,13 +68,56 @@ def host_in_use(ksm: str = KSM) -> str | None:
     )
 
 
+def read_advisor_mode() -> str | None:
+    """The active mode of advisor_mode ("[none] scan-time"); None on kernels without it."""
+    try:
+        with open(os.path.join(KSM, "advisor_mode")) as f:
+            modes = f.read().split()
+    except FileNotFoundError:
+        return None
+    return next(mode.strip("[]") for mode in modes if mode.startswith("["))
+
+
+def write_advisor_mode(mode: str) -> None:
+    with open(os.path.join(KSM, "advisor_mode"), "w") as f:
+        f.write(mode)
+
+
 @dataclass
 class KsmControl:
-    """Changes KSM settings for one test; the fixture puts the old ones back."""
+    """Changes KSM settings for one test; `restore` (which the fixture calls at the end)
+    puts the ones found at the start back."""
+
+    saved: dict[str, int]
+    advisor_mode: str | None
 
     def set(self, **settings: int) -> None:
         for name, value in settings.items():
             write_ksm(name, value)
+
+    def set_advisor_mode(self, mode: str) -> None:
+        """Switching the mode resets pages_to_scan (set_advisor_defaults() in mm/ksm.c): set
+        it first, pages_to_scan after."""
+        if read_advisor_mode() != mode:
+            write_advisor_mode(mode)
+
+    def restore(self) -> None:
+        # Under the scan-time advisor pages_to_scan is the advisor's own, and read-only
+        # (pages_to_scan_store() returns EINVAL); a change of mode resets it. So: only what
+        # differs is written, the advisor off before pages_to_scan, back as it was after it,
+        # run last (run=0 stops ksmd without unmerging).
+        names = ["sleep_millisecs"]
+        if self.advisor_mode != "scan-time":
+            names.insert(0, "pages_to_scan")
+        changed = [name for name in names if read_ksm(name) != self.saved[name]]
+        if "pages_to_scan" in changed and read_advisor_mode() not in (None, "none"):
+            write_advisor_mode("none")
+        for name in changed:
+            write_ksm(name, self.saved[name])
+        if self.advisor_mode is not None:
+            self.set_advisor_mode(self.advisor_mode)
+        if read_ksm("run") != self.saved["run"]:
+            write_ksm("run", self.saved["run"])
 
 
 @contextlib.contextmanager
@@ -94,13 +138,11 @@ def ksm_control() -> Iterator[KsmControl]:
         in_use = host_in_use()
         if in_use:
             pytest.skip(in_use)
-        saved = {name: read_ksm(name) for name in SAVED_SETTINGS}
+        ksm = KsmControl({name: read_ksm(name) for name in SAVED_SETTINGS}, read_advisor_mode())
         try:
-            yield KsmControl()
+            yield ksm
         finally:
-            # Settings first, run last: run=0 stops ksmd without unmerging.
-            for name in ("pages_to_scan", "sleep_millisecs", "run"):
-                write_ksm(name, saved[name])
+            ksm.restore()
 
 
 @dataclass
@@ -118,12 +160,19 @@ class MergingChild:
 
     def unmerge(self) -> None:
         """MADV_UNMERGEABLE or prctl(PR_SET_MEMORY_MERGE, 0), as it registered."""
+        self._command("unmerge", "unmerged")
+
+    def churn(self) -> None:
+        """From now on it keeps changing its memory, so ksmd merges it again every pass."""
+        self._command("churn", "churning")
+
+    def _command(self, command: str, answer: str) -> None:
         assert self.process.stdin is not None
         assert self.process.stdout is not None
-        self.process.stdin.write("unmerge\n")
+        self.process.stdin.write(command + "\n")
         self.process.stdin.flush()
         line = self.process.stdout.readline()
-        assert line.strip() == "unmerged", f"merging child failed to unmerge: {line!r}"
+        assert line.strip() == answer, f"merging child failed to {command}: {line!r}"
 
     def ksm_stat(self) -> dict[str, str]:
         return read_ksm_stat(self.pid)
