@@ -83,12 +83,14 @@
           if figure != 'ksmd_cpu_ratio'
         ] + [
           // Where the kernel's scan-time advisor runs, its own CPU ceiling (advisor_max_cpu)
-          // is the limit, unless the host has an override.
+          // is the limit, unless the host has an override; never below the floor that
+          // scan_time_advisor() holds ksmd at whatever advisor_max_cpu says
+          // (KSM_ADVISOR_MIN_CPU, 10%, plus the whole percent its arithmetic rounds away).
           perHost('ksmd_cpu_ratio', before=|||
             max by (%(cluster)s, instance) (ksm:ksmd_cpu_ratio:threshold{instance!=""})
             or %(on)s
             (
-              max by (%(cluster)s, instance) (ksm_advisor_max_cpu_ratio{%(selector)s})
+              clamp_min(max by (%(cluster)s, instance) (ksm_advisor_max_cpu_ratio{%(selector)s}), 0.11)
               and %(on)s
               ksm_advisor_mode{%(selector)s, mode="scan-time"} == 1
             )

@@ -4,7 +4,6 @@ what ksmtuned/MOM and the kernel's advisor would set instead."""
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pytest
@@ -84,17 +83,19 @@ def test_advice_block_gives_the_command_and_its_prediction_holds(tmp_path: Path)
     assert document["model"]["pages_to_scan_values_seen"] == 1
 
 
-def test_where_the_kernel_advisor_runs_the_advice_is_its_target_and_ceiling(
-    tmp_path: Path,
-) -> None:
+def test_where_the_kernel_advisor_runs_the_advice_caps_its_pages(tmp_path: Path) -> None:
+    """pages_to_scan_store() returns EINVAL while the advisor runs, and scan_time_advisor()
+    raises its pages to 10% of a CPU whatever advisor_max_cpu says: only
+    advisor_max_pages_to_scan, applied last, binds."""
     snapshot, _sim, roots = watched(tmp_path, advisor=True, budget=0.05)
     document = json.loads(render_json(snapshot))["advice"]
-    target = document["recommended"]["full_scan_seconds"]
+    pages = document["recommended"]["pages_to_scan"]
     ksm = f"{roots.sysfs}/kernel/mm/ksm"
     assert document["recommended"]["commands"] == [
-        f"echo {math.ceil(target)} > {ksm}/advisor_target_scan_time",
-        f"echo 5 > {ksm}/advisor_max_cpu",
+        f"echo {pages} > {ksm}/advisor_max_pages_to_scan"
     ]
+    text = render_text(snapshot)
+    assert "only its page cap binds" in text
 
 
 def test_short_window_says_how_many_more_scans_and_how_long_to_watch(tmp_path: Path) -> None:
@@ -117,11 +118,17 @@ def test_ksmtuned_and_the_kernel_advisor_side_by_side(tmp_path: Path) -> None:
         "reason": "QEMU's memory plus the threshold fits in RAM and free memory is above it",
         "predicted": None,
     }
-    # 200 s for 20,000 pages is far below the advisor's 500 pages a batch: it stays at 500.
+    # 20,000 pages at 0.5 us: one full scan costs about 10 ms, under a second, so
+    # scan_time_advisor() counts 1 s and 1% of a CPU, and its floor of 10x per_page_cost
+    # raises the pages to advisor_max_pages_to_scan: the target of 200 s does not hold it
+    # at advisor_min_pages_to_scan (500), which is only where it starts.
     advisor = others["kernel_advisor"]
     assert (advisor["advisor_target_scan_time"], advisor["advisor_max_cpu"]) == (200, 70)
-    assert advisor["pages_to_scan"] == 500
-    assert advisor["predicted"]["full_scan_seconds"] == pytest.approx(40 * 0.020, rel=0.02)
+    assert advisor["pages_to_scan"] == 30000
+    # One batch a scan: 20,000 pages of CPU and one sleep of 5 jiffies at HZ 250.
+    assert advisor["predicted"]["full_scan_seconds"] == pytest.approx(
+        20_000 * 0.5e-6 + 0.020, rel=0.1
+    )
 
 
 def test_ksmtuned_steps_from_free_memory_and_qemu_memory(tmp_path: Path) -> None:

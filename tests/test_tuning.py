@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from ksm_exporter.collector.collection import KsmCollection
+from ksm_exporter.derive.other_tuners import AdvisorLimits, advisor_step, kernel_advisor
 from ksm_exporter.derive.scan_cost import FullScan, raw_state
 from ksm_exporter.derive.scan_trend import Trend, next_trend
-from ksm_exporter.derive.tuning import Advice, TuningOptions, advise, fit_cost, host_now
+from ksm_exporter.derive.tuning import Advice, Model, TuningOptions, advise, fit_cost, host_now
 from tests.support.exposition import parse_samples, render, value
 from tests.support.ksmd_simulator import KsmdSimulator, run_for, saturating
 from tests.support.sampling import CLOCK_TICKS, ManualClock, copy_fixture
@@ -342,3 +343,28 @@ def test_a_setting_that_gives_the_same_scan_is_kept(tmp_path: Path) -> None:
     r.sim.set(pages_to_scan=nearby)
     r.run_scans(8)
     assert r.advice().pages_to_scan == nearby
+
+
+def test_kernel_advisor_settles_at_its_cpu_floor_not_its_minimum_pages() -> None:
+    """scan_time_advisor(): per_page_cost = pages / cpu%, pages at least per_page_cost * 10
+    (KSM_ADVISOR_MIN_CPU), capped last at advisor_max_pages_to_scan; scan time in whole
+    seconds. 10 M pages at 0.5 us and 20 ms a batch: the 200 s target alone would ask for
+    about 1,000 pages, 2.5% of a CPU; the floor holds it at 10-11%."""
+    model = Model(c=0.5e-6, b=0.0, s=0.020, n=10_000_000, n_source="pages_scanned", settings_seen=1)
+    choice = kernel_advisor(model, 200, 70, 500, 30000)
+    assert choice.floor_binds
+    assert 0.10 <= choice.predicted.cpu_ratio < 0.12
+    # u = p c / (p c + s) = 0.105 at p = 4,700
+    assert choice.pages_to_scan == pytest.approx(4700, rel=0.05)
+    capped = kernel_advisor(model, 200, 70, 500, 1000)
+    assert capped.pages_to_scan == 1000
+    assert capped.predicted.cpu_ratio == pytest.approx(
+        1000 * 0.5e-6 / (1000 * 0.5e-6 + 0.020), rel=0.01
+    )
+
+
+def test_kernel_advisor_steps_in_the_kernels_integer_arithmetic() -> None:
+    """A scan of 0.4 s counts as 1 s; 8 ms of CPU as 0% -> 1%: per_page_cost = 500, the
+    floor 5,000 pages, after the target term 500 * 100 / 20000 = 2 and the EWMA from 0."""
+    step = advisor_step(500, 0.4, 0.008, 0, 0, limits=AdvisorLimits())
+    assert (step.pages, step.change, step.scan_time, step.floor_binds) == (5000, 30, 1, True)

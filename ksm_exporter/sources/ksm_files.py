@@ -156,7 +156,7 @@ KSM_FILES: tuple[KsmFile, ...] = (
     KsmFile(
         "advisor_min_pages_to_scan",
         "ksm_advisor_min_pages_to_scan",
-        "Lowest pages_to_scan the advisor sets.",
+        "pages_to_scan the advisor starts from when switched on; not a floor.",
     ),
     KsmFile(
         "advisor_max_pages_to_scan",

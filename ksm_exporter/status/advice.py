@@ -22,6 +22,14 @@ STATE_SENTENCES = {
 }
 
 
+# Why the advice caps the advisor's pages: scan_time_advisor() never goes below 10% of a CPU.
+ADVISOR_WHY = [
+    "               (under the kernel's advisor only its page cap binds: it",
+    "               holds ksmd at 10% of a CPU or more, whatever advisor_max_cpu",
+    "               says; or echo none > advisor_mode and set pages_to_scan)",
+]
+
+
 def commands(tuning: Tuning, ksm_advisor_active: bool) -> list[str]:
     """The exact lines to run as root, empty when there is nothing to change."""
     advice = tuning.advice
@@ -31,18 +39,11 @@ def commands(tuning: Tuning, ksm_advisor_active: bool) -> list[str]:
     if advice.pages_to_scan is None or advice.target_full_scan_seconds is None:
         return []
     if ksm_advisor_active:
-        seconds = max(1, math.ceil(advice.target_full_scan_seconds))
-        percent = advisor_percent(tuning.options.cpu_budget)
-        return [
-            f"echo {seconds} > {os.path.join(where, 'advisor_target_scan_time')}",
-            f"echo {percent} > {os.path.join(where, 'advisor_max_cpu')}",
-        ]
+        # Writing pages_to_scan returns EINVAL while the advisor runs, and its fixed floor of
+        # 10% of a CPU overrides advisor_max_cpu: its cap on pages, applied last, binds.
+        pages = os.path.join(where, "advisor_max_pages_to_scan")
+        return [f"echo {advice.pages_to_scan} > {pages}"]
     return [f"echo {advice.pages_to_scan} > {os.path.join(where, 'pages_to_scan')}"]
-
-
-def advisor_percent(budget: float) -> int:
-    """advisor_max_cpu is a whole percent: the budget rounded down, at least 1."""
-    return max(1, math.floor(budget * 100 + 1e-9))
 
 
 def advisor_active(snapshot: Snapshot) -> bool:
@@ -115,6 +116,7 @@ def advice_lines(snapshot: Snapshot) -> list[str]:
             f"within {100 * budget:g}% of a CPU (--tuning.cpu-budget)"
         )
         lines.append(f"Then           {prediction(advice.recommended)}")
+        lines.extend(ADVISOR_WHY if advisor_active(snapshot) else [])
         if advice.pages_to_scan == 1 and advice.recommended.full_scan_seconds < (
             0.95 * advice.target_full_scan_seconds
         ):
@@ -148,6 +150,8 @@ def other_lines(tuning: Tuning) -> list[str]:
             f"(target {advisor.target_scan_time} s, max {advisor.max_cpu_percent}%)"
         )
         lines.append(f"               then {prediction(advisor.predicted)}")
+        if advisor.floor_binds:
+            lines.append("               (held there by its fixed floor of 10% of a CPU)")
     return lines
 
 
@@ -176,6 +180,7 @@ def advisor_json(choice: AdvisorChoice | None) -> dict[str, Any] | None:
         "advisor_target_scan_time": choice.target_scan_time,
         "advisor_max_cpu": choice.max_cpu_percent,
         "pages_to_scan": choice.pages_to_scan,
+        "cpu_floor_binds": choice.floor_binds,
         "predicted": prediction_json(choice.predicted),
     }
 
@@ -204,7 +209,6 @@ def advice_json(snapshot: Snapshot) -> dict[str, Any] | None:
             "run": advice.recommended_run,
             "full_scan_seconds": advice.target_full_scan_seconds,
             "pages_to_scan": advice.pages_to_scan,
-            "advisor_max_cpu": advisor_percent(tuning.options.cpu_budget),
             "commands": commands(tuning, advisor_active(snapshot)),
         },
         "predicted": {
