@@ -29,6 +29,7 @@ CURRENT = str(FIXTURES / "current" / "proc")
                 comm="qemu-system-x86",
                 vm="web01",
                 cgroup="/machine.slice/machine-qemu\\x2d1\\x2dweb01.scope/libvirt/emulator",
+                guest_memory_bytes=4194304 * 1024,  # libvirt's -m size=4194304k
             ),
         ),
         (1302, ProcessIdentity(comm="kvm", vm="db02", cgroup="/qemu.slice/102.scope")),
@@ -58,7 +59,9 @@ def test_fixture_identities(pid: int, expected: ProcessIdentity) -> None:
 
 
 def test_only_the_parts_asked_for_are_read() -> None:
-    assert read_identity(CURRENT, 1201, ("vm",)) == ProcessIdentity(vm="web01")
+    assert read_identity(CURRENT, 1201, ("vm",)) == ProcessIdentity(
+        vm="web01", guest_memory_bytes=4 << 30
+    )
 
 
 @pytest.mark.parametrize(
@@ -120,7 +123,7 @@ def test_kubevirt_guest_in_its_pod(tmp_path: Path) -> None:
         "0::/kubepods.slice/kubepods-pod1.slice/cri-containerd-ab.scope\n"
     )
     assert read_identity(str(tmp_path), 8, ("vm", "namespace")) == ProcessIdentity(
-        vm="db-1", namespace="tenant-a"
+        vm="db-1", namespace="tenant-a", guest_memory_bytes=2 << 30
     )
 
 
@@ -131,7 +134,7 @@ def test_proxmox_and_libvirt_guests(tmp_path: Path) -> None:
     )
     (tmp_path / "9" / "cgroup").write_text("0::/qemu.slice/100.scope\n")
     assert read_identity(str(tmp_path), 9) == ProcessIdentity(
-        vm="web1", vm_id="100", cgroup="/qemu.slice/100.scope"
+        vm="web1", vm_id="100", cgroup="/qemu.slice/100.scope", guest_memory_bytes=4096 << 20
     )
     (tmp_path / "10").mkdir()
     (tmp_path / "10" / "cmdline").write_bytes(

@@ -65,6 +65,20 @@ def process_families(
                 other_metric(spec), spec.other_help, value=other.sums[spec.name]
             )
 
+    guest = GaugeMetricFamily(
+        "ksm_process_guest_memory_bytes",
+        "Memory size of the QEMU guest the process runs, from its -m option; "
+        "ksm_process_merging_pages times the page size over it is the share KSM merges.",
+    )
+    for process in selection.own:
+        who = sample.identities.get(process.pid, unknown)
+        if who.guest_memory_bytes is not None:
+            named = {k: v for k in labels if (v := who.get(k))}
+            guest.samples.append(
+                Sample(guest.name, {"pid": str(process.pid), **named}, who.guest_memory_bytes)
+            )
+    yield guest
+
 
 def other_metric(spec: ProcessField) -> str:
     """`ksm_process_other_<...>`: the sum of the field over the processes beyond the limit."""

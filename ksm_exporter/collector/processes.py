@@ -92,7 +92,7 @@ class ProcessReader:
         selection = select_processes(sweep.registered, options.limit, always)
         wanted = options.labels
         for process in selection.own:
-            if process.pid not in identities and wanted:
+            if process.pid not in identities:  # even without labels: the guest's size
                 identities[process.pid] = read_identity(
                     self.procfs_root, process.pid, wanted, self.labels
                 )

@@ -120,11 +120,17 @@ class ProcessIdentity:
     """A process's labels by name; "" where unknown: not a QEMU process, no cgroup v2 line,
     gone, or not asked for."""
 
-    __slots__ = ("labels",)
+    __slots__ = ("guest_memory_bytes", "labels")
 
-    def __init__(self, labels: Mapping[str, str] | None = None, **named: str) -> None:
+    def __init__(
+        self,
+        labels: Mapping[str, str] | None = None,
+        guest_memory_bytes: int | None = None,  # QEMU's -m; no label, a metric of its own
+        **named: str,
+    ) -> None:
         given = {**(labels or {}), **named}
         self.labels: dict[str, str] = {k: v for k, v in given.items() if v}
+        self.guest_memory_bytes = guest_memory_bytes
 
     def get(self, name: str) -> str:
         return self.labels.get(name, "")
@@ -147,12 +153,15 @@ class ProcessIdentity:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ProcessIdentity):
             return NotImplemented
-        return self.labels == other.labels
+        return (self.labels, self.guest_memory_bytes) == (
+            other.labels,
+            other.guest_memory_bytes,
+        )
 
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"ProcessIdentity({self.labels})"
+        return f"ProcessIdentity({self.labels}, guest_memory_bytes={self.guest_memory_bytes})"
 
 
 def read_identity(
@@ -172,4 +181,6 @@ def read_identity(
             if file not in contents:
                 contents[file] = _read(os.path.join(directory, file))
         found[label.name] = label.parse(*(contents[file] for file in label.files))
-    return ProcessIdentity(found)
+    if "cmdline" not in contents:  # the guest's size is read whatever the labels
+        contents["cmdline"] = _read(os.path.join(directory, "cmdline"))
+    return ProcessIdentity(found, _guest(contents["cmdline"]).memory_bytes)
