@@ -23,6 +23,7 @@ from ksm_exporter.sources.process_identity import (
     read_identity,
 )
 from ksm_exporter.sources.process_sweep import ProcessSweeper
+from ksm_exporter.sources.procfs_mount import hidepid_sentence, read_hidepid
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,9 @@ class ProcessReader:
             procfs_root, self._helpers, threads, open_files_budget(), fields
         )
         self._warned_unreadable = False
+        hidepid = read_hidepid(procfs_root)
+        if hidepid is not None:
+            log.warning(hidepid_sentence(procfs_root, hidepid))
 
     def read(self) -> ProcessReading:
         """Runs off the event loop: thousands of small reads."""
