@@ -102,6 +102,7 @@ class KsmCollection:
         self.sampler = CostSampler(self.host.read_scan, sample_interval)
         self.sweep = OffLoop(self.sweep_processes, sweep_deadline)
         self.tuning = tuning or TuningOptions()
+        self.last: HostReading | None = None  # what the latest collection read: the status view's
 
     def timed(self, source: str, read: Callable[[], R]) -> R:
         started = time.perf_counter()
@@ -162,7 +163,8 @@ class KsmCollection:
     async def collect_async(self) -> list[Metric]:
         """The server's entry point: the sweep runs in a worker thread, the rest inline."""
         if self.processes is None:
-            return self.families(self.read())
+            self.last = self.read()
+            return self.families(self.last)
         running = self.sweep.start()
         sample = self.read()
         processes = self.record_sweep(await self.sweep.finish(running))
@@ -170,7 +172,8 @@ class KsmCollection:
             reason = f"the per-process sweep is still running after {self.sweep.deadline:g} s"
             problem = Problem(self.roots.procfs, "", reason)
             self.stats.record("process", self.sweep.deadline, (problem,))
-        return self.families(replace(sample, processes=processes))
+        self.last = replace(sample, processes=processes)
+        return self.families(self.last)
 
     def close(self) -> None:
         self.host.close()

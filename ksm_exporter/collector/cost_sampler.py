@@ -25,9 +25,13 @@ class CostSampler:
         self.read = read  # the host reader's read_scan
         self.interval = interval
         self.cost = ScanCost()
+        self.observers: list[Callable[[ScanReading], None]] = []  # called with every reading
 
     def tick(self) -> ScanCost:
-        self.cost = advance(self.cost, self.read())
+        reading = self.read()
+        self.cost = advance(self.cost, reading)
+        for observe in self.observers:
+            observe(reading)
         return self.cost
 
     async def run(self) -> None:

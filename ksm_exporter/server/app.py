@@ -1,10 +1,9 @@
-"""aiohttp application: metrics, landing page and health endpoints."""
+"""aiohttp application: metrics, the status view, its JSON, and health endpoints."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 
@@ -15,26 +14,32 @@ from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.server.basic_auth import Guard
 from ksm_exporter.server.exposition import Exposition
 from ksm_exporter.server.single_flight import SingleFlight
+from ksm_exporter.server.status_view import (
+    ServerReading,
+    html_page,
+    json_document,
+    reading_now,
+)
+from ksm_exporter.status.history import History
+from ksm_exporter.status.page import CONTENT_SECURITY_POLICY
 
 log = logging.getLogger(__name__)
 
 COLLECTION_KEY = web.AppKey("collection", KsmCollection)
 SCRAPE_KEY = web.AppKey("scrape", SingleFlight[Exposition])
+HISTORY_KEY = web.AppKey("history", History)
 
-LANDING = """<!DOCTYPE html>
-<html lang="en">
-<head><meta charset="utf-8"><title>KSM Exporter</title></head>
-<body>
-<h1>KSM Exporter</h1>
-<p>Prometheus exporter for Linux Kernel Samepage Merging.</p>
-<ul>
-<li><a href="{path}">Metrics</a></li>
-<li><a href="/-/healthy">Health</a></li>
-<li><a href="/-/ready">Readiness</a></li>
-</ul>
-</body>
-</html>
-"""
+# Every response: no content sniffing, no referrer; nothing but the page may load anything.
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+NOTHING_LOADS = "default-src 'none'; frame-ancestors 'none'"
+
+
+async def security_headers(_: web.Request, response: web.StreamResponse) -> None:
+    response.headers.update(SECURITY_HEADERS)
+    response.headers.setdefault("Content-Security-Policy", NOTHING_LOADS)
 
 
 def make_app(
@@ -46,6 +51,8 @@ def make_app(
     """Every path sits behind `auth` when given: the web-config format has no exemptions.
     `server_families`: the HTTP side's own metrics, served after the collection's."""
     app = web.Application(middlewares=[auth.middleware] if auth else [])
+    history = History(collection.page_size)
+    collection.sampler.observers.append(history.observe)
 
     async def scrape_once() -> Exposition:
         return Exposition([*await collection.collect_async(), *server_families()])
@@ -59,9 +66,10 @@ def make_app(
             await task
 
     app.cleanup_ctx.append(sampling)
+    app.on_response_prepare.append(security_headers)
     app[COLLECTION_KEY] = collection
     app[SCRAPE_KEY] = SingleFlight(scrape_once)
-    landing = LANDING.format(path=html.escape(telemetry_path, quote=True))
+    app[HISTORY_KEY] = history
 
     async def metrics(request: web.Request) -> web.Response:
         exposition = await request.app[SCRAPE_KEY]()
@@ -73,14 +81,46 @@ def make_app(
             response.headers[hdrs.CONTENT_ENCODING] = "gzip"
         return response
 
-    async def index(_: web.Request) -> web.Response:
-        return web.Response(text=landing, content_type="text/html")
+    async def status_reading(request: web.Request) -> ServerReading:
+        """The collection /metrics serves: the one in flight, or a new one."""
+        await request.app[SCRAPE_KEY]()
+        reading = reading_now(collection, history)
+        assert reading is not None  # a collection has just completed
+        return reading
+
+    async def off_loop(render: Callable[[], str]) -> str:
+        return await asyncio.get_running_loop().run_in_executor(None, render)
+
+    async def index(request: web.Request) -> web.Response:
+        reading = await status_reading(request)
+        text = await off_loop(lambda: html_page(collection, reading, telemetry_path))
+        return web.Response(
+            text=text,
+            content_type="text/html",
+            headers={
+                "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+                hdrs.CACHE_CONTROL: "no-store",
+            },
+        )
+
+    async def api_status(request: web.Request) -> web.Response:
+        reading = await status_reading(request)
+        status, text = await asyncio.get_running_loop().run_in_executor(
+            None, json_document, collection, reading
+        )
+        return web.Response(
+            status=status,
+            text=text,
+            content_type="application/json",
+            headers={hdrs.CACHE_CONTROL: "no-store"},
+        )
 
     async def ok(_: web.Request) -> web.Response:
         return web.Response(text="OK\n")
 
     app.router.add_get(telemetry_path, metrics)
     app.router.add_get("/", index)
+    app.router.add_get("/api/status", api_status)
     app.router.add_get("/-/healthy", ok)
     app.router.add_get("/-/ready", ok)
     return app

@@ -1,0 +1,95 @@
+"""The status snapshot from the server's own reading: the collection /metrics was built from,
+the background sampler's scan-cost figures, and the history of the last hour.
+
+The page and /api/status share the scrape in flight (or start one), so they show the host at
+the same moment as /metrics. Building the snapshot reads a few more files (QEMU's resident
+memory for the ksmtuned comparison) and rendering walks every process shown: both run in a
+worker thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, replace
+
+from ksm_exporter.collector.collection import HostReading, KsmCollection
+from ksm_exporter.derive.process_selection import ProcessReading, ProcessSelection
+from ksm_exporter.derive.scan_cost import ScanCost
+from ksm_exporter.sources.host import ScanReading
+from ksm_exporter.sources.process_sweep import ProcessSweep
+from ksm_exporter.status.history import History, Point
+from ksm_exporter.status.page import PageContext, page, unavailable_page
+from ksm_exporter.status.render import render_json
+from ksm_exporter.status.snapshot import CpuWindow, Snapshot, build_snapshot, no_ksm_sentence
+
+TOP = 10  # processes shown, as `status` shows by default
+NO_PROCESSES = ProcessReading(ProcessSweep(), ProcessSelection((), ()))
+
+
+@dataclass(frozen=True, slots=True)
+class ServerReading:
+    """Taken on the event loop, then used in a worker thread: nothing here changes later."""
+
+    host: HostReading  # the latest collection's
+    cost: ScanCost  # the sampler's figures
+    first: ScanReading  # the tick before the sampler's latest: the window of ksmd's CPU share
+    history: tuple[Point, ...]
+    taken_at: float  # Unix time
+
+
+def reading_now(collection: KsmCollection, history: History) -> ServerReading | None:
+    """None before the first collection."""
+    host = collection.last
+    if host is None:
+        return None
+    cost = collection.sampler.cost
+    first = history.previous if history.latest is cost.last else None
+    start = first or cost.last or ScanReading(collection.host.clock(), None)
+    points = history.points(collection.host.clock())
+    return ServerReading(host, cost, start, points, time.time())
+
+
+def snapshot_of(collection: KsmCollection, reading: ServerReading) -> Snapshot:
+    """`status`'s document from the server's reading; with the sweep off, no processes."""
+    host = replace(reading.host, processes=top_processes(reading.host.processes, TOP))
+    snapshot = build_snapshot(collection, host, CpuWindow(reading.first, reading.cost))
+    return snapshot if reading.host.processes else replace(snapshot, processes=None)
+
+
+def top_processes(sample: ProcessReading | None, top: int) -> ProcessReading:
+    if sample is None:
+        return NO_PROCESSES
+    own = sample.selection.own
+    selection = ProcessSelection(own[:top], (*own[top:], *sample.selection.other))
+    return replace(sample, selection=selection)
+
+
+def unavailable(collection: KsmCollection, host: HostReading) -> str | None:
+    """The sentence `status` exits with where KSM cannot be read, else None."""
+    sysfs = host.sysfs
+    if sysfs.snapshot.available:
+        return None
+    return no_ksm_sentence(collection.roots.sysfs, sysfs.problems)
+
+
+def html_page(collection: KsmCollection, reading: ServerReading, telemetry_path: str) -> str:
+    context = PageContext(host_name(), telemetry_path, reading.taken_at)
+    sentence = unavailable(collection, reading.host)
+    if sentence is not None:
+        return unavailable_page(sentence, context)
+    return page(snapshot_of(collection, reading), reading.history, context)
+
+
+def json_document(collection: KsmCollection, reading: ServerReading) -> tuple[int, str]:
+    """(HTTP status, body): `status --json`'s document, or where KSM cannot be read 503 and
+    the sentence `status` exits with."""
+    sentence = unavailable(collection, reading.host)
+    if sentence is not None:
+        return 503, json.dumps({"error": sentence}) + "\n"
+    return 200, render_json(snapshot_of(collection, reading))
+
+
+def host_name() -> str:
+    return os.uname().nodename
