@@ -49,6 +49,17 @@
             expr: 'instance:ksm_pages_scanned:rate5m{%(selector)s} * ksm_page_size_bytes{%(selector)s}' % c,
           },
           {
+            // Share of each QEMU guest's RAM (its -m) that KSM merges, with the labels of the
+            // guest's per-process series (vm, vm_id, vm_uuid, namespace: the keys of each
+            // platform's own exporter).
+            record: 'process:ksm_guest_memory_merged:ratio',
+            expr: |||
+              ksm_process_merging_pages{%(selector)s}
+                * on (%(clusterLabel)s, instance) group_left () ksm_page_size_bytes{%(selector)s}
+              / ksm_process_guest_memory_bytes{%(selector)s}
+            ||| % c,
+          },
+          {
             record: 'job:ksm_memory_saved_bytes:sum',
             expr: 'sum by (%(clusterLabel)s, job) (ksm_memory_saved_bytes{%(selector)s})' % c,
           },
