@@ -60,6 +60,23 @@
       KsmTuningAdvice: '6h',
     },
 
+    // Opt-in joins with each platform's own exporter: recording rules that put the share of
+    // each guest's RAM KSM merges (process:ksm_guest_memory_merged:ratio) next to the
+    // platform's guest info series, keyed on the stable identifier the platform's exporter
+    // uses. Off by default; enable with e.g. platformJoins+: { pve+: { enabled: true } }.
+    // `selector` picks the info series, `labels` are the labels copied from them.
+    platformJoins: {
+      // prometheus-pve-exporter: pve_guest_info{id="qemu/100", name, node, type}, joined on
+      // the guest's -id (vm_id) written as pve-exporter's id.
+      pve: { enabled: false, selector: 'type="qemu"', labels: ['name', 'node'] },
+      // KubeVirt: kubevirt_vmi_info{namespace, name, node, phase, ...}, joined on the
+      // namespace and the VMI name (vm) written as name.
+      kubevirt: { enabled: false, selector: '', labels: ['node'] },
+      // libvirt exporters: libvirt_domain_info_meta{domain, uuid, instance_name, ...}, joined
+      // on the domain UUID (vm_uuid, Nova's instance UUID) written as uuid.
+      libvirt: { enabled: false, selector: '', labels: ['domain', 'instance_name'] },
+    },
+
     // Sensitive workloads (docs/security.md): a PromQL expression returning the
     // ksm_process_merging_pages series of the processes that must not share memory with
     // others; docs/runbook.md shows selectors for a VM name, a systemd unit and a Kubernetes

@@ -153,11 +153,27 @@ def dashboard_configmaps() -> str:
     return header + "".join("---\n" + dump(document) for document in documents)
 
 
+# Every platform join on, for the promtool tests of tests/rules/platform-joins.yml.
+ALL_PLATFORM_JOINS = {
+    "platformJoins": {platform: {"enabled": True} for platform in ("pve", "kubevirt", "libvirt")}
+}
+PLATFORM_JOINS_TEST_RULES = REPO / "tests" / "rules" / "rule-files" / "platform-joins.yml"
+
+
+def platform_joins_rule_file() -> str:
+    """The ksm-platform-joins group alone, every join on: loaded beside ksm-rules.yml."""
+    rules, _alerts = rule_groups(ALL_PLATFORM_JOINS)
+    groups = [group for group in rules["groups"] if group["name"] == "ksm-platform-joins"]
+    header = GENERATED.replace("Rules in Prometheus' format.", "Every platform join on.")
+    return "---\n" + header + dump({"groups": groups})
+
+
 def outputs() -> dict[Path, str]:
     """{checked-in file: its content as the mixin renders it}."""
     rules, alerts = rule_groups()
     return {
         DASHBOARD_CONFIGMAPS: dashboard_configmaps(),
+        PLATFORM_JOINS_TEST_RULES: platform_joins_rule_file(),
         **{REPO / "deploy" / "prometheus" / name: text for name, text in rule_files().items()},
         REPO / "deploy" / "kubernetes" / "base" / "prometheusrule.yaml": GENERATED.replace(
             "Rules in Prometheus' format.", "The rules of deploy/prometheus/."

@@ -109,6 +109,83 @@
           ||| % { cluster: c.clusterLabel, on: on, selector: c.selector }),
         ],
       },
+    ] + (
+      // Each platform's defaults, then what _config.platformJoins says of it.
+      local joins = [
+        join + std.get(c.platformJoins, join.platform, {})
+        for join in [
+          {
+            platform: 'pve',
+            record: 'pve_guest:ksm_guest_memory_merged:ratio',
+            info: 'pve_guest_info',
+            key: 'id',
+            source: 'vm_id',
+            replacement: 'qemu/$1',
+            on: ['id'],
+            enabled: false,
+            selector: 'type="qemu"',
+            labels: ['name', 'node'],
+          },
+          {
+            platform: 'kubevirt',
+            record: 'kubevirt_vmi:ksm_guest_memory_merged:ratio',
+            info: 'kubevirt_vmi_info',
+            key: 'name',
+            source: 'vm',
+            replacement: '$1',
+            on: ['namespace', 'name'],
+            enabled: false,
+            selector: '',
+            labels: ['node'],
+          },
+          {
+            platform: 'libvirt',
+            record: 'libvirt_domain:ksm_guest_memory_merged:ratio',
+            info: 'libvirt_domain_info_meta',
+            key: 'uuid',
+            source: 'vm_uuid',
+            replacement: '$1',
+            on: ['uuid'],
+            enabled: false,
+            selector: '',
+            labels: ['domain', 'instance_name'],
+          },
+        ]
+      ];
+      local enabled = [join for join in joins if join.enabled];
+      if enabled == [] then [] else [
+        {
+          // The share of each guest's RAM KSM merges beside the platform exporter's info
+          // series: the guest's identifier rewritten as that exporter writes it, the info
+          // series deduplicated (every exporter of a cluster may report every guest).
+          name: 'ksm-platform-joins',
+          rules: [
+            {
+              local keys = std.join(', ', [c.clusterLabel] + join.on),
+              record: join.record,
+              expr: |||
+                label_replace(
+                  process:ksm_guest_memory_merged:ratio{%(selector)s, %(source)s!=""},
+                  "%(key)s", "%(replacement)s", "%(source)s", "(.+)"
+                )
+                * on (%(keys)s) group_left (%(labels)s)
+                  group by (%(keys)s, %(labels)s) (%(info)s{%(infoSelector)s})
+              ||| % {
+                selector: c.selector,
+                source: join.source,
+                key: join.key,
+                replacement: join.replacement,
+                keys: keys,
+                labels: std.join(', ', join.labels),
+                info: join.info,
+                infoSelector: join.selector,
+              },
+            }
+            for join in enabled
+          ],
+        },
+      ]
+    ) + [
       {
         name: 'ksm-sensitive-workload-selection',
         rules: [

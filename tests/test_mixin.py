@@ -67,6 +67,34 @@ def test_the_selector_and_cluster_label_reach_every_rule() -> None:
     assert all("k8s_cluster" in expr for expr in joins)
 
 
+def join_records(config: dict[str, Any]) -> list[str]:
+    rules, _alerts = rule_groups(config)
+    return [
+        rule["record"]
+        for group in rules["groups"]
+        if group["name"] == "ksm-platform-joins"
+        for rule in group["rules"]
+    ]
+
+
+@pytest.mark.unit
+def test_platform_joins_are_off_by_default_and_each_turns_on_alone() -> None:
+    assert join_records({}) == []
+    records = {
+        "pve": "pve_guest:ksm_guest_memory_merged:ratio",
+        "kubevirt": "kubevirt_vmi:ksm_guest_memory_merged:ratio",
+        "libvirt": "libvirt_domain:ksm_guest_memory_merged:ratio",
+    }
+    for platform, record in records.items():
+        on = {"platformJoins": {platform: {"enabled": True}}}
+        assert join_records(on) == [record]
+        changed = {**on, "selector": 'job="ksm"', "clusterLabel": "k8s_cluster"}
+        rules, _alerts = rule_groups(changed)
+        (join,) = [g for g in rules["groups"] if g["name"] == "ksm-platform-joins"]
+        assert 'job="ksm"' in join["rules"][0]["expr"]
+        assert "on (k8s_cluster, " in join["rules"][0]["expr"]
+
+
 @pytest.mark.unit
 def test_runbook_urls_follow_the_pattern() -> None:
     pattern = "https://runbooks.example/ksm/%s.html"
