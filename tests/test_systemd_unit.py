@@ -1,4 +1,5 @@
-"""deploy/systemd/ksm-exporter.service: valid for systemd, hardened, and still able to read."""
+"""deploy/systemd/ksm-exporter.service: valid for systemd, hardened, and still able to read;
+ksm-exporter-tune.service: as hardened, writing /sys/kernel/mm/ksm and nothing else."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from ksm_exporter.tune.tuner import EXIT_OVERRIDDEN
 from tests.support.exporter_process import running_exporter
 from tests.support.exposition import parse_samples, value
 from tests.support.paths import REPO
 from tests.support.tools import require
 
 UNIT = REPO / "deploy" / "systemd" / "ksm-exporter.service"
+TUNE_UNIT = REPO / "deploy" / "systemd" / "ksm-exporter-tune.service"
 PR_SET_MDWE, PR_GET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN = 65, 66, 1
 
 
@@ -28,12 +31,12 @@ def settings(text: str) -> list[tuple[str, str]]:
     ]
 
 
-def installed_copy(tmp_path: Path, text: str | None = None) -> Path:
+def installed_copy(tmp_path: Path, text: str | None = None, source: Path = UNIT) -> Path:
     """The unit with ExecStart pointing at this checkout's exporter, which verify wants to see."""
     executable = Path(sys.executable).parent / "ksm-exporter"
-    unit = tmp_path / "ksm-exporter.service"
+    unit = tmp_path / source.name
     unit.write_text(
-        (text or UNIT.read_text()).replace(
+        (text or source.read_text()).replace(
             "ExecStart=/usr/local/bin/ksm-exporter", f"ExecStart={executable}"
         )
     )
@@ -61,12 +64,42 @@ def test_verify_reports_what_systemd_would_ignore(tmp_path: Path) -> None:
     assert "Failed to parse protect system value, ignoring: strictly" in result.stderr
 
 
+def exposure(unit: Path) -> float:
+    result = analyze("security", "--offline=true", str(unit))
+    score = re.search(rf"Overall exposure level for {unit.name}: (\d+\.\d+)", result.stdout)
+    assert score, result.stdout + result.stderr
+    return float(score.group(1))
+
+
 @pytest.mark.e2e
 def test_exposure_score_is_low(tmp_path: Path) -> None:
-    result = analyze("security", "--offline=true", str(installed_copy(tmp_path)))
-    score = re.search(r"Overall exposure level for ksm-exporter.service: (\d+\.\d+)", result.stdout)
-    assert score, result.stdout + result.stderr
-    assert float(score.group(1)) <= 2.0
+    assert exposure(installed_copy(tmp_path)) <= 2.0
+
+
+@pytest.mark.e2e
+def test_the_tuner_unit_verifies_silently_and_its_exposure_is_low(tmp_path: Path) -> None:
+    unit = installed_copy(tmp_path, source=TUNE_UNIT)
+    result = analyze("verify", str(unit))
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    # Root, where the exporter runs as a made-up user, but with every other door shut.
+    assert exposure(unit) <= 1.5
+
+
+@pytest.mark.unit
+def test_the_tuner_writes_ksm_settings_only_and_is_not_restarted_over_an_operator() -> None:
+    unit = settings(TUNE_UNIT.read_text())
+    keys = {key for key, _ in unit}
+    # /sys read-only but KSM's directory; root's files written as their owner, no capability
+    # to override permissions; the one kept reads other users' ksm_stat.
+    assert ("ProtectKernelTunables", "yes") in unit
+    assert ("ProtectSystem", "strict") in unit
+    assert [val for key, val in unit if key == "ReadWritePaths"] == ["/sys/kernel/mm/ksm"]
+    assert ("CapabilityBoundingSet", "CAP_DAC_READ_SEARCH") in unit
+    assert ("NoNewPrivileges", "yes") in unit
+    assert {"ProtectHome", "PrivateTmp", "SystemCallFilter", "MemoryDenyWriteExecute"} <= keys
+    assert ("ExecStart", "/usr/local/bin/ksm-exporter tune") in unit
+    # Someone else wrote a setting: never fight the operator's write.
+    assert ("RestartPreventExitStatus", str(EXIT_OVERRIDDEN)) in unit
 
 
 @pytest.mark.unit
