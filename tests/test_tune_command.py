@@ -23,7 +23,7 @@ import pytest
 from ksm_exporter.sources.roots import Roots
 from tests.support.eventually import eventually
 from tests.support.exporter_process import Child
-from tests.support.sampling import KSMD_PID, copy_fixture, write_ksm, write_schedstat
+from tests.support.sampling import KSMD_PID, copy_fixture, write_ksm
 from tests.support.unprivileged import NobodyRuntime, nobody_runtime, readable_by_all
 
 pytestmark = pytest.mark.e2e
@@ -84,9 +84,15 @@ def busy_ksmd(roots: Roots) -> Iterator[None]:
     stop = threading.Event()
     start = time.monotonic()
 
+    schedstat = Path(roots.procfs) / str(KSMD_PID) / "schedstat"
+    staged = schedstat.with_name("schedstat.new")
+
     def advance() -> None:
+        # Replaced whole, as the kernel's file is read whole: never seen half written.
         while not stop.wait(0.05):
-            write_schedstat(roots, KSMD_PID, int((time.monotonic() - start) * KSMD_SHARE * 1e9))
+            cpu_ns = int((time.monotonic() - start) * KSMD_SHARE * 1e9)
+            staged.write_text(f"{cpu_ns} 81234 17\n")
+            staged.replace(schedstat)
 
     thread = threading.Thread(target=advance, daemon=True)
     thread.start()
