@@ -143,6 +143,25 @@ def test_without_ksmd_cpu_is_unknown(tmp_path: Path) -> None:
 
 
 @pytest.mark.unit
+def test_a_procfs_mounted_with_hidepid_is_a_problem(tmp_path: Path) -> None:
+    """A mountinfo naming hidepid=invisible on the procfs root (proc_show_options() in
+    fs/proc/root.c writes it among the super options): text and --json list it."""
+    roots = copy_fixture("current", tmp_path)
+    root = os.path.realpath(roots.procfs)
+    (Path(roots.procfs) / "self").mkdir(exist_ok=True)
+    (Path(roots.procfs) / "self" / "mountinfo").write_text(
+        "23 1 0:22 / /proc rw,nosuid - proc proc rw\n"
+        f"90 1 0:50 / {root} rw,relatime - proc proc rw,gid=4242,hidepid=invisible\n"
+    )
+    snapshot = take_snapshot(roots, 0.1, page_size=PAGE_SIZE)
+    assert "is mounted with hidepid=invisible: other users' processes are hidden" in (
+        " ".join(render_text(snapshot).split())
+    )
+    document = json.loads(render_json(snapshot))
+    assert {p["value"] for p in document["problems"]} >= {"hidepid=invisible"}
+
+
+@pytest.mark.unit
 def test_old_kernel_shows_what_it_has() -> None:
     text = render_text(take_snapshot(fixture_roots("old-kernel"), 0.1, page_size=PAGE_SIZE))
     assert "Memory saved   0.2 MiB" in text

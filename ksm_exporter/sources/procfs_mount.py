@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 
+from ksm_exporter.sources.kernel_file import Problem
+
 HIDING = {"1", "2", "invisible", "noaccess"}  # hidepid values that hide or lock other users'
 
 
@@ -45,3 +47,13 @@ def hidepid_sentence(procfs_root: str, value: str) -> str:
         "whatever the capabilities; run the exporter in the group the mount's gid= option "
         "names (or mount procfs with gid=<a group of the exporter>) to see them"
     )
+
+
+def hidepid_problems(procfs_root: str) -> tuple[Problem, ...]:
+    """The hiding `hidepid=` of the procfs at `procfs_root` as a problem `status` lists
+    beside the unreadable files: the per-process figures cover only some processes."""
+    value = read_hidepid(procfs_root)
+    if value is None:
+        return ()
+    path = os.path.join(procfs_root, "self", "mountinfo")
+    return (Problem(path, f"hidepid={value}", hidepid_sentence(procfs_root, value)),)

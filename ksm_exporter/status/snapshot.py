@@ -29,6 +29,7 @@ from ksm_exporter.sources.host import ScanReading
 from ksm_exporter.sources.host_memory import read_qemu_resident_bytes
 from ksm_exporter.sources.kernel_file import NANOSECONDS, Problem
 from ksm_exporter.sources.meminfo import Meminfo
+from ksm_exporter.sources.procfs_mount import hidepid_problems
 from ksm_exporter.sources.roots import Roots
 from ksm_exporter.sources.sysfs import KsmSysfs, ksm_dir
 
@@ -167,6 +168,7 @@ def build_snapshot(collection: KsmCollection, reading: HostReading, window: CpuW
             *reading.meminfo.problems,
             *ksmd_problems,
             *processes.problems,
+            *hidepid_problems(collection.roots.procfs),
         ),
         tuning=compare_tuners(
             collection.roots,
