@@ -544,9 +544,25 @@ def _processes(board: DashboardWriter) -> None:
         ),
         sort_desc=False,
     )
-    for label, title, who in (
-        ("vm", "VMs by merged memory and profit", "QEMU guests (by -name)"),
-        ("cgroup", "Cgroups by merged memory and profit", "Cgroups (v2 path)"),
+    guest_ram = "guest RAM merged"
+    guest = 'vm!=""'
+    for label, title, who, extra in (
+        (
+            "vm",
+            "VMs by merged memory and profit",
+            "QEMU guests (by -name), with the share of each guest's RAM (its -m, "
+            "ksm_process_guest_memory_bytes) that KSM merges, as the recording rule "
+            "process:ksm_guest_memory_merged:ratio computes it",
+            [
+                Query(
+                    f"sum by (vm) ({in_bytes('ksm_process_merging_pages', guest)})"
+                    f" / sum by (vm) (ksm_process_guest_memory_bytes{selector(guest)})",
+                    guest_ram,
+                    instant=True,
+                )
+            ],
+        ),
+        ("cgroup", "Cgroups by merged memory and profit", "Cgroups (v2 path)", []),
     ):
         matcher = f'{label}!=""'
         board.table(
@@ -568,9 +584,11 @@ def _processes(board: DashboardWriter) -> None:
                         "profit",
                         instant=True,
                     ),
+                    *extra,
                 ],
                 width=12,
                 height=8,
+                column_units={guest_ram: "percentunit"} if extra else {},
             )
         )
     selected = f"process:ksm_sensitive_workload:selected{selector()}"

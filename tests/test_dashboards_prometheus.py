@@ -53,6 +53,9 @@ RATE_INTERVAL = "4s"
 # Named so that the shipped sensitive-workload selector (vm=~"sensitive-.+") picks it.
 GUEST = "sensitive-dashboard-guest"
 GUEST_PAGES = 2048
+# The guest's -m (MiB, QEMU's unit without suffix): its GUEST_PAGES merged are a quarter of it
+# on 4 KiB pages.
+GUEST_MEMORY_MIB = 32
 RANGE_SECONDS = 15
 # Time for the stack to gather samples, ksmd to finish full scans and the sampler behind the
 # cost metrics to fill its window: every query gets this long to start returning data.
@@ -86,7 +89,7 @@ def stack() -> Iterator[Stack]:
             merging_child(
                 GUEST_PAGES * mmap.PAGESIZE,
                 argv0="qemu-system-x86_64",
-                extra_args=("-name", f"guest={GUEST}"),
+                extra_args=("-name", f"guest={GUEST}", "-m", str(GUEST_MEMORY_MIB)),
             )
         )
         plain.wait_merged(2000)
@@ -241,6 +244,8 @@ def test_vm_table_names_the_guest_and_what_it_merged(stack: Stack) -> None:
     guest = frozenset({("vm", GUEST)})
     assert stack.prometheus.values(merged)[guest] == GUEST_PAGES * page
     assert stack.prometheus.values(profit)[guest] > 0
+    share = by_id["ksm-host.json:VMs by merged memory and profit:C"].filled(fills)
+    assert stack.prometheus.values(share)[guest] == GUEST_PAGES * page / (GUEST_MEMORY_MIB << 20)
 
 
 def test_alert_panel_counts_ksm_alerts_of_every_selected_host(stack: Stack) -> None:
