@@ -7,6 +7,7 @@ the comparison still allows for what changed between the two reads around the sc
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,6 +75,53 @@ def own_cgroup() -> str:
     """This test's cgroup v2 path, which its children share."""
     lines = Path("/proc/self/cgroup").read_text().splitlines()
     return next(line[3:] for line in lines if line.startswith("0::"))
+
+
+CGROUP_V2 = Path("/sys/fs/cgroup/unified")
+PROXMOX_SCOPE = "/qemu.slice/100.scope"
+
+
+@contextlib.contextmanager
+def cgroup_v2(path: str) -> Iterator[Path]:
+    """The cgroup v2 directory `path` (created, and removed after with what this test
+    created), skipping where cgroup v2 cannot be written."""
+    if not os.access(CGROUP_V2 / "cgroup.procs", os.W_OK):
+        pytest.skip(f"cannot write cgroup v2 at {CGROUP_V2}")
+    created = []
+    directory = CGROUP_V2
+    for part in path.strip("/").split("/"):
+        directory /= part
+        if not directory.exists():
+            directory.mkdir()
+            created.append(directory)
+    try:
+        yield directory
+    finally:
+        for pid in (directory / "cgroup.procs").read_text().split():
+            with contextlib.suppress(OSError):
+                (CGROUP_V2 / "cgroup.procs").write_text(pid)
+        for made in reversed(created):
+            made.rmdir()
+
+
+def test_a_proxmox_guest_in_its_scope_is_labelled_as_pve_exporter_keys_it(
+    ksm: KsmControl,
+) -> None:
+    # qemu-server's command line: -id <vmid>, -name '<name>,debug-threads=on', -m <MiB>.
+    proxmox = ("-id", "100", "-name", "web1,debug-threads=on", "-m", "4096")
+    with (
+        cgroup_v2(PROXMOX_SCOPE) as scope,
+        merging_child(16 << 20, "madvise", argv0="kvm", extra_args=proxmox) as guest,
+    ):
+        (scope / "cgroup.procs").write_text(str(guest.pid))
+        assert f"0::{PROXMOX_SCOPE}\n" in Path(f"/proc/{guest.pid}/cgroup").read_text()
+        guest.wait_merged(2000)
+        with running_exporter() as exporter:
+            samples = parse_samples(exporter.get())
+    labels = series_of(samples, "ksm_process_merging_pages", guest.pid)
+    assert labels is not None
+    assert (labels["vm_id"], labels["vm"], labels["cgroup"]) == ("100", "web1", PROXMOX_SCOPE)
+    assert exported(samples, "ksm_process_guest_memory_bytes", guest.pid) == 4096 << 20
 
 
 def totals(processes: dict[str, dict[str, int]]) -> dict[str, int]:
