@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: run test test-unit lint format dashboards mixin docs bench lab lab-record clean
+.PHONY: run test test-unit lint format dashboards mixin docs bench bench-tuners lab lab-record clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
@@ -61,6 +61,10 @@ bench: $(VENV)/.installed-run
 	$(BIN)/python -m bench.footprint
 	$(BIN)/python -m bench.process_sweep
 	$(BIN)/python -m bench.speed_paths
+
+## bench-tuners: ksm-exporter tune against the kernel's defaults, ksmtuned and the advisor on real KSM (root)
+bench-tuners: $(VENV)/.installed-dev
+	$(BIN)/python -m bench.tuners --seconds 100 --boot 35 --plot docs/images/tuners.png
 
 ## lab: real kernels (Debian 6.1, 6.12, this host's) under QEMU and real QEMU guests; compares, writes nothing
 lab: $(VENV)/.installed-dev

@@ -213,7 +213,15 @@ def run_policy(policy: Policy, seconds: float, boot: float) -> Run:
     ksmd = ksmd_pid()
     tuner = None
     if policy.command:
-        tuner = subprocess.Popen(policy.command, stdout=subprocess.DEVNULL, stderr=sys.stderr)
+        # A session of its own: ksmtuned runs its loop in a background subshell and exits,
+        # so the loop is stopped through the process group, not the pid started.
+        tuner = subprocess.Popen(
+            policy.command,
+            stdout=subprocess.DEVNULL,
+            stderr=sys.stderr,
+            start_new_session=True,
+            env={**os.environ, "PIDFILE": os.devnull},
+        )
     result = Run(policy.name, boot_at=boot)
     start = time.monotonic()
     try:
@@ -227,7 +235,8 @@ def run_policy(policy: Policy, seconds: float, boot: float) -> Run:
             time.sleep(max(0.0, start + len(result.times) * STEP - time.monotonic()))
     finally:
         if tuner is not None:
-            tuner.send_signal(signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(tuner.pid, signal.SIGTERM)
             tuner.wait(10)
         for guest in guests:
             guest.kill()
