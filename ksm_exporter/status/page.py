@@ -17,8 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
 
-from ksm_exporter.derive.process_selection import count_states, process_profit_bytes
-from ksm_exporter.sources.process_identity import ProcessIdentity
+from ksm_exporter.derive.process_selection import count_states
 from ksm_exporter.status.advice import (
     STATE_SENTENCES,
     advice_lines,
@@ -34,6 +33,7 @@ from ksm_exporter.status.render import (
     mib,
     percent,
     problem_lines,
+    process_rows,
     size,
     state_lines,
 )
@@ -290,16 +290,12 @@ def processes_section(snapshot: Snapshot) -> str:
         else ""
     )
     rows = []
-    for process in sample.selection.own:
-        who = sample.identities.get(process.pid, ProcessIdentity())
-        stat = process.stat
-        merging = None if stat.merging_pages is None else stat.merging_pages * snapshot.page_size
-        profit = process_profit_bytes(stat, snapshot.page_size)
-        where = f"vm {who.vm}" if who.vm else who.cgroup
+    for row in process_rows(snapshot):
         rows.append(
-            f'<tr><td class="n">{process.pid}</td><td>{escape(who.comm)}</td>'
-            f'<td class="n">{size(merging)}</td><td class="n">{size(profit)}</td>'
-            f'<td class="w">{escape(where)}</td></tr>'
+            f'<tr><td class="n">{row.pid}</td><td>{escape(row.comm)}</td>'
+            f'<td class="n">{size(row.merging_bytes)}</td>'
+            f'<td class="n">{size(row.profit_bytes)}</td>'
+            f'<td class="w">{escape(row.where)}</td></tr>'
         )
     table = ""
     if rows:

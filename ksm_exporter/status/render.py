@@ -166,6 +166,32 @@ def shorten(text: str, width: int) -> str:
     return text if len(text) <= width else "..." + text[-(width - 3) :]
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class ProcessRow:
+    """One top process as `status` and the page show it."""
+
+    pid: int
+    comm: str
+    merging_bytes: int | None
+    profit_bytes: int | None
+    where: str  # the guest's name, else the cgroup path
+
+
+def process_rows(snapshot: Snapshot) -> list[ProcessRow]:
+    sample = snapshot.processes
+    if sample is None:
+        return []
+    rows = []
+    for process in sample.selection.own:
+        who = sample.identities.get(process.pid, ProcessIdentity())
+        stat = process.stat
+        merging = None if stat.merging_pages is None else stat.merging_pages * snapshot.page_size
+        profit = process_profit_bytes(stat, snapshot.page_size)
+        where = f"vm {who.vm}" if who.vm else who.cgroup
+        rows.append(ProcessRow(process.pid, who.comm, merging, profit, where))
+    return rows
+
+
 def process_lines(snapshot: Snapshot) -> list[str]:
     sample = snapshot.processes
     if sample is None or not sample.sweep.fields:
@@ -182,15 +208,10 @@ def process_lines(snapshot: Snapshot) -> list[str]:
     head = f"{'PID':>7} {'COMM':<15} {'MERGING':>11} {'PROFIT':>11}  VM OR CGROUP"
     lines += ["", "Top processes by merging pages", head]
     room = WIDTH - len(head) + len("VM OR CGROUP")
-    for process in sample.selection.own:
-        who = sample.identities.get(process.pid, ProcessIdentity())
-        stat = process.stat
-        merging = None if stat.merging_pages is None else stat.merging_pages * snapshot.page_size
-        profit = process_profit_bytes(stat, snapshot.page_size)
-        where = f"vm {who.vm}" if who.vm else who.cgroup
+    for row in process_rows(snapshot):
         lines.append(
-            f"{process.pid:>7} {who.comm[:15]:<15} {size(merging):>11} "
-            f"{size(profit):>11}  {shorten(where, room)}"
+            f"{row.pid:>7} {row.comm[:15]:<15} {size(row.merging_bytes):>11} "
+            f"{size(row.profit_bytes):>11}  {shorten(row.where, room)}"
         )
     return lines
 
