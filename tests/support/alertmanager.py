@@ -92,7 +92,7 @@ class WebhookReceiver:
     url: str
     notifications: list[Notification] = field(default_factory=list)
 
-    def wait_for(self, alertname: str, status: str, timeout: float = 90.0) -> Notification:
+    def wait_for(self, alertname: str, status: str, timeout: float = 180.0) -> Notification:
         """The first notification whose status is `status` and that carries `alertname`."""
 
         def arrived() -> Notification | None:

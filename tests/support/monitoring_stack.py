@@ -50,7 +50,7 @@ def exporter_on_ksm(
     with (
         ksm_control() as ksm,
         merging_child(
-            16 << 20, argv0="qemu-system-x86_64", extra_args=("-name", f"guest={guest}")
+            16 << 20, argv0="qemu-system-x86_64", extra_args=("-name", f"guest={guest}", "-m", "16")
         ) as child,
     ):
         ksm.set(pages_to_scan=1000, sleep_millisecs=10, run=1)
