@@ -176,7 +176,10 @@ def vm_table_query() -> tuple[str, dict[str, str]]:
     (query,) = [
         q
         for q in queries("ksm-host.json")
-        if q.panel in tables and "ksm_process_merging_pages" in q.expr and "vm" in q.expr
+        if q.panel in tables
+        and "ksm_process_merging_pages" in q.expr
+        and "vm" in q.expr
+        and "ksm_process_guest_memory_bytes" not in q.expr  # the share column, not the bytes
     ]
     names = [v.name for v in (dashboard.templating.list_val or [])] if dashboard.templating else []
     return query.expr, {str(name): ".*" for name in names}
