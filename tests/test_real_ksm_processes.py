@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -78,7 +79,6 @@ def own_cgroup() -> str:
 
 
 CGROUP_V2 = Path("/sys/fs/cgroup/unified")
-PROXMOX_SCOPE = "/qemu.slice/100.scope"
 
 
 @contextlib.contextmanager
@@ -89,39 +89,96 @@ def cgroup_v2(path: str) -> Iterator[Path]:
         pytest.skip(f"cannot write cgroup v2 at {CGROUP_V2}")
     created = []
     directory = CGROUP_V2
-    for part in path.strip("/").split("/"):
-        directory /= part
-        if not directory.exists():
-            directory.mkdir()
-            created.append(directory)
     try:
+        for part in path.strip("/").split("/"):
+            directory /= part
+            if not directory.exists():
+                directory.mkdir()
+                created.append(directory)
         yield directory
     finally:
-        for pid in (directory / "cgroup.procs").read_text().split():
-            with contextlib.suppress(OSError):
-                (CGROUP_V2 / "cgroup.procs").write_text(pid)
+        if directory.exists():
+            for pid in (directory / "cgroup.procs").read_text().split():
+                with contextlib.suppress(OSError):
+                    (CGROUP_V2 / "cgroup.procs").write_text(pid)
         for made in reversed(created):
             made.rmdir()
 
 
-def test_a_proxmox_guest_in_its_scope_is_labelled_as_pve_exporter_keys_it(
-    ksm: KsmControl,
+@dataclass(frozen=True)
+class Platform:
+    """A guest as one platform starts it: QEMU's argv[0] and options, and its cgroup."""
+
+    argv0: str
+    options: str  # split at spaces, as none of these options holds one
+    cgroup: str
+    labels: dict[str, str]  # the guest labels it must be served with; the others absent
+    memory_bytes: int  # -m, worked out here from QEMU's units (MiB without a suffix)
+
+
+POD_UID = "6b3c1f9e-1a2b-4c5d-8e7f-0123456789ab"
+CONTAINER_ID = "4f1e" * 16
+PLATFORMS = {
+    # qemu-server (PVE/QemuServer.pm config_to_command): -id <vmid>, -name '<name>,...',
+    # -m <MiB>, in the scope `systemd-run --scope --slice qemu --unit <vmid>` makes.
+    "proxmox": Platform(
+        "kvm",
+        "-id 100 -name web1,debug-threads=on -m 4096",
+        "/qemu.slice/100.scope",
+        {"vm_id": "100", "vm": "web1"},
+        4096 << 20,
+    ),
+    # libvirt (src/qemu/qemu_command.c), as Nova starts it: the domain UUID in -uuid, and
+    # machined's scope named from qemu-<domain ID>-<name>, `-` escaped as systemd does
+    # (\x2d), with libvirt 7.1+'s libvirt/emulator beneath it (libvirt's docs/cgroups.rst).
+    "libvirt": Platform(
+        "qemu-system-x86_64",
+        "-name guest=instance-00000001,debug-threads=on -S"
+        " -uuid 414426ac-7c2b-4f36-9a5e-3f1d2c0b8e71 -m size=2048M,slots=4,maxmem=8G",
+        "/machine.slice/machine-qemu\\x2d1\\x2dinstance\\x2d00000001.scope/libvirt/emulator",
+        {"vm": "instance-00000001", "vm_uuid": "414426ac-7c2b-4f36-9a5e-3f1d2c0b8e71"},
+        2048 << 20,
+    ),
+    # KubeVirt: virt-launcher's libvirt names the domain <namespace>_<vmi>; QEMU runs in
+    # the compute container, a containerd scope in the pod's slice (systemd cgroup driver:
+    # the pod UID with `_` for `-`); -m in KiB as libvirt writes it.
+    "kubevirt": Platform(
+        "qemu-kvm",
+        "-name guest=tenant-a_web-vmi,debug-threads=on -S"
+        " -uuid 5D3A1C2B-0E9F-4A8B-B7C6-D5E4F3A2B1C0 -m size=1048576k",
+        "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod"
+        f"{POD_UID.replace('-', '_')}.slice/cri-containerd-{CONTAINER_ID}.scope",
+        {
+            "vm": "web-vmi",
+            "namespace": "tenant-a",
+            "vm_uuid": "5d3a1c2b-0e9f-4a8b-b7c6-d5e4f3a2b1c0",  # as libvirt prints it
+        },
+        1048576 << 10,
+    ),
+}
+GUEST_LABELS = ("vm", "vm_id", "vm_uuid", "namespace")
+
+
+@pytest.mark.parametrize("platform", PLATFORMS.values(), ids=PLATFORMS.keys())
+def test_a_guest_in_its_platforms_cgroup_is_labelled_as_that_platforms_exporter_keys_it(
+    ksm: KsmControl, platform: Platform
 ) -> None:
-    # qemu-server's command line: -id <vmid>, -name '<name>,debug-threads=on', -m <MiB>.
-    proxmox = ("-id", "100", "-name", "web1,debug-threads=on", "-m", "4096")
     with (
-        cgroup_v2(PROXMOX_SCOPE) as scope,
-        merging_child(16 << 20, "madvise", argv0="kvm", extra_args=proxmox) as guest,
+        cgroup_v2(platform.cgroup) as cgroup,
+        merging_child(
+            16 << 20, "madvise", argv0=platform.argv0, extra_args=tuple(platform.options.split())
+        ) as guest,
     ):
-        (scope / "cgroup.procs").write_text(str(guest.pid))
-        assert f"0::{PROXMOX_SCOPE}\n" in Path(f"/proc/{guest.pid}/cgroup").read_text()
+        (cgroup / "cgroup.procs").write_text(str(guest.pid))
+        assert f"0::{platform.cgroup}\n" in Path(f"/proc/{guest.pid}/cgroup").read_text()
         guest.wait_merged(2000)
         with running_exporter() as exporter:
             samples = parse_samples(exporter.get())
     labels = series_of(samples, "ksm_process_merging_pages", guest.pid)
     assert labels is not None
-    assert (labels["vm_id"], labels["vm"], labels["cgroup"]) == ("100", "web1", PROXMOX_SCOPE)
-    assert exported(samples, "ksm_process_guest_memory_bytes", guest.pid) == 4096 << 20
+    assert labels["cgroup"] == platform.cgroup
+    assert {name: labels[name] for name in GUEST_LABELS if name in labels} == platform.labels
+    assert exported(samples, "ksm_process_guest_memory_bytes", guest.pid) == platform.memory_bytes
 
 
 def totals(processes: dict[str, dict[str, int]]) -> dict[str, int]:
