@@ -66,14 +66,21 @@
     // uses. Off by default; enable with e.g. platformJoins+: { pve+: { enabled: true } }.
     // `selector` picks the info series, `labels` are the labels copied from them.
     platformJoins: {
-      // prometheus-pve-exporter: pve_guest_info{id="qemu/100", name, node, type}, joined on
-      // the guest's -id (vm_id) written as pve-exporter's id.
+      // prometheus-pve-exporter (src/pve_exporter/collector/cluster.py): pve_guest_info{id=
+      // "qemu/100", name, node, type, template, tags}, joined on the guest's -id (vm_id)
+      // written as pve-exporter's id.
       pve: { enabled: false, selector: 'type="qemu"', labels: ['name', 'node'] },
-      // KubeVirt: kubevirt_vmi_info{namespace, name, node, phase, ...}, joined on the
-      // namespace and the VMI name (vm) written as name.
+      // KubeVirt (pkg/monitoring/metrics/virt-controller/vmistats_collector.go):
+      // kubevirt_vmi_info{namespace, name, node, phase, ...}, joined on the namespace and
+      // the VMI name (vm) written as name. Both sides need the guest's own namespace label:
+      // KubeVirt's ServiceMonitor honours labels, this exporter's drops the operator's.
       kubevirt: { enabled: false, selector: '', labels: ['node'] },
-      // libvirt exporters: libvirt_domain_info_meta{domain, uuid, instance_name, ...}, joined
-      // on the domain UUID (vm_uuid, Nova's instance UUID) written as uuid.
+      // libvirt exporters: Tinkoff's libvirt-exporter (libvirt_exporter.go)
+      // libvirt_domain_info_meta{domain, uuid, instance_name, ...}, joined on the domain
+      // UUID (vm_uuid, Nova's instance UUID) written as uuid. inovex's
+      // prometheus-libvirt-exporter (pkg/exporter/prometheus-libvirt-exporter.go) names it
+      // instance_id: { enabled: true, info: 'libvirt_domain_openstack_info',
+      // key: 'instance_id', on: ['instance_id'] }.
       libvirt: { enabled: false, selector: '', labels: ['domain', 'instance_name'] },
     },
 

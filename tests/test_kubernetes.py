@@ -7,6 +7,7 @@ import copy
 import json
 import math
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,9 @@ from kubernetes_validate.utils import ValidationError, latest_version, validate
 
 from ksm_exporter.cli import build_parser, load_settings
 from ksm_exporter.config import DEFAULT_PORT, ListenAddress
-from tests.support.paths import REPO
+from tests.support.exporter_process import running_exporter
+from tests.support.paths import FIXTURES, REPO
+from tests.support.prometheus_server import running_prometheus, scrape_config
 from tests.support.tools import promtool, require
 
 KUBERNETES = REPO / "deploy" / "kubernetes"
@@ -264,7 +267,7 @@ def recording_rules() -> int:
 @pytest.mark.unit
 def test_service_monitor_sets_the_job_the_alerts_watch() -> None:
     [endpoint] = load("servicemonitor.yaml")["spec"]["endpoints"]
-    [job] = [r["replacement"] for r in endpoint["relabelings"] if r["targetLabel"] == "job"]
+    [job] = [r["replacement"] for r in endpoint["relabelings"] if r.get("targetLabel") == "job"]
     watched = {
         match
         for group in rule_file_groups()
@@ -272,3 +275,70 @@ def test_service_monitor_sets_the_job_the_alerts_watch() -> None:
         for match in re.findall(r'job="([^"]+)"', rule["expr"])
     }
     assert watched == {job}
+
+
+def operator_relabelings(relabelings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A ServiceMonitor endpoint's relabelings as Prometheus reads them (sourceLabels is
+    source_labels), after the target labels the Prometheus Operator sets before them."""
+    operator = [
+        {"source_labels": [f"__meta_kubernetes_{meta}"], "target_label": label}
+        for meta, label in (
+            ("namespace", "namespace"),
+            ("service_name", "service"),
+            ("pod_name", "pod"),
+            ("pod_container_name", "container"),
+            ("service_name", "job"),
+        )
+    ] + [{"target_label": "endpoint", "replacement": "http-metrics"}]
+    snake = [
+        {re.sub("([A-Z])", lambda m: "_" + m[1].lower(), key): value for key, value in r.items()}
+        for r in relabelings
+    ]
+    return operator + snake
+
+
+@pytest.mark.e2e
+def test_service_monitor_keeps_a_kubevirt_guests_namespace(tmp_path: Path) -> None:
+    """Through a real Prometheus, the ServiceMonitor's endpoint as the operator turns it
+    into a job: a KubeVirt guest keeps namespace="tenant-a" (not exported_namespace), and
+    the exporter pod's namespace is on no series."""
+    tree = tmp_path / "tree"
+    shutil.copytree(FIXTURES / "current", tree, symlinks=True)
+    guest = tree / "proc" / "4242"
+    guest.mkdir()
+    argv = ["/usr/libexec/qemu-kvm", "-name", "guest=tenant-a_web-vmi,debug-threads=on"]
+    (guest / "cmdline").write_bytes("\0".join(argv).encode() + b"\0")
+    (guest / "comm").write_text("qemu-kvm\n")
+    (guest / "cgroup").write_text(
+        "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0f1e.slice"
+        "/cri-containerd-4d2a.scope\n"
+    )
+    shutil.copy(FIXTURES / "current" / "proc" / "2200" / "ksm_stat", guest / "ksm_stat")
+    [endpoint] = load("servicemonitor.yaml")["spec"]["endpoints"]
+    with running_exporter(f"--path.sysfs={tree / 'sys'}", f"--path.procfs={tree / 'proc'}") as e:
+        target = e.address
+        meta = {
+            "__meta_kubernetes_namespace": "monitoring",
+            "__meta_kubernetes_service_name": "ksm-exporter",
+            "__meta_kubernetes_pod_name": "ksm-exporter-x7k2p",
+            "__meta_kubernetes_pod_container_name": "ksm-exporter",
+            "__meta_kubernetes_pod_node_name": "node-1",
+        }
+        job = scrape_config("serviceMonitor/monitoring/ksm-exporter/0", target)
+        job["static_configs"][0]["labels"] = meta
+        job["relabel_configs"] = operator_relabelings(endpoint["relabelings"])
+        job["honor_labels"] = endpoint.get("honorLabels", False)
+        with running_prometheus(scrape_configs=[job]) as prometheus:
+            prometheus.wait_for_scrapes(1)
+            [guest_series] = prometheus.query('ksm_process_merging_pages{pid="4242"}')
+            namespaces = prometheus.query('count by (namespace) ({job="ksm-exporter"})')
+            exported = prometheus.query('{exported_namespace!=""}')
+    labels = guest_series["metric"]
+    assert (labels["namespace"], labels["vm"]) == ("tenant-a", "web-vmi")
+    assert (labels["job"], labels["instance"], labels["pod"]) == (
+        "ksm-exporter",
+        "node-1",
+        "ksm-exporter-x7k2p",
+    )
+    assert exported == []
+    assert sorted(s["metric"].get("namespace", "") for s in namespaces) == ["", "tenant-a"]

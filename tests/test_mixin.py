@@ -160,6 +160,75 @@ def test_thresholds_and_overrides_from_the_config_apply(tmp_path: Path) -> None:
 
 
 @pytest.mark.e2e
+def test_the_libvirt_join_follows_an_exporter_that_names_the_uuid_instance_id(
+    tmp_path: Path,
+) -> None:
+    """inovex's prometheus-libvirt-exporter (pkg/exporter/prometheus-libvirt-exporter.go)
+    puts the domain UUID in libvirt_domain_openstack_info's instance_id, not in a `uuid` of
+    libvirt_domain_info_meta as Tinkoff's libvirt-exporter does: _config names its series
+    and key, and the join follows."""
+    inovex = {
+        "enabled": True,
+        "info": "libvirt_domain_openstack_info",
+        "key": "instance_id",
+        "on": ["instance_id"],
+        "labels": ["domain", "instance_name", "project_name"],
+    }
+    for name, text in rule_files({"platformJoins": {"libvirt": inovex}}).items():
+        (tmp_path / name).write_text(text)
+    uuid = "414426ac-2b9c-4cd5-8a3e-2a7c6c1b0e11"
+    guest = (
+        f'job="ksm-exporter", instance="hv:10131", pid="12", vm="instance-00000001",'
+        f' vm_uuid="{uuid}"'
+    )
+    info = (
+        f'job="libvirt", instance="hv:9000", domain="instance-00000001",'
+        f' instance_name="web-prod", instance_id="{uuid}", flavor_name="m1.small",'
+        ' user_name="alice", user_id="u1", project_name="shop", project_id="p1"'
+    )
+    record = "libvirt_domain:ksm_guest_memory_merged:ratio"
+    test = {
+        "rule_files": ["ksm-rules.yml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {
+                        "series": 'ksm_page_size_bytes{job="ksm-exporter", instance="hv:10131"}',
+                        "values": "4096x5",
+                    },
+                    # 65536 pages of 4 KiB merged of a 2 GiB guest: an eighth.
+                    {"series": f"ksm_process_merging_pages{{{guest}}}", "values": "65536x5"},
+                    {
+                        "series": f"ksm_process_guest_memory_bytes{{{guest}}}",
+                        "values": "2147483648x5",
+                    },
+                    {"series": f"libvirt_domain_openstack_info{{{info}}}", "values": "1x5"},
+                ],
+                "promql_expr_test": [
+                    {
+                        "expr": record,
+                        "eval_time": "4m",
+                        "exp_samples": [
+                            {
+                                "labels": f'{record}{{{guest}, instance_id="{uuid}",'
+                                ' domain="instance-00000001", instance_name="web-prod",'
+                                ' project_name="shop"}',
+                                "value": 65536 * 4096 / 2**31,
+                            }
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(test))
+    result = promtool("test", "rules", "test.yml", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.e2e
 def test_the_mixin_is_jsonnetfmt_clean() -> None:
     jsonnetfmt = require("jsonnetfmt", "jsonnet")
     files = sorted(MIXIN.glob("*.libsonnet"))
