@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,20 @@ def copy_fixture(name: str, directory: Path) -> Roots:
     return Roots(str(directory / name / "sys"), str(directory / name / "proc"))
 
 
+def rewrite(path: Path, text: str) -> None:
+    """Replaces a fixture file's content in place, as a kernel file changes under a reader
+    that holds it open. Not by truncating to zero and writing (write_text): ext4 starts
+    writing such a file to disk when it is closed (auto_da_alloc), some 25 times slower,
+    and the simulations rewrite thousands of them."""
+    data = text.encode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.pwrite(fd, data, 0)
+        os.ftruncate(fd, len(data))
+    finally:
+        os.close(fd)
+
+
 def write_full_scans(roots: Roots, count: int) -> None:
     write_ksm(roots, "full_scans", count)
 
@@ -51,7 +66,7 @@ def write_stat(
         "S", "2", "0", "0", "0", "-1", str(flags), "0", "0", "0", "0", str(utime), str(stime),
         "0", "0", "25", "5", "1", "0", "26", "0", "0",
     ]  # fmt: skip
-    (directory / "stat").write_text(f"{pid} ({comm}) {' '.join(fields)}\n")
+    rewrite(directory / "stat", f"{pid} ({comm}) {' '.join(fields)}\n")
     if schedstat:
         write_schedstat(roots, pid, (utime + stime) * 10_000_000)
     else:
@@ -59,11 +74,11 @@ def write_stat(
 
 
 def write_schedstat(roots: Roots, pid: int, cpu_ns: int) -> None:
-    (Path(roots.procfs) / str(pid) / "schedstat").write_text(f"{cpu_ns} 81234 17\n")
+    rewrite(Path(roots.procfs) / str(pid) / "schedstat", f"{cpu_ns} 81234 17\n")
 
 
 def write_ksm(roots: Roots, name: str, value: int) -> None:
-    (Path(roots.sysfs) / "kernel" / "mm" / "ksm" / name).write_text(f"{value}\n")
+    rewrite(Path(roots.sysfs) / "kernel" / "mm" / "ksm" / name, f"{value}\n")
 
 
 # (seconds after the start, full_scans, ksmd utime + stime): the `current` fixture, then a
