@@ -96,6 +96,7 @@ def test_free_memory_as_ksmtuned_counts_it(tmp_path: Path) -> None:
     )
     meminfo = read_meminfo(str(tmp_path / "meminfo")).meminfo
     assert (meminfo.mem_total_bytes, meminfo.free_bytes) == (1000 * 1024, 420 * 1024)
+    assert meminfo.available_bytes == 500 * 1024  # MemAvailable, as KubeVirt counts it
 
 
 def test_free_memory_needs_all_three_figures(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
 """`status` advice: the recommendation with its commands, watched on a simulated ksmd, and
-what ksmtuned/MOM and the kernel's advisor would set instead."""
+what ksmtuned, oVirt MOM, KubeVirt and the kernel's advisor would set instead."""
 
 from __future__ import annotations
 
@@ -106,16 +106,21 @@ def test_short_window_says_how_many_more_scans_and_how_long_to_watch(tmp_path: P
     assert json.loads(render_json(snapshot))["advice"]["full_scans_needed"] == 3
 
 
-def test_ksmtuned_and_the_kernel_advisor_side_by_side(tmp_path: Path) -> None:
+def test_the_other_tuners_and_the_kernel_advisor_side_by_side(tmp_path: Path) -> None:
     snapshot, _sim, _roots = watched(tmp_path)
     others = json.loads(render_json(snapshot))["advice"]["others"]
+    assert list(others) == ["ksmtuned", "mom", "kubevirt", "kernel_advisor"]
     # The fixture: 16,384,000 kB of RAM, 10,100,000 kB free (MemFree + Buffers + Cached), no
-    # QEMU memory in sight: below the 20% threshold, ksmtuned stops KSM.
+    # QEMU memory in sight: under 20% of RAM, ksmtuned stops KSM.
     assert others["ksmtuned"] == {
         "run": 0,
         "pages_to_scan": None,
         "sleep_millisecs": None,
-        "reason": "QEMU's memory plus the threshold fits in RAM and free memory is above it",
+        "reason": "QEMU's resident memory plus the threshold fits in RAM and free memory is "
+        "above it",
+        "unknown": [],
+        "committed_bytes": 0,
+        "threshold_bytes": 16_384_000 * 20 // 100 * KIB,
         "predicted": None,
     }
     # 20,000 pages at 0.5 us: one full scan costs about 10 ms, under a second, so
@@ -131,25 +136,79 @@ def test_ksmtuned_and_the_kernel_advisor_side_by_side(tmp_path: Path) -> None:
     )
 
 
-def test_ksmtuned_steps_from_free_memory_and_qemu_memory(tmp_path: Path) -> None:
-    roots = copy_fixture("current", tmp_path / "tree")
-    meminfo = Path(roots.procfs) / "meminfo"
-    # QEMU (pid 1201, comm qemu-system-x86) holds 14 GB: with free memory above the threshold
-    # ksmtuned decays pages_to_scan by 50, and sleeps 10 ms on a host this size.
-    (Path(roots.procfs) / "1201" / "statm").write_text("4000000 3500000 100 1 0 3600000 0\n")
+def write_status(roots: Roots, pid: int, vm_size_kib: int, vm_rss_kib: int) -> None:
+    """`<pid>/status` as task_mem() writes its sizes, in kB."""
+    directory = Path(roots.procfs) / str(pid)
+    name = (directory / "comm").read_text().strip()
+    (directory / "status").write_text(
+        f"Name:\t{name}\nState:\tS (sleeping)\nVmSize:\t{vm_size_kib:8} kB\n"
+        f"VmRSS:\t{vm_rss_kib:8} kB\n"
+    )
+
+
+def others_of(roots: Roots) -> tuple[dict[str, dict[str, object]], list[str]]:
     snapshot = take_snapshot(roots, 0.1, page_size=4096, sleep=lambda _s: None)
-    choice = json.loads(render_json(snapshot))["advice"]["others"]["ksmtuned"]
-    assert (choice["run"], choice["pages_to_scan"], choice["sleep_millisecs"]) == (1, 950, 10)
-    # Free memory below 20% of RAM: boost by 300, clamped to 1250.
-    meminfo.write_text(
+    others = json.loads(render_json(snapshot))["advice"]["others"]
+    return others, render_text(snapshot).splitlines()
+
+
+def test_each_other_tuner_counts_qemu_as_its_source_does(tmp_path: Path) -> None:
+    roots = copy_fixture("current", tmp_path / "tree")
+    # pid 1201 is libvirt's QEMU (/usr/bin/qemu-system-x86_64, no -enable-kvm): 14 GiB
+    # virtual, 1 GiB resident. pid 1302 (comm kvm) holds as much, and neither counts it.
+    write_status(roots, 1201, 14 << 20, 1 << 20)
+    write_status(roots, 1302, 14 << 20, 14 << 20)
+    others, text = others_of(roots)
+    total, free = 16_384_000, 10_100_000
+    # Debian's ksmtuned: `pgrep -f '^qemu-system.*-enable-kvm'` finds neither: it stops KSM.
+    assert (others["ksmtuned"]["run"], others["ksmtuned"]["committed_bytes"]) == (0, 0)
+    # MOM: `pgrep qemu` finds 1201 and its vsz is 14 GiB; 14 GiB + 20% of 16,384,000 kB is
+    # over MemTotal: it starts KSM, decays the fixture's 1000 pages by 50, and sleeps
+    # int(10 x 16777216 / MemTotal) ms.
+    mom = others["mom"]
+    assert mom["committed_bytes"] == (14 << 20) * KIB
+    assert (14 << 20) + total * 0.20 >= total
+    assert free > total * 0.20
+    assert (mom["run"], mom["pages_to_scan"]) == (1, 1000 - 50)
+    assert mom["sleep_millisecs"] == int(10 * 16777216 / total) == 10
+    # KubeVirt: MemAvailable 12,000,000 kB is over 20%: no pressure; KSM runs: decay by 50;
+    # the sleep is 100 ms x 16 GiB / (MemTotal - MemAvailable), integer.
+    kubevirt = others["kubevirt"]
+    assert (kubevirt["run"], kubevirt["pages_to_scan"]) == (1, 950)
+    assert kubevirt["sleep_millisecs"] == 100 * 16777216 // (total - 12_000_000) == 382
+    assert "ksmtuned       would set run=0" in text
+    assert "oVirt MOM      would set pages_to_scan=950, sleep_millisecs=10" in text
+    assert "KubeVirt       would set pages_to_scan=950, sleep_millisecs=382" in text
+
+
+def test_a_rule_whose_input_cannot_be_read_says_so(tmp_path: Path) -> None:
+    roots = copy_fixture("current", tmp_path / "tree")
+    # A kernel before 3.14: no MemAvailable. KubeVirt's handler then does nothing at all.
+    (Path(roots.procfs) / "meminfo").write_text(
         "MemTotal: 16384000 kB\nMemFree: 1000000 kB\nBuffers: 0 kB\nCached: 1000000 kB\n"
     )
-    snapshot = take_snapshot(roots, 0.1, page_size=4096, sleep=lambda _s: None)
-    choice = json.loads(render_json(snapshot))["advice"]["others"]["ksmtuned"]
-    assert (choice["pages_to_scan"], choice["sleep_millisecs"]) == (1250, 10)
-    # A 4 GiB host: the sleep scales by 16 GiB / MemTotal.
-    meminfo.write_text("MemTotal: 4194304 kB\nMemFree: 100000 kB\nBuffers: 0 kB\nCached: 0 kB\n")
-    write_ksm(roots, "pages_to_scan", 100)
-    snapshot = take_snapshot(roots, 0.1, page_size=4096, sleep=lambda _s: None)
-    choice = json.loads(render_json(snapshot))["advice"]["others"]["ksmtuned"]
-    assert (choice["pages_to_scan"], choice["sleep_millisecs"]) == (400, 40)
+    others, text = others_of(roots)
+    assert others["kubevirt"]["unknown"] == ["MemAvailable"]
+    assert (others["kubevirt"]["run"], others["kubevirt"]["pages_to_scan"]) == (None, None)
+    assert "KubeVirt       unknown: MemAvailable" in text
+    # Free memory under the threshold: ksmtuned, which is not running, boosts from its own
+    # count of 0; MOM from the kernel's 1000; both within 64-1250, 10 ms on this host.
+    assert others["ksmtuned"]["pages_to_scan"] == 300
+    assert (others["mom"]["pages_to_scan"], others["mom"]["sleep_millisecs"]) == (1250, 10)
+
+
+def test_a_running_ksmtuned_steps_from_the_pages_it_wrote(tmp_path: Path) -> None:
+    roots = copy_fixture("current", tmp_path / "tree")
+    (Path(roots.procfs) / "meminfo").write_text(
+        "MemTotal: 4194304 kB\nMemFree: 100000 kB\nBuffers: 0 kB\nCached: 0 kB\n"
+    )
+    rival = Path(roots.procfs) / "4242"
+    rival.mkdir()
+    (rival / "comm").write_text("ksmtuned\n")
+    write_ksm(roots, "pages_to_scan", 600)
+    others, _text = others_of(roots)
+    # A 4 GiB host: the sleep scales by 16 GiB / MemTotal: 40 ms.
+    assert (others["ksmtuned"]["pages_to_scan"], others["ksmtuned"]["sleep_millisecs"]) == (
+        600 + 300,
+        10 * 16 * 1024 * 1024 // 4194304,
+    )

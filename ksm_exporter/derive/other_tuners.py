@@ -1,11 +1,28 @@
 """What the tuners operators run today would set on this host now, for comparison.
 
-ksmtuned (Fedora, RHEL) and oVirt MOM's KSM policy share one rule and its constants; KubeVirt's
-node handler applies the same rule every 3 minutes instead of every 60 s. Every interval:
-stop KSM when the memory committed to QEMU plus a threshold fits in RAM and free memory is
-above the threshold; else add 300 to pages_to_scan when free memory is below the threshold,
-take 50 off when it is above, clamped to 64-1250; sleep 10 ms, scaled up on hosts with less
-than 16 GiB. Neither looks at what scanning costs or finds.
+Three rules, each modelled from its own source, one step as the tuner would take it now:
+
+- ksmtuned (Debian's /usr/sbin/ksmtuned, `adjust()`; Fedora's differs only in how it finds
+  QEMU): every 60 s, stop KSM when the resident memory of `qemu-system...-enable-kvm`
+  processes plus a threshold (20% of MemTotal, at least 2,048 KiB) is under MemTotal and
+  free memory (MemFree + Buffers + Cached) is over the threshold; else add 300 to its own
+  count of pages while free memory is below the threshold, take 50 off while it is not,
+  within 64-1250, and sleep 10 ms scaled by 16 GiB / MemTotal, never under 10 ms. Its count
+  starts at 0 and is its own: it never reads pages_to_scan back.
+- oVirt MOM (doc/ksm.rules, the policy it ships, over mom/Collectors/HostKSM.py and
+  HostMemory.py): the same constants, but the threshold is 20% of MemTotal with no floor,
+  QEMU's memory is its virtual size (`ps -o vsz` of `pgrep qemu`), free memory is averaged
+  over its last 10 samples, the sleep 10 ms x 16 GiB / MemTotal has no floor, and the step
+  starts from the kernel's current pages_to_scan.
+- KubeVirt's node handler (pkg/virt-handler/ksm/ksm.go, `calculateNewRunSleepAndPages()`),
+  every 3 minutes on the nodes its KSM configuration selects: pressure when MemAvailable is
+  at most 20% of MemTotal; under pressure a stopped KSM starts at 100 pages, a running one
+  gets 300 more (at most 1,250); without pressure a running KSM loses 50 and stops below 64,
+  a stopped one stays stopped; the sleep is 100 ms x 16 GiB / (MemTotal - MemAvailable),
+  never under 10 ms.
+
+None of them looks at what scanning costs or finds. An input a rule needs that cannot be
+read leaves its choice unknown, with the inputs named; never computed as 0.
 
 The kernel's scan-time advisor (advisor_mode: in 6.12, not in 6.1) rewrites pages_to_scan at
 the end of every full scan (`scan_time_advisor()` in mm/ksm.c): towards its target full-scan
@@ -21,19 +38,56 @@ settles is found here by running that arithmetic on the measured model, scan aft
 
 from __future__ import annotations
 
+import re
+import struct
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from ksm_exporter.derive.tuning import Model, Prediction
+from ksm_exporter.sources.host_memory import QemuProcess
 from ksm_exporter.sources.kernel_file import KIB
 
+SIXTEEN_GIB_KIB = 16 * 1024 * 1024  # the host size the three rules' sleeps are scaled from
+
+# ksmtuned (/usr/sbin/ksmtuned): KSM_NPAGES_BOOST, _DECAY, _MIN, _MAX, KSM_SLEEP_MSEC,
+# KSM_THRES_COEF, KSM_THRES_CONST, KSM_MONITOR_INTERVAL; its sleep floor is a literal 10.
 KSMTUNED_BOOST = 300
 KSMTUNED_DECAY = -50
 KSMTUNED_MIN_PAGES = 64
 KSMTUNED_MAX_PAGES = 1250
-KSMTUNED_SLEEP_MILLISECS = 10  # on a host with 16 GiB; scaled by 16 GiB / MemTotal, never less
-KSMTUNED_THRESHOLD_PERCENT = 20  # of MemTotal
+KSMTUNED_SLEEP_MILLISECS = 10
+KSMTUNED_SLEEP_FLOOR = 10
+KSMTUNED_THRESHOLD_PERCENT = 20
 KSMTUNED_THRESHOLD_MIN_KIB = 2048
 KSMTUNED_INTERVAL_SECONDS = 60
+# committed_memory(): `pgrep -f` on the whole command line
+KSMTUNED_QEMU = re.compile(r"^qemu-system.*-enable-kvm")
+
+# oVirt MOM (doc/ksm.rules): ksm_pages_boost, ksm_pages_decay, ksm_npages_min, ksm_npages_max,
+# ksm_sleep_ms_baseline, ksm_free_percent; mom/__init__.py: policy-engine-interval,
+# sample-history-length and host-monitor-interval (the samples StatAvg averages)
+MOM_BOOST = 300
+MOM_DECAY = -50
+MOM_MIN_PAGES = 64
+MOM_MAX_PAGES = 1250
+MOM_SLEEP_MS_BASELINE = 10
+MOM_FREE_PERCENT = 0.20
+MOM_INTERVAL_SECONDS = 10
+MOM_SAMPLES = 10
+MOM_SAMPLE_SECONDS = 5
+
+# KubeVirt (pkg/virt-handler/ksm/ksm.go): pagesBoostDefault, pagesDecayDefault,
+# nPagesMinDefault, nPagesMaxDefault, nPagesInitDefault, sleepMsBaselineDefault,
+# freePercentDefault, ksmLoopIntervalMinutes; each but the interval may be overridden by a
+# node annotation (kubevirt.io/ksm-*-override), which is not seen from the node.
+KUBEVIRT_BOOST = 300
+KUBEVIRT_DECAY = -50
+KUBEVIRT_MIN_PAGES = 64
+KUBEVIRT_MAX_PAGES = 1250
+KUBEVIRT_INIT_PAGES = 100
+KUBEVIRT_SLEEP_MS_BASELINE = 100
+KUBEVIRT_FREE_PERCENT = 0.2  # a float32 in Go
+KUBEVIRT_INTERVAL_SECONDS = 180
 
 ADVISOR_TARGET_SCAN_TIME = 200
 ADVISOR_MAX_CPU_PERCENT = 70
@@ -46,46 +100,205 @@ ADVISOR_SETTLED = 40  # the last ones, over which the settled figures are averag
 
 
 @dataclass(frozen=True, slots=True)
-class Memory:
-    total_bytes: int
-    free_bytes: int  # MemFree + Buffers + Cached, as ksmtuned counts it
-    committed_bytes: int  # resident memory of QEMU processes
+class HostMemory:
+    """What the rules read of the host's memory; None where it could not be read."""
+
+    total_bytes: int | None
+    free_bytes: int | None  # MemFree + Buffers + Cached
+    available_bytes: int | None  # MemAvailable
+    qemu: tuple[QemuProcess, ...] | None  # processes named like QEMU
 
 
 @dataclass(frozen=True, slots=True)
-class KsmtunedChoice:
-    run: int
-    pages_to_scan: int | None  # None when it stops KSM
+class RivalInputs:
+    memory: HostMemory
+    run: int | None
+    pages_to_scan: int | None
+    sleep_millisecs: int | None
+    ksmtuned_running: bool  # then its own count of pages is what it last wrote
+    model: Model | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TunerChoice:
+    """What a tuner would write now; run None where an input it needs is unknown."""
+
+    run: int | None
+    pages_to_scan: int | None  # None where it writes none (it stops KSM)
     sleep_millisecs: int | None
     reason: str
     predicted: Prediction | None = None
+    unknown: tuple[str, ...] = ()  # the inputs it needs that could not be read
+    committed_bytes: int | None = None  # QEMU's memory as it counts it
+    threshold_bytes: float | None = None  # the free memory under which it boosts
 
 
-def ksmtuned(
-    memory: Memory, pages_to_scan: int, model: Model | None, sleep_now: int | None
-) -> KsmtunedChoice:
-    """One ksmtuned/MOM step from the current pages_to_scan, as if it had set that itself."""
-    total_kib = memory.total_bytes // KIB
-    free_kib = memory.free_bytes // KIB
-    committed_kib = memory.committed_bytes // KIB
-    threshold = max(total_kib * KSMTUNED_THRESHOLD_PERCENT // 100, KSMTUNED_THRESHOLD_MIN_KIB)
-    if committed_kib + threshold < total_kib and free_kib > threshold:
-        return KsmtunedChoice(
+def unknown(names: tuple[str, ...]) -> TunerChoice:
+    return TunerChoice(None, None, None, "unknown: " + ", ".join(names), unknown=names)
+
+
+def missing(inputs: RivalInputs, needs: tuple[str, ...]) -> tuple[str, ...]:
+    memory = inputs.memory
+    have = {
+        "MemTotal": memory.total_bytes,
+        "MemFree + Buffers + Cached": memory.free_bytes,
+        "MemAvailable": memory.available_bytes,
+        "QEMU processes": memory.qemu,
+        "pages_to_scan": inputs.pages_to_scan,
+        "run": inputs.run,
+    }
+    return tuple(name for name in needs if have[name] is None)
+
+
+@dataclass(frozen=True, slots=True)
+class Counted:
+    """What a rule counted, for the choice to show."""
+
+    committed_bytes: int | None = None
+    threshold_bytes: float | None = None
+
+    def stop(self, reason: str) -> TunerChoice:
+        return TunerChoice(
             0,
             None,
             None,
-            "QEMU's memory plus the threshold fits in RAM and free memory is above it",
+            reason,
+            committed_bytes=self.committed_bytes,
+            threshold_bytes=self.threshold_bytes,
         )
-    sleep = max(KSMTUNED_SLEEP_MILLISECS, KSMTUNED_SLEEP_MILLISECS * 16 * KIB * KIB // total_kib)
-    if free_kib < threshold:
+
+    def start(self, inputs: RivalInputs, pages: int, sleep: int, reason: str) -> TunerChoice:
+        """run=1 at `pages` and `sleep`, with what ksmd would then do where it is measured."""
+        predicted = None
+        if inputs.model is not None and inputs.sleep_millisecs is not None:
+            predicted = at_sleep(inputs.model, inputs.sleep_millisecs, sleep).predict(pages)
+        return TunerChoice(
+            1,
+            pages,
+            sleep,
+            reason,
+            predicted,
+            committed_bytes=self.committed_bytes,
+            threshold_bytes=self.threshold_bytes,
+        )
+
+
+def ksmtuned(inputs: RivalInputs) -> TunerChoice:
+    """One `adjust()` of Debian's /usr/sbin/ksmtuned, in its shell's integer KiB arithmetic.
+
+    Its count of pages (npages) starts at 0 and only it changes it: a ksmtuned running now
+    last wrote the current pages_to_scan; one started now counts from 0."""
+    needs: tuple[str, ...] = ("MemTotal", "MemFree + Buffers + Cached", "QEMU processes")
+    if inputs.ksmtuned_running:
+        needs = (*needs, "pages_to_scan")
+    memory = inputs.memory
+    lacking = missing(inputs, needs)
+    if lacking or memory.total_bytes is None or memory.free_bytes is None or memory.qemu is None:
+        return unknown(lacking)
+    total, free = memory.total_bytes // KIB, memory.free_bytes // KIB
+    resident = sum(p.resident_bytes for p in memory.qemu if KSMTUNED_QEMU.match(p.command_line))
+    committed = resident // KIB  # ps -o rsz=, in KiB
+    threshold = max(total * KSMTUNED_THRESHOLD_PERCENT // 100, KSMTUNED_THRESHOLD_MIN_KIB)
+    counted = Counted(committed * KIB, threshold * KIB)
+    if committed + threshold < total and free > threshold:
+        return counted.stop(
+            "QEMU's resident memory plus the threshold fits in RAM and free memory is above it"
+        )
+    sleep = max(KSMTUNED_SLEEP_MILLISECS * SIXTEEN_GIB_KIB // total, KSMTUNED_SLEEP_FLOOR)
+    npages = inputs.pages_to_scan if inputs.ksmtuned_running else 0
+    if free < threshold:
         step, reason = KSMTUNED_BOOST, "free memory below the threshold: boost"
     else:
-        step, reason = KSMTUNED_DECAY, "free memory above the threshold: decay"
-    pages = min(KSMTUNED_MAX_PAGES, max(KSMTUNED_MIN_PAGES, pages_to_scan + step))
-    predicted = None
-    if model is not None and sleep_now is not None:
-        predicted = at_sleep(model, sleep_now, sleep).predict(pages)
-    return KsmtunedChoice(1, pages, sleep, reason, predicted)
+        step, reason = KSMTUNED_DECAY, "free memory not below the threshold: decay"
+    since = "from the pages it last wrote" if inputs.ksmtuned_running else "from 0, as it starts"
+    pages = min(KSMTUNED_MAX_PAGES, max(KSMTUNED_MIN_PAGES, (npages or 0) + step))
+    return counted.start(inputs, pages, sleep, f"{reason}, {since}")
+
+
+def mom(inputs: RivalInputs) -> TunerChoice:
+    """One evaluation of MOM's doc/ksm.rules, in its Python arithmetic on KiB figures: the
+    threshold is a float, the sleep is truncated by the KSM controller's int().
+
+    MOM averages free memory over its last 10 samples, 5 s apart (Entity.StatAvg()); here
+    one reading stands for the average."""
+    needs = ("MemTotal", "MemFree + Buffers + Cached", "QEMU processes", "pages_to_scan")
+    memory, now = inputs.memory, inputs.pages_to_scan
+    lacking = missing(inputs, needs)
+    if lacking or memory.total_bytes is None or memory.free_bytes is None:
+        return unknown(lacking)
+    if memory.qemu is None or now is None:
+        return unknown(lacking)
+    total, free = memory.total_bytes // KIB, memory.free_bytes // KIB
+    committed = sum(p.virtual_bytes for p in memory.qemu) // KIB  # `pgrep qemu`: every one
+    threshold = total * MOM_FREE_PERCENT
+    counted = Counted(committed * KIB, threshold * KIB)
+    if threshold + committed < total and free > threshold:
+        return counted.stop(
+            "QEMU's virtual size plus the threshold fits in RAM and free memory is above it"
+        )
+    sleep = int(MOM_SLEEP_MS_BASELINE * SIXTEEN_GIB_KIB / total)
+    if free < threshold:
+        step, reason = MOM_BOOST, "free memory below the threshold: boost"
+    else:
+        step, reason = MOM_DECAY, "free memory not below the threshold: decay"
+    pages = max(MOM_MIN_PAGES, min(MOM_MAX_PAGES, now + step))
+    return counted.start(inputs, pages, sleep, f"{reason}, from pages_to_scan")
+
+
+def float32(value: float) -> float:
+    """`value` rounded to the nearest float32, as Go's float32() does."""
+    rounded: float = struct.unpack("f", struct.pack("f", value))[0]
+    return rounded
+
+
+def kubevirt(inputs: RivalInputs) -> TunerChoice:  # noqa: PLR0911 (one return a branch of Go's)
+    """One `calculateNewRunSleepAndPages()` of KubeVirt's handler with the defaults (no
+    override annotations), on a node its KSM configuration selects: Go's uint64 arithmetic
+    for the sleep, float32 for the pressure test."""
+    memory, pages = inputs.memory, inputs.pages_to_scan
+    lacking = missing(inputs, ("MemTotal", "MemAvailable", "pages_to_scan", "run"))
+    if lacking or memory.total_bytes is None or memory.available_bytes is None or pages is None:
+        return unknown(lacking)
+    total, available = memory.total_bytes // KIB, memory.available_bytes // KIB
+    running = inputs.run == 1  # loadKSM(): the run file holds "1"
+    threshold = float32(float32(total) * float32(KUBEVIRT_FREE_PERCENT))
+    counted = Counted(threshold_bytes=threshold * KIB)
+    used = (total - available) % 2**64
+    if used == 0:  # Go's integer division by zero panics: the handler dies
+        return TunerChoice(None, None, None, "MemAvailable equals MemTotal: it divides by 0")
+    sleep = KUBEVIRT_SLEEP_MS_BASELINE * SIXTEEN_GIB_KIB // used
+    sleep = max(sleep, KUBEVIRT_SLEEP_MS_BASELINE // 10)
+    if float32(available) > threshold:
+        if not running:
+            return counted.stop("no pressure, KSM stopped: it stays stopped")
+        pages += KUBEVIRT_DECAY
+        if pages < KUBEVIRT_MIN_PAGES:
+            return counted.stop("no pressure: decayed below the minimum, it stops")
+        return counted.start(inputs, pages, sleep, "no pressure: decay")
+    if not running:
+        return counted.start(inputs, KUBEVIRT_INIT_PAGES, sleep, "pressure: it starts")
+    pages = min(pages + KUBEVIRT_BOOST, KUBEVIRT_MAX_PAGES)
+    return counted.start(inputs, pages, sleep, "pressure: boost")
+
+
+@dataclass(frozen=True, slots=True)
+class Rival:
+    """One other tuner: its key under `advice.others`, its name, its rule."""
+
+    key: str
+    name: str
+    rule: Callable[[RivalInputs], TunerChoice]
+
+
+RIVALS = (
+    Rival("ksmtuned", "ksmtuned", ksmtuned),
+    Rival("mom", "oVirt MOM", mom),
+    Rival("kubevirt", "KubeVirt", kubevirt),
+)
+
+
+def rival_choices(inputs: RivalInputs) -> dict[str, TunerChoice]:
+    return {rival.key: rival.rule(inputs) for rival in RIVALS}
 
 
 def at_sleep(model: Model, sleep_now: int, sleep: int) -> Model:

@@ -12,9 +12,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ksm_exporter.sources.host_memory import QemuProcess, read_qemu_processes
 from ksm_exporter.sources.ksm_files import DECLARED, Declared
 from ksm_exporter.sources.ksmd import KsmdLocator, KsmdReading
 from ksm_exporter.sources.meminfo import MeminfoReading, read_meminfo
+from ksm_exporter.sources.rival_tuners import running_rivals
 from ksm_exporter.sources.roots import Roots
 from ksm_exporter.sources.sysfs import HeldKsmSysfs, KsmSysfs, SysfsReading, read_numbers
 
@@ -103,6 +105,15 @@ class Host:
 
     def read_ksmd(self) -> KsmdReading:
         return self.ksmd.read()
+
+    def read_qemu_processes(self) -> tuple[QemuProcess, ...] | None:
+        """What the other tuners count as QEMU's memory: read for `status` only, never by a
+        scrape (it reads a file of every process)."""
+        return read_qemu_processes(self.roots.procfs)
+
+    def read_rival_tuners(self) -> list[tuple[int, str]]:
+        """(pid, name) of the other tuners running."""
+        return running_rivals(self.roots.procfs)
 
     def read_scan(self) -> ScanReading:
         """What the sampler reads each tick: a few KSM files, opened afresh, and ksmd."""

@@ -1,33 +1,68 @@
-"""The memory ksmtuned and oVirt MOM count as committed, for `status` to show what they
-would set (their free memory is sources/meminfo.py's `free_bytes`).
+"""The QEMU processes ksmtuned and oVirt MOM count as memory committed to guests, for `status`
+to show what they would set (their free memory is sources/meminfo.py's `free_bytes`).
 
-The memory committed to guests is the resident size of the processes whose command name is QEMU's
-(their pattern), from `<procfs>/<pid>/statm`: here of the processes registered with KSM,
-which QEMU guests are by default.
+Both find QEMU with `pgrep` and size it with `ps`: MOM takes `pgrep qemu` (the pattern
+anywhere in the command name) and sums `ps -o vsz` (mom/Collectors/HostKSM.py,
+`get_shareable_mem()`); Debian's ksmtuned takes `pgrep -f '^qemu-system.*-enable-kvm'` (the
+whole command line) and sums `ps -o rsz` (`committed_memory()`). procps 4 takes both from
+`<pid>/status`, as here: VmSize (total_vm) and VmRSS, in kB (task_mem() in
+fs/proc/task_mmu.c; stat's rss is a per-CPU approximation, off by up to a batch a CPU).
+Every process whose command name holds "qemu" is read, with its command line: a QEMU that
+renamed itself (`-name ...,process=`) is missed here, as MOM misses it.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 from ksm_exporter.sources.kernel_file import read_bytes
-from ksm_exporter.sources.process_identity import KSMTUNED_QEMU_COMM
+from ksm_exporter.sources.meminfo import parse_sizes
+
+QEMU_IN_COMM = "qemu"  # MOM's `pgrep qemu`
 
 
-def read_qemu_resident_bytes(procfs_root: str, pids: list[int], page_size: int) -> int:
-    """Resident memory of those of `pids` whose comm is QEMU's; a vanished one adds nothing."""
-    total = 0
+@dataclass(frozen=True, slots=True)
+class QemuProcess:
+    pid: int
+    comm: str
+    command_line: str  # the arguments joined by spaces, as `pgrep -f` matches them
+    virtual_bytes: int  # ps's vsz
+    resident_bytes: int  # ps's rss (rsz)
+
+
+def read_qemu_process(procfs_root: str, pid: int) -> QemuProcess | None:
+    """The process if its command name holds "qemu"; raises OSError where it vanished or
+    cannot be read."""
+    directory = os.path.join(procfs_root, str(pid))
+    status = read_bytes(os.path.join(directory, "status"))
+    if status is None:
+        return None
+    name = next((line for line in status.split(b"\n") if line.startswith(b"Name:")), b"")
+    comm = name.removeprefix(b"Name:").strip().decode("utf-8", errors="replace")
+    if QEMU_IN_COMM not in comm:
+        return None
+    sizes, _garbled = parse_sizes(status)
+    cmdline = read_bytes(os.path.join(directory, "cmdline"))
+    if cmdline is None or "VmSize" not in sizes or "VmRSS" not in sizes:
+        return None  # a kernel thread or a zombie: no memory
+    arguments = cmdline.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", errors="replace")
+    return QemuProcess(pid, comm, arguments, sizes["VmSize"], sizes["VmRSS"])
+
+
+def read_qemu_processes(procfs_root: str) -> tuple[QemuProcess, ...] | None:
+    """Every process named like QEMU, or None where `procfs_root` cannot be listed; a
+    process that vanishes or whose files cannot be read is left out. Never raises."""
+    try:
+        pids = sorted(int(name) for name in os.listdir(procfs_root) if name.isdigit())
+    except OSError:
+        return None
+    found = []
     for pid in pids:
         try:
-            comm = read_bytes(os.path.join(procfs_root, str(pid), "comm"))
-            statm = read_bytes(os.path.join(procfs_root, str(pid), "statm"))
-        except OSError:
+            process = read_qemu_process(procfs_root, pid)
+        except OSError:  # vanished, or not ours to read
             continue
-        if comm is None or statm is None:
-            continue
-        if not KSMTUNED_QEMU_COMM.match(comm.decode("utf-8", "replace").strip()):
-            continue
-        fields = statm.split()
-        if len(fields) >= 2 and fields[1].isdigit():
-            total += int(fields[1]) * page_size
-    return total
+        if process is not None:
+            found.append(process)
+    return tuple(found)

@@ -2,7 +2,8 @@
 
 A line is `Name: N kB` (or `Name: N`, the unit-less counters); fs/proc/meminfo.c writes every
 size in kB. MemTotal is the denominator of the saved-memory ratio; MemFree + Buffers + Cached
-is free memory as ksmtuned and oVirt MOM count it, for `status` to show what they would set.
+is free memory as ksmtuned and oVirt MOM count it, and MemAvailable is what KubeVirt's
+handler counts, for `status` to show what they would set.
 A missing or garbled figure is None, never 0.
 """
 
@@ -22,6 +23,7 @@ class Meminfo:
 
     mem_total_bytes: int | None = None
     free_bytes: int | None = None  # MemFree + Buffers + Cached
+    available_bytes: int | None = None  # MemAvailable (since Linux 3.14)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +67,7 @@ def parse_meminfo(raw: bytes, path: str) -> MeminfoReading:
         total = None
     elif total is None:
         problems = (Problem(path, "", "no MemTotal line"),)
-    return MeminfoReading(Meminfo(total, free), problems)
+    return MeminfoReading(Meminfo(total, free, sizes.get("MemAvailable")), problems)
 
 
 def read_meminfo(path: str) -> MeminfoReading:

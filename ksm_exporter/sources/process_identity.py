@@ -39,11 +39,6 @@ def _text(raw: bytes) -> str:
     return raw.decode("utf-8", errors="backslashreplace")
 
 
-# ksmtuned's own test (its `pgrep` pattern on the command name), kept to model what ksmtuned
-# counts as committed memory; the exporter names guests by `is_qemu` below.
-KSMTUNED_QEMU_COMM = re.compile(r"^qemu(-(kvm|system-.+)|:.{1,11})$")
-
-
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 

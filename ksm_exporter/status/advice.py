@@ -1,5 +1,5 @@
 """The "Advice" block of `status`: the state, the measured cost, what to set and what it
-will do, beside what ksmtuned/MOM and the kernel's advisor would set."""
+will do, beside what ksmtuned, oVirt MOM, KubeVirt and the kernel's advisor would set."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import os
 from typing import Any
 
-from ksm_exporter.derive.other_tuners import AdvisorChoice, KsmtunedChoice
+from ksm_exporter.derive.other_tuners import RIVALS, AdvisorChoice, TunerChoice
 from ksm_exporter.derive.tuning import Advice, Prediction
 from ksm_exporter.sources.ksm_files import RUN_UNMERGE
 from ksm_exporter.status.snapshot import Snapshot, Tuning
@@ -132,17 +132,23 @@ def advice_lines(snapshot: Snapshot) -> list[str]:
     return lines
 
 
+def choice_lines(name: str, choice: TunerChoice) -> list[str]:
+    label = f"{name:<14} "
+    if choice.run is None:
+        return [f"{label}{choice.reason}"]
+    if choice.run == 0:
+        return [f"{label}would set run=0"]
+    what = f"pages_to_scan={choice.pages_to_scan}, sleep_millisecs={choice.sleep_millisecs}"
+    lines = [f"{label}would set {what}"]
+    if choice.predicted is not None:
+        lines.append(f"               then {prediction(choice.predicted)}")
+    return lines
+
+
 def other_lines(tuning: Tuning) -> list[str]:
     lines = []
-    choice = tuning.ksmtuned
-    if choice is not None:
-        if choice.run == 0:
-            what = "run=0"
-        else:
-            what = f"pages_to_scan={choice.pages_to_scan}, sleep_millisecs={choice.sleep_millisecs}"
-        lines.append(f"ksmtuned/MOM   would set {what}")
-        if choice.predicted is not None:
-            lines.append(f"               then {prediction(choice.predicted)}")
+    for rival in RIVALS:
+        lines.extend(choice_lines(rival.name, tuning.others[rival.key]))
     advisor = tuning.kernel_advisor
     if advisor is not None:
         lines.append(
@@ -161,14 +167,15 @@ def prediction_json(p: Prediction | None) -> dict[str, float] | None:
     return {"full_scan_seconds": p.full_scan_seconds, "ksmd_cpu_ratio": p.cpu_ratio}
 
 
-def ksmtuned_json(choice: KsmtunedChoice | None) -> dict[str, Any] | None:
-    if choice is None:
-        return None
+def choice_json(choice: TunerChoice) -> dict[str, Any]:
     return {
         "run": choice.run,
         "pages_to_scan": choice.pages_to_scan,
         "sleep_millisecs": choice.sleep_millisecs,
         "reason": choice.reason,
+        "unknown": list(choice.unknown),
+        "committed_bytes": choice.committed_bytes,
+        "threshold_bytes": choice.threshold_bytes,
         "predicted": prediction_json(choice.predicted),
     }
 
@@ -216,7 +223,7 @@ def advice_json(snapshot: Snapshot) -> dict[str, Any] | None:
             "recommended": prediction_json(advice.recommended),
         },
         "others": {
-            "ksmtuned": ksmtuned_json(tuning.ksmtuned),
+            **{rival.key: choice_json(tuning.others[rival.key]) for rival in RIVALS},
             "kernel_advisor": advisor_json(tuning.kernel_advisor),
         },
     }

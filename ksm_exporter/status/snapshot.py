@@ -16,17 +16,18 @@ from ksm_exporter.collector.cost_sampler import CostSampler
 from ksm_exporter.collector.processes import ProcessOptions
 from ksm_exporter.derive.other_tuners import (
     AdvisorChoice,
-    KsmtunedChoice,
-    Memory,
+    HostMemory,
+    RivalInputs,
+    TunerChoice,
     kernel_advisor,
-    ksmtuned,
+    rival_choices,
 )
 from ksm_exporter.derive.process_selection import ProcessReading
 from ksm_exporter.derive.savings import Savings, derive_savings
 from ksm_exporter.derive.scan_cost import ScanCost, cpu_ratio
 from ksm_exporter.derive.tuning import Advice, HostNow, TuningOptions, advise, host_now
 from ksm_exporter.sources.host import ScanReading
-from ksm_exporter.sources.host_memory import read_qemu_resident_bytes
+from ksm_exporter.sources.host_memory import QemuProcess
 from ksm_exporter.sources.kernel_file import NANOSECONDS, Problem
 from ksm_exporter.sources.meminfo import Meminfo
 from ksm_exporter.sources.procfs_mount import hidepid_problems
@@ -94,7 +95,7 @@ class Tuning:
     options: TuningOptions
     advice: Advice
     ksm_dir: str  # where the settings are written
-    ksmtuned: KsmtunedChoice | None
+    others: dict[str, TunerChoice]  # by the key of derive.other_tuners.RIVALS
     kernel_advisor: AdvisorChoice | None
 
 
@@ -153,8 +154,8 @@ def build_snapshot(collection: KsmCollection, reading: HostReading, window: CpuW
     page_size = collection.page_size
     mem_total = reading.meminfo.mem_total_bytes
     options = collection.tuning
-    host = host_now(ksm, processes)
-    advice = advise(window.cost, settings_at_end(host, window), options)
+    now = settings_at_end(host_now(ksm, processes), window)
+    advice = advise(window.cost, now, options)
     ksmd_problems = () if reading.ksmd is None else reading.ksmd.problems
     return Snapshot(
         ksm=ksm,
@@ -173,11 +174,14 @@ def build_snapshot(collection: KsmCollection, reading: HostReading, window: CpuW
         tuning=compare_tuners(
             collection.roots,
             ksm,
+            now,
             advice,
             options,
-            processes=processes,
-            page_size=page_size,
             meminfo=reading.meminfo.meminfo,
+            qemu=collection.host.read_qemu_processes(),
+            ksmtuned_running=any(
+                name == "ksmtuned" for _pid, name in collection.host.read_rival_tuners()
+            ),
         ),
     )
 
@@ -198,21 +202,20 @@ def settings_at_end(host: HostNow, window: CpuWindow) -> HostNow:
 def compare_tuners(
     roots: Roots,
     ksm: KsmSysfs,
+    now: HostNow,
     advice: Advice,
     options: TuningOptions,
     *,
-    processes: ProcessReading,
-    page_size: int,
     meminfo: Meminfo,
+    qemu: tuple[QemuProcess, ...] | None,
+    ksmtuned_running: bool,
 ) -> Tuning:
-    """The advice beside what ksmtuned/MOM and the kernel's advisor would set now."""
-    mem_total, free = meminfo.mem_total_bytes, meminfo.free_bytes
-    choice = None
-    if mem_total and free is not None and ksm.pages_to_scan is not None:
-        pids = [p.pid for p in processes.sweep.registered]
-        committed = read_qemu_resident_bytes(roots.procfs, pids, page_size)
-        memory = Memory(mem_total, free, committed)
-        choice = ksmtuned(memory, ksm.pages_to_scan, advice.model, ksm.sleep_millisecs)
+    """The advice beside what the other tuners and the kernel's advisor would set now, from
+    the settings `now` (the window's last sample's)."""
+    memory = HostMemory(meminfo.mem_total_bytes, meminfo.free_bytes, meminfo.available_bytes, qemu)
+    inputs = RivalInputs(
+        memory, now.run, now.pages_to_scan, now.sleep_millisecs, ksmtuned_running, advice.model
+    )
     advisor = None
     if advice.model is not None:
         advisor = kernel_advisor(
@@ -222,7 +225,7 @@ def compare_tuners(
             ksm.advisor_min_pages_to_scan,
             ksm.advisor_max_pages_to_scan,
         )
-    return Tuning(options, advice, ksm_dir(roots.sysfs), choice, advisor)
+    return Tuning(options, advice, ksm_dir(roots.sysfs), rival_choices(inputs), advisor)
 
 
 def watch_ksmd(sampler: CostSampler, seconds: float, sleep: Callable[[float], None]) -> CpuWindow:
