@@ -162,8 +162,11 @@ PLATFORM_JOINS_TEST_RULES = REPO / "tests" / "rules" / "rule-files" / "platform-
 
 def platform_joins_rule_file() -> str:
     """The ksm-platform-joins group alone, every join on: loaded beside ksm-rules.yml."""
-    rules, _alerts = rule_groups(ALL_PLATFORM_JOINS)
-    groups = [group for group in rules["groups"] if group["name"] == "ksm-platform-joins"]
+    # jsonnet is lazy: picking the group in jsonnet leaves the rest unrendered.
+    groups = evaluate(
+        "[group for group in mixin.prometheusRules.groups if group.name == 'ksm-platform-joins']",
+        ALL_PLATFORM_JOINS,
+    )
     header = GENERATED.replace("Rules in Prometheus' format.", "Every platform join on.")
     return "---\n" + header + dump({"groups": groups})
 
