@@ -113,6 +113,7 @@ def test_the_other_tuners_and_the_kernel_advisor_side_by_side(tmp_path: Path) ->
     # The fixture: 16,384,000 kB of RAM, 10,100,000 kB free (MemFree + Buffers + Cached), no
     # QEMU memory in sight: under 20% of RAM, ksmtuned stops KSM.
     assert others["ksmtuned"] == {
+        "interval_seconds": 60,  # KSM_MONITOR_INTERVAL's default
         "run": 0,
         "pages_to_scan": None,
         "sleep_millisecs": None,
@@ -173,6 +174,7 @@ def test_each_other_tuner_counts_qemu_as_its_source_does(tmp_path: Path) -> None
     assert mom["sleep_millisecs"] == int(10 * 16777216 / total) == 10
     # KubeVirt: MemAvailable 12,000,000 kB is over 20%: no pressure; KSM runs: decay by 50;
     # the sleep is 100 ms x 16 GiB / (MemTotal - MemAvailable), integer.
+    assert (mom["interval_seconds"], others["kubevirt"]["interval_seconds"]) == (10, 3 * 60)
     kubevirt = others["kubevirt"]
     assert (kubevirt["run"], kubevirt["pages_to_scan"]) == (1, 950)
     assert kubevirt["sleep_millisecs"] == 100 * 16777216 // (total - 12_000_000) == 382

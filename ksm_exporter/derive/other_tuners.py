@@ -64,8 +64,7 @@ KSMTUNED_INTERVAL_SECONDS = 60
 KSMTUNED_QEMU = re.compile(r"^qemu-system.*-enable-kvm")
 
 # oVirt MOM (doc/ksm.rules): ksm_pages_boost, ksm_pages_decay, ksm_npages_min, ksm_npages_max,
-# ksm_sleep_ms_baseline, ksm_free_percent; mom/__init__.py: policy-engine-interval,
-# sample-history-length and host-monitor-interval (the samples StatAvg averages)
+# ksm_sleep_ms_baseline, ksm_free_percent; mom/__init__.py: policy-engine-interval
 MOM_BOOST = 300
 MOM_DECAY = -50
 MOM_MIN_PAGES = 64
@@ -73,8 +72,6 @@ MOM_MAX_PAGES = 1250
 MOM_SLEEP_MS_BASELINE = 10
 MOM_FREE_PERCENT = 0.20
 MOM_INTERVAL_SECONDS = 10
-MOM_SAMPLES = 10
-MOM_SAMPLE_SECONDS = 5
 
 # KubeVirt (pkg/virt-handler/ksm/ksm.go): pagesBoostDefault, pagesDecayDefault,
 # nPagesMinDefault, nPagesMaxDefault, nPagesInitDefault, sleepMsBaselineDefault,
@@ -283,17 +280,19 @@ def kubevirt(inputs: RivalInputs) -> TunerChoice:  # noqa: PLR0911 (one return a
 
 @dataclass(frozen=True, slots=True)
 class Rival:
-    """One other tuner: its key under `advice.others`, its name, its rule."""
+    """One other tuner: its key under `advice.others`, its name, its rule, how often it
+    applies it."""
 
     key: str
     name: str
     rule: Callable[[RivalInputs], TunerChoice]
+    interval_seconds: int
 
 
 RIVALS = (
-    Rival("ksmtuned", "ksmtuned", ksmtuned),
-    Rival("mom", "oVirt MOM", mom),
-    Rival("kubevirt", "KubeVirt", kubevirt),
+    Rival("ksmtuned", "ksmtuned", ksmtuned, KSMTUNED_INTERVAL_SECONDS),
+    Rival("mom", "oVirt MOM", mom, MOM_INTERVAL_SECONDS),
+    Rival("kubevirt", "KubeVirt", kubevirt, KUBEVIRT_INTERVAL_SECONDS),
 )
 
 

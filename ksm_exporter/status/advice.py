@@ -167,8 +167,9 @@ def prediction_json(p: Prediction | None) -> dict[str, float] | None:
     return {"full_scan_seconds": p.full_scan_seconds, "ksmd_cpu_ratio": p.cpu_ratio}
 
 
-def choice_json(choice: TunerChoice) -> dict[str, Any]:
+def choice_json(choice: TunerChoice, interval_seconds: int) -> dict[str, Any]:
     return {
+        "interval_seconds": interval_seconds,
         "run": choice.run,
         "pages_to_scan": choice.pages_to_scan,
         "sleep_millisecs": choice.sleep_millisecs,
@@ -223,7 +224,10 @@ def advice_json(snapshot: Snapshot) -> dict[str, Any] | None:
             "recommended": prediction_json(advice.recommended),
         },
         "others": {
-            **{rival.key: choice_json(tuning.others[rival.key]) for rival in RIVALS},
+            **{
+                rival.key: choice_json(tuning.others[rival.key], rival.interval_seconds)
+                for rival in RIVALS
+            },
             "kernel_advisor": advisor_json(tuning.kernel_advisor),
         },
     }
