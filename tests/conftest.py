@@ -7,10 +7,18 @@ import os
 import subprocess
 
 import pytest
+from hypothesis import settings
 
 from tests.support.tools import skip_summary
 
 TIERS = ("unit", "e2e", "realksm", "lab")
+
+# Property tests try few examples by default, so that the unit tier takes seconds, and 25
+# times as many with HYPOTHESIS_PROFILE=thorough (CI's full run). No deadline: on a loaded
+# machine a slow example is not a failure.
+settings.register_profile("quick", max_examples=20, deadline=None)
+settings.register_profile("thorough", max_examples=500, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "quick"))
 
 
 def tiers_of(item: pytest.Item) -> list[str]:

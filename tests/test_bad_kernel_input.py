@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ksm_exporter.collector.collection import KsmCollection
@@ -19,6 +19,7 @@ from ksm_exporter.sources.ksm_files import DECLARED, KSM_FILES
 from ksm_exporter.sources.roots import Roots
 from ksm_exporter.sources.sysfs import parser_of
 from tests.support.exposition import families_of, parse_samples, value
+from tests.support.paths import FIXTURES
 
 pytestmark = pytest.mark.unit
 
@@ -127,11 +128,30 @@ async def scrape_twice(roots: Roots) -> list[tuple[int, str]]:
         return answers
 
 
-@settings(
-    max_examples=60,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+def captured(name: str) -> dict[str, bytes]:
+    """A fixture tree as the strategy's trees are: relative path -> content."""
+    root = FIXTURES / name
+    return {
+        str(path.relative_to(root)): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+# Whatever the number of examples, three trees always run: a real one, one where every file
+# the trees may hold is unusable, and one with no file at all.
+GARBAGE = b"\xff not a number\n"
+UNUSABLE = {
+    **{f"sys/kernel/mm/ksm/{name}": GARBAGE for name in DECLARED.names},
+    "proc/meminfo": GARBAGE,
+    **{f"proc/{pid}/{name}": GARBAGE for pid in PIDS for name in PROCESS_FILES},
+}
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@example(captured("current"))
+@example(UNUSABLE)
+@example({})
 @given(kernel_trees())
 def test_any_bytes_in_kernel_files(tree: dict[str, bytes]) -> None:
     with tempfile.TemporaryDirectory() as tmp:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -74,7 +74,6 @@ def families(draw: st.DrawFn) -> list[Metric]:
     return out
 
 
-@settings(max_examples=150, deadline=None)
 @given(families(), st.sampled_from(ACCEPTS))
 def test_same_bytes_as_the_library(metrics: list[Metric], accept: str) -> None:
     fast, library = both(metrics, accept)
