@@ -3,6 +3,7 @@ that each fire and stay quiet in a tested history, and a runbook section per ale
 
 from __future__ import annotations
 
+import functools
 import re
 import subprocess
 from pathlib import Path
@@ -63,12 +64,17 @@ def test_promtool_unit_tests_pass(unit_tests: Path) -> None:
     assert "SUCCESS" in result.stdout
 
 
+@functools.cache
+def promtool_tests() -> tuple[dict[str, Any], ...]:
+    """Every promtool unit test, parsed once for the tests of every alert."""
+    return tuple(test for path in UNIT_TESTS for test in yaml.safe_load(path.read_text())["tests"])
+
+
 def alert_cases(alertname: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """(unit test, alert_rule_test case) for every case that checks `alertname`."""
     return [
         (test, case)
-        for path in UNIT_TESTS
-        for test in yaml.safe_load(path.read_text())["tests"]
+        for test in promtool_tests()
         for case in test.get("alert_rule_test", [])
         if case["alertname"] == alertname
     ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import re
 from pathlib import Path
 from typing import Any
@@ -19,9 +21,14 @@ EXAMPLE_CONFIG = PROMETHEUS_DEPLOY / "prometheus.yml"
 Rule = dict[str, Any]
 
 
+@functools.cache
+def _document(path: Path) -> Any:
+    """A rule file parsed once a run: the tests ask for the rules hundreds of times."""
+    return yaml.safe_load(path.read_text())
+
+
 def groups(path: Path) -> list[dict[str, Any]]:
-    document = yaml.safe_load(path.read_text())
-    return list(document["groups"])
+    return list(copy.deepcopy(_document(path))["groups"])
 
 
 def rules(*paths: Path) -> list[Rule]:
