@@ -201,3 +201,30 @@ async def test_basic_auth_guards_the_page_and_its_json(
         assert denied.headers["X-Content-Type-Options"] == "nosniff"
         allowed = await client.get(path, headers={"Authorization": "Basic b3BzOnNlY3JldA=="})
         assert allowed.status == 200
+
+
+async def test_the_page_and_its_json_show_each_other_tuner(
+    aiohttp_client: AiohttpClient, tmp_path: Path
+) -> None:
+    roots = copy_fixture("current", tmp_path)
+    # libvirt's QEMU (pid 1201) with 14 GiB of address space: MOM, which counts virtual size,
+    # starts KSM on this 16,384,000 kB host; ksmtuned, which counts resident size, does not.
+    (Path(roots.procfs) / "1201" / "status").write_text(
+        "Name:\tqemu-system-x86\nVmSize:\t14680064 kB\nVmRSS:\t1048576 kB\n"
+    )
+    client = await client_for(aiohttp_client, roots)
+    html = await (await client.get("/")).text()
+    text = " ".join(parsed(html).text)
+    for name, setting in (
+        ("ksmtuned", "would set run=0"),
+        ("oVirt MOM", "would set pages_to_scan=950, sleep_millisecs=10"),
+        ("KubeVirt", "would set pages_to_scan=950, sleep_millisecs=382"),
+    ):
+        assert f"{name} {setting}" in text
+    served = (await (await client.get("/api/status")).json())["advice"]["others"]
+    printed = json.loads(
+        render_json(take_snapshot(roots, 0.1, 10, sleep=lambda _: None, page_size=PAGE_SIZE))
+    )["advice"]["others"]
+    assert list(served) == ["ksmtuned", "mom", "kubevirt", "kernel_advisor"]
+    for key in ("ksmtuned", "mom", "kubevirt"):
+        assert {**served[key], "predicted": None} == {**printed[key], "predicted": None}
