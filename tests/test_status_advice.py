@@ -12,8 +12,8 @@ from ksm_exporter.derive.tuning import TuningOptions
 from ksm_exporter.sources.roots import Roots
 from ksm_exporter.status.render import render_json, render_text
 from ksm_exporter.status.snapshot import Snapshot, take_snapshot
-from tests.support.ksmd_simulator import KsmdSimulator, run_for, saturating
-from tests.support.sampling import CLOCK_TICKS, ManualClock, copy_fixture, write_ksm
+from tests.support.ksmd_simulator import KsmdSimulator, run_for, saturating, simulated_ksmd
+from tests.support.sampling import CLOCK_TICKS, copy_fixture, write_ksm
 
 pytestmark = pytest.mark.unit
 
@@ -25,20 +25,10 @@ def watched(
     tmp_path: Path, *, window: float = 30.0, budget: float = 0.05, advisor: bool = False
 ) -> tuple[Snapshot, KsmdSimulator, Roots]:
     """`status` watching a simulated ksmd (0.4 s a full scan) on the `current` fixture."""
-    roots = copy_fixture("current", tmp_path)
-    mode = "none [scan-time]" if advisor else "[none] scan-time"
-    (Path(roots.sysfs) / "kernel" / "mm" / "ksm" / "advisor_mode").write_text(mode + "\n")
-    clock = ManualClock()
-    sim = KsmdSimulator(
-        roots,
-        clock,
-        pages=PAGES,
-        page_cpu=0.5e-6,
-        batch_cpu=30e-6,
-        hz=250,
-        pages_to_scan=1000,
-        saved=saturating(PAGES, 0.99),
+    sim = simulated_ksmd(
+        tmp_path, PAGES, saturating(PAGES, 0.99), pages_to_scan=1000, advisor=advisor
     )
+    roots, clock = sim.roots, sim.clock
 
     def sleep(seconds: float) -> None:
         sim.advance_to(clock.now + seconds)

@@ -14,8 +14,8 @@ from ksm_exporter.sources.roots import Roots
 from ksm_exporter.tune.command import CannotTune, check_start
 from ksm_exporter.tune.ksm_writer import KsmWriter
 from ksm_exporter.tune.tuner import DECIDE_SECONDS, Overridden, Tuner
-from tests.support.ksmd_simulator import NANOSECONDS, KsmdSimulator, saturating
-from tests.support.sampling import CLOCK_TICKS, ManualClock, copy_fixture, write_ksm
+from tests.support.ksmd_simulator import NANOSECONDS, KsmdSimulator, saturating, simulated_ksmd
+from tests.support.sampling import CLOCK_TICKS, copy_fixture, write_ksm
 
 pytestmark = pytest.mark.unit
 
@@ -29,23 +29,12 @@ def ksm_file(roots: Roots, name: str) -> Path:
 
 
 def setup(tmp_path: Path, *, dry_run: bool = False) -> tuple[KsmdSimulator, Tuner]:
-    roots = copy_fixture("current", tmp_path)
-    ksm_file(roots, "advisor_mode").write_text("[none] scan-time\n")
-    clock = ManualClock()
-    sim = KsmdSimulator(
-        roots,
-        clock,
-        pages=PAGES,
-        page_cpu=0.5e-6,
-        batch_cpu=30e-6,
-        hz=250,
-        saved=saturating(PAGES // 2, 0.5),
-    )
+    sim = simulated_ksmd(tmp_path, PAGES, saturating(PAGES // 2, 0.5))
     tuner = Tuner(
-        roots,
+        sim.roots,
         TuningOptions(cpu_budget=BUDGET, steady_full_scan_seconds=20),
         dry_run=dry_run,
-        clock=clock,
+        clock=sim.clock,
         clock_ticks=CLOCK_TICKS,
     )
     return sim, tuner
