@@ -291,3 +291,19 @@ def test_qemu_processes_are_read_as_ps_reads_them(tmp_path: Path) -> None:
         QemuProcess(12, "my qemu) (x", "./a.out", 4 * KIB, 4 * KIB),
     )
     assert read_qemu_processes(str(tmp_path / "absent")) is None
+
+
+def test_qemu_processes_are_unknown_where_hidepid_may_hide_some(tmp_path: Path) -> None:
+    write_process(
+        tmp_path, 10, "qemu-system-x86", ["qemu-system-x86_64"], "VmSize:\t4 kB\nVmRSS:\t4 kB\n"
+    )
+    (tmp_path / "self").mkdir()
+    mountinfo = tmp_path / "self" / "mountinfo"
+    mountinfo.write_text(f"90 1 0:50 / {tmp_path.resolve()} rw - proc proc rw,hidepid=invisible\n")
+    # has_pid_permissions(): hidden from all but the mount's gid= and CAP_SYS_PTRACE.
+    assert read_qemu_processes(str(tmp_path)) is None
+    assert read_qemu_processes(str(tmp_path), sees_hidden=True) == (
+        QemuProcess(10, "qemu-system-x86", "qemu-system-x86_64", 4 * KIB, 4 * KIB),
+    )
+    mountinfo.write_text(f"90 1 0:50 / {tmp_path.resolve()} rw - proc proc rw\n")
+    assert read_qemu_processes(str(tmp_path)) is not None

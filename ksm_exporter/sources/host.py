@@ -109,7 +109,7 @@ class Host:
     def read_qemu_processes(self) -> tuple[QemuProcess, ...] | None:
         """What the other tuners count as QEMU's memory: read for `status` only, never by a
         scrape (it reads a file of every process)."""
-        return read_qemu_processes(self.roots.procfs)
+        return read_qemu_processes(self.roots.procfs, sees_hidden=os.geteuid() == 0)
 
     def read_rival_tuners(self) -> list[tuple[int, str]]:
         """(pid, name) of the other tuners running."""

@@ -8,7 +8,9 @@ whole command line) and sums `ps -o rsz` (`committed_memory()`). procps 4 takes 
 `<pid>/status`, as here: VmSize (total_vm) and VmRSS, in kB (task_mem() in
 fs/proc/task_mmu.c; stat's rss is a per-CPU approximation, off by up to a batch a CPU).
 Every process whose command name holds "qemu" is read, with its command line: a QEMU that
-renamed itself (`-name ...,process=`) is missed here, as MOM misses it.
+renamed itself (`-name ...,process=`) is missed here, as MOM misses it. Under a procfs
+mounted with a hiding `hidepid=`, a reader without CAP_SYS_PTRACE (has_pid_permissions() in
+fs/proc/base.c) cannot tell whether it sees every QEMU: the list is then unknown.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 
 from ksm_exporter.sources.kernel_file import read_bytes
 from ksm_exporter.sources.meminfo import parse_sizes
+from ksm_exporter.sources.procfs_mount import read_hidepid
 
 QEMU_IN_COMM = "qemu"  # MOM's `pgrep qemu`
 
@@ -50,9 +53,14 @@ def read_qemu_process(procfs_root: str, pid: int) -> QemuProcess | None:
     return QemuProcess(pid, comm, arguments, sizes["VmSize"], sizes["VmRSS"])
 
 
-def read_qemu_processes(procfs_root: str) -> tuple[QemuProcess, ...] | None:
-    """Every process named like QEMU, or None where `procfs_root` cannot be listed; a
-    process that vanishes or whose files cannot be read is left out. Never raises."""
+def read_qemu_processes(
+    procfs_root: str, sees_hidden: bool = False
+) -> tuple[QemuProcess, ...] | None:
+    """Every process named like QEMU, or None where `procfs_root` cannot be listed or may
+    hide some (`sees_hidden`: this reader is root); a process that vanishes or whose files
+    cannot be read is left out. Never raises."""
+    if not sees_hidden and read_hidepid(procfs_root) is not None:
+        return None
     try:
         pids = sorted(int(name) for name in os.listdir(procfs_root) if name.isdigit())
     except OSError:
