@@ -26,6 +26,7 @@ from tests.support.sampling import ManualClock, write_stat
 pytestmark = pytest.mark.unit
 
 TICK_NS = 10_000_000  # one clock tick of 10 ms
+RUN_DELAY_NS = 81234  # schedstat's second field as write_stat writes it
 
 
 def test_stat_parses_after_the_last_parenthesis() -> None:
@@ -66,7 +67,7 @@ def test_user_process_called_ksmd_is_not_ksmd(tmp_path: Path) -> None:
     write_stat(roots, 5, utime=1, stime=1, flags=0x400000)  # a process, not a kernel thread
     write_stat(roots, 40, utime=3, stime=4)
     (tmp_path / "self").mkdir()
-    assert KsmdLocator(str(tmp_path)).read().ksmd == Ksmd(40, 7 * TICK_NS)
+    assert KsmdLocator(str(tmp_path)).read().ksmd == Ksmd(40, 7 * TICK_NS, RUN_DELAY_NS)
 
 
 def test_ksmd_is_found_again_when_its_pid_goes(
@@ -76,15 +77,15 @@ def test_ksmd_is_found_again_when_its_pid_goes(
     roots = Roots(str(tmp_path), str(tmp_path))
     write_stat(roots, 40, utime=3, stime=4)
     locator = KsmdLocator(str(tmp_path))
-    assert locator.read().ksmd == Ksmd(40, 7 * TICK_NS)
+    assert locator.read().ksmd == Ksmd(40, 7 * TICK_NS, RUN_DELAY_NS)
     write_stat(roots, 40, utime=3, stime=5)
-    assert (locator.read().ksmd, searches.count) == (Ksmd(40, 8 * TICK_NS), 1)
+    assert (locator.read().ksmd, searches.count) == (Ksmd(40, 8 * TICK_NS, RUN_DELAY_NS), 1)
     shutil.rmtree(tmp_path / "40")
     write_stat(roots, 90, utime=0, stime=1)
-    assert (locator.read().ksmd, searches.count) == (Ksmd(90, 1 * TICK_NS), 2)
+    assert (locator.read().ksmd, searches.count) == (Ksmd(90, 1 * TICK_NS, RUN_DELAY_NS), 2)
     write_stat(roots, 90, utime=0, stime=1, comm="kworker/0:1")  # pid reused by another thread
     write_stat(roots, 95, utime=0, stime=2)
-    assert (locator.read().ksmd, searches.count) == (Ksmd(95, 2 * TICK_NS), 3)
+    assert (locator.read().ksmd, searches.count) == (Ksmd(95, 2 * TICK_NS, RUN_DELAY_NS), 3)
 
 
 def test_search_for_a_missing_ksmd_backs_off(
@@ -98,7 +99,7 @@ def test_search_for_a_missing_ksmd_backs_off(
     assert (locator.read().ksmd, searches.count) == (None, 1)
     write_stat(Roots(str(tmp_path), str(tmp_path)), 40, utime=1, stime=1)
     clock.now += 1
-    assert (locator.read().ksmd, searches.count) == (Ksmd(40, 2 * TICK_NS), 2)
+    assert (locator.read().ksmd, searches.count) == (Ksmd(40, 2 * TICK_NS, RUN_DELAY_NS), 2)
 
 
 def test_garbled_ksmd_stat_is_a_problem(tmp_path: Path) -> None:

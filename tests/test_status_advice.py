@@ -24,7 +24,7 @@ KIB = 1024
 def watched(
     tmp_path: Path, *, window: float = 30.0, budget: float = 0.05, advisor: bool = False
 ) -> tuple[Snapshot, KsmdSimulator, Roots]:
-    """`status` watching a simulated ksmd (0.4 s a full scan) on the `current` fixture."""
+    """`status` watching a simulated ksmd (0.5 s a full scan) on the `current` fixture."""
     sim = simulated_ksmd(
         tmp_path, PAGES, saturating(PAGES, 0.99), pages_to_scan=1000, advisor=advisor
     )
@@ -57,18 +57,24 @@ def test_advice_block_gives_the_command_and_its_prediction_holds(tmp_path: Path)
     start = text.index("Run as root:")
     assert text[start + 1] == f"  echo {pages} > {roots.sysfs}/kernel/mm/ksm/pages_to_scan"
     assert "Advice         backlog: saved memory still grows: as fast as the budget allows" in text
-    assert [line for line in text if line.startswith("Now ")] == [
-        "Now            0.40 s a full scan, 2.63% of a CPU"
-    ]
+    # At 1,000 pages: floor(20,000/1,000) + 1 = 21 wake-ups, each 0.53 ms of work within the
+    # first half of its jiffy, then 5 jiffies at HZ=250 and the timer wheel's one: 24 ms.
+    seconds = 21 * 0.024
+    share = (PAGES * 0.5e-6 + 21 * 30e-6) / seconds
+    (now,) = [line for line in text if line.startswith("Now ")]
+    figures = now.removeprefix("Now").replace(" s a full scan,", "").replace("% of a CPU", "")
+    measured_seconds, measured_percent = (float(figure) for figure in figures.split())
+    assert measured_seconds == pytest.approx(seconds, rel=0.01)
+    assert measured_percent == pytest.approx(100 * share, rel=0.03)
     assert max(len(line) for line in text if str(tmp_path) not in line) <= 80
 
     sim.set(pages_to_scan=pages)  # as the operator would, then watch ksmd
     run_for(sim, lambda: None, 20.0, 1.0)
     predicted = document["predicted"]["recommended"]
     assert sim.full_scan_seconds(10) == pytest.approx(predicted["full_scan_seconds"], rel=0.05)
-    # One setting seen: no cost per batch yet, and the sleep measured at another batch size;
-    # still within 5%, and within the budget.
-    assert sim.cpu_ratio(10) == pytest.approx(predicted["ksmd_cpu_ratio"], rel=0.05)
+    # One setting seen: no cost per batch yet, so the CPU of a wake-up is counted per page,
+    # overstated at a larger batch; still within 10%, and within the budget.
+    assert sim.cpu_ratio(10) == pytest.approx(predicted["ksmd_cpu_ratio"], rel=0.10)
     assert sim.cpu_ratio(10) <= 0.05
     assert document["model"]["pages_to_scan_values_seen"] == 1
 

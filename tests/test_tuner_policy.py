@@ -1,7 +1,9 @@
 """The tuner's next change, from the advice and what it measured.
 
 Expected settings come from ksmd's cost written out here: a full scan of N pages in batches
-of p costs N·c + ceil(N/p)·b of CPU over N·c + ceil(N/p)·(b + s) seconds.
+of p takes floor(N/p) + 1 wake-ups (ksm_do_scan() returns at the scan's end) and costs
+N·c + wake-ups·b of CPU; each wake-up is followed by 20 ms, 5 jiffies at HZ=250, and the
+timer wheel's one more, plus the whole jiffies its work spans.
 """
 
 from __future__ import annotations
@@ -15,14 +17,20 @@ from ksm_exporter.derive.tuning import Advice, Model, TuningOptions
 
 pytestmark = pytest.mark.unit
 
-C, B, S, N = 0.5e-6, 30e-6, 0.020, 32_768
-MODEL = Model(c=C, b=B, s=S, n=N, n_source="pages_scanned", settings_seen=2)
+C, B, N, HZ = 0.5e-6, 30e-6, 32_768, 250
+MODEL = Model(c=C, b=B, n=N, n_source="pages_scanned", settings_seen=2, sleep_millisecs=20, hz=HZ)
 OPTIONS = TuningOptions(cpu_budget=0.1, steady_full_scan_seconds=200)
 
 
 def share(p: int) -> float:
-    batches = math.ceil(N / p)
-    return (N * C + batches * B) / (N * C + batches * (B + S))
+    batches = N // p + 1
+    last = N - (batches - 1) * p
+
+    def wall(pages: int) -> float:
+        work_jiffies = (pages * C + B) * HZ
+        return (5 + 1 + max(0.0, work_jiffies - 0.5)) / HZ
+
+    return (N * C + batches * B) / ((batches - 1) * wall(p) + wall(last))
 
 
 def largest_within(budget: float) -> int:

@@ -52,7 +52,7 @@ class Rig:
         sample = replace(
             collection.read(), processes=collection.record_sweep(collection.sweep_processes())
         )
-        host = host_now(sample.sysfs.snapshot, sample.processes)
+        host = host_now(sample.sysfs.snapshot, sample.processes, collection.host.kernel_hz)
         return advise(collection.sampler.cost, host, collection.tuning)
 
     def apply(self, advice: Advice) -> None:
@@ -71,12 +71,12 @@ def rig(
     pages: int = PAGES,
     step: float = 1.0,
     counts_pages: bool = True,
+    run_delay: float = 0.0,
+    unmerged: int = 0,
+    skip_cpu: float = 0.0,
 ) -> Rig:
     roots = copy_fixture("current", tmp_path)
     clock = ManualClock()
-    collection = KsmCollection(
-        roots, 4096, clock=clock, clock_ticks=CLOCK_TICKS, tuning=TuningOptions(budget, steady)
-    )
     sim = KsmdSimulator(
         roots,
         clock,
@@ -87,6 +87,12 @@ def rig(
         sleep_millisecs=sleep_millisecs,
         saved=saved or saturating(pages, 0.98),  # a long backlog
         counts_pages=counts_pages,
+        run_delay=run_delay,
+        unmerged=unmerged,
+        skip_cpu=skip_cpu,
+    )
+    collection = KsmCollection(  # after the simulator wrote the kernel's configuration
+        roots, 4096, clock=clock, clock_ticks=CLOCK_TICKS, tuning=TuningOptions(budget, steady)
     )
     return Rig(collection, sim, step)
 
@@ -118,17 +124,19 @@ def test_cost_per_page_and_pages_per_scan_recovered_within_1_percent(
     assert within(model.n, PAGES, 0.01), model
 
 
-def test_sleep_calibration_absorbs_the_jiffy_rounding(tmp_path: Path) -> None:
-    """15 ms at HZ=100 is two jiffies: each batch of 100 pages takes 20 ms from wake to wake."""
+def test_the_sleep_is_whole_jiffies_and_one_more_for_the_timer_wheel(tmp_path: Path) -> None:
+    """15 ms at HZ=100 is msecs_to_jiffies() = 2 jiffies, and the timer wheel fires one later
+    (calc_index()): each batch of 100 pages takes 30 ms from wake to wake, its 80 us of work
+    inside the jiffy it started in; a scan of N pages takes floor(N/100) + 1 wake-ups."""
     r = rig(tmp_path, hz=100, sleep_millisecs=15)
     r.run_scans(7)
     model = r.advice().model
     assert model is not None
-    batch = 100 * PAGE_CPU + BATCH_CPU
-    assert within(model.s + model.b, 0.020 - 100 * model.c, 0.01)
-    assert within(model.full_scan_seconds(100), PAGES / 100 * 0.020, 0.01)
-    assert within(r.sim.full_scan_seconds(), PAGES / 100 * 0.020, 1e-9)
-    assert batch < 0.010  # the batch ends within the jiffy it started in
+    assert (model.hz, model.hz_source, model.sleep_jiffies) == (100, "config", 2)
+    wakeups = PAGES // 100 + 1
+    assert within(model.full_scan_seconds(100), wakeups * 0.030, 0.01)
+    assert within(r.sim.full_scan_seconds(), wakeups * 0.030, 1e-9)
+    assert 100 * PAGE_CPU + BATCH_CPU < 0.010  # the batch ends within the jiffy it started in
 
 
 def test_pages_per_scan_from_rmap_items_where_the_kernel_has_no_pages_scanned(
@@ -348,19 +356,32 @@ def test_a_setting_that_gives_the_same_scan_is_kept(tmp_path: Path) -> None:
 def test_kernel_advisor_settles_at_its_cpu_floor_not_its_minimum_pages() -> None:
     """scan_time_advisor(): per_page_cost = pages / cpu%, pages at least per_page_cost * 10
     (KSM_ADVISOR_MIN_CPU), capped last at advisor_max_pages_to_scan; scan time in whole
-    seconds. 10 M pages at 0.5 us and 20 ms a batch: the 200 s target alone would ask for
-    about 1,000 pages, 2.5% of a CPU; the floor holds it at 10-11%."""
-    model = Model(c=0.5e-6, b=0.0, s=0.020, n=10_000_000, n_source="pages_scanned", settings_seen=1)
+    seconds. 10 M pages at 0.5 us, 16 ms of sleep at HZ=250 (4 jiffies and the timer wheel's
+    one: 20 ms a batch, plus the jiffies past the first half its work spans): the 200 s
+    target alone would ask for about 1,000 pages, 2.5% of a CPU; the floor holds it at 10-11%."""
+    model = Model(
+        c=0.5e-6,
+        b=0.0,
+        n=10_000_000,
+        n_source="pages_scanned",
+        settings_seen=1,
+        sleep_millisecs=16,
+        hz=250,
+    )
+
+    def share(p: int) -> float:
+        work = p * 0.5e-6
+        return work / (0.020 + max(0.0, work - 0.002))
+
     choice = kernel_advisor(model, 200, 70, 500, 30000)
     assert choice.floor_binds
     assert 0.10 <= choice.predicted.cpu_ratio < 0.12
-    # u = p c / (p c + s) = 0.105 at p = 4,700
-    assert choice.pages_to_scan == pytest.approx(4700, rel=0.05)
+    # share(p) = 0.105 at p = 4,223
+    assert choice.pages_to_scan == pytest.approx(4223, rel=0.05)
+    assert choice.predicted.cpu_ratio == pytest.approx(share(choice.pages_to_scan), rel=0.02)
     capped = kernel_advisor(model, 200, 70, 500, 1000)
     assert capped.pages_to_scan == 1000
-    assert capped.predicted.cpu_ratio == pytest.approx(
-        1000 * 0.5e-6 / (1000 * 0.5e-6 + 0.020), rel=0.01
-    )
+    assert capped.predicted.cpu_ratio == pytest.approx(share(1000), rel=0.01)
 
 
 def test_kernel_advisor_steps_in_the_kernels_integer_arithmetic() -> None:

@@ -155,7 +155,7 @@ class KsmCollection:
         ksmd = sample.ksmd.ksmd if sample.ksmd else None
         metrics.extend(cost_families(ksmd, self.sampler.cost))
         if ksm.available:
-            host = host_now(ksm, sample.processes)
+            host = host_now(ksm, sample.processes, self.host.kernel_hz)
             metrics.extend(tuning_families(advise(self.sampler.cost, host, self.tuning)))
         metrics.extend(self.stats.families())
         return metrics

@@ -41,7 +41,7 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from ksm_exporter.derive.tuning import Model, Prediction
 from ksm_exporter.sources.host_memory import QemuProcess
@@ -301,8 +301,8 @@ def rival_choices(inputs: RivalInputs) -> dict[str, TunerChoice]:
 
 
 def at_sleep(model: Model, sleep_now: int, sleep: int) -> Model:
-    """The model with another sleep_millisecs: the measured sleep moved by the difference."""
-    return replace(model, s=max(0.0, model.s + (sleep - sleep_now) / 1000))
+    """The model with another sleep_millisecs, in whole jiffies as the kernel sleeps."""
+    return model.at_sleep(sleep)
 
 
 @dataclass(frozen=True, slots=True)

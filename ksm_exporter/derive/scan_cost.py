@@ -10,7 +10,7 @@ start from the next one; the last figures are kept until then, since they still 
 last complete scan.
 
 The tuning model needs the CPU per scan at more than one `pages_to_scan`: `settled` keeps the
-latest few scans of each of the last few settings, which outlive the last 16 scans.
+latest few scans of each of the last few settings, which outlive the last 24 scans.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from ksm_exporter.sources.host import ScanReading
 from ksm_exporter.sources.kernel_file import NANOSECONDS
 from ksm_exporter.sources.ksm_files import RUN_RUNNING
 
-KEPT_SCANS = 16  # completed scans remembered for the tuning model
+KEPT_SCANS = 24  # completed scans remembered for the tuning model: two smart_scan cycles
 KEPT_SETTINGS = 4  # distinct pages_to_scan values remembered for the fit of the cost per batch
-KEPT_PER_SETTING = 6  # latest scans remembered per setting
+KEPT_PER_SETTING = 18  # latest scans remembered per setting: two smart_scan cycles
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +43,9 @@ class FullScan:
     sleep_millisecs: int | None
     saved_pages: int | None  # at the end of the scan
     memory_profit: int | None  # bytes at the end of the scan (derive.savings)
+    run_delay_seconds: float | None = None  # ksmd waiting for a CPU (schedstat), per scan
+    pages_skipped: float | None = None  # smart_scan's skipped pages per scan, where counted
+    interval: float = 0.0  # seconds between the samples that saw it end
 
 
 def raw_state(scans: Sequence[FullScan]) -> ScanClass | None:
@@ -95,6 +98,18 @@ def cpu_ns_between(earlier: ScanReading, later: ScanReading) -> int | None:
     return later.ksmd_cpu_ns - earlier.ksmd_cpu_ns
 
 
+def run_delay_ns_between(earlier: ScanReading, later: ScanReading) -> int | None:
+    """Nanoseconds ksmd waited for a CPU between two samples, when both saw the same ksmd."""
+    if (
+        earlier.ksmd_run_delay_ns is None
+        or later.ksmd_run_delay_ns is None
+        or earlier.ksmd_pid != later.ksmd_pid
+        or later.ksmd_run_delay_ns < earlier.ksmd_run_delay_ns
+    ):
+        return None
+    return later.ksmd_run_delay_ns - earlier.ksmd_run_delay_ns
+
+
 def cpu_ratio(earlier: ScanReading, later: ScanReading) -> float | None:
     """Share of one CPU ksmd used between two samples."""
     spent = cpu_ns_between(earlier, later)
@@ -125,10 +140,13 @@ def per_scan(
     return (last - first) / scans
 
 
-def observe(mark: Mark, sample: ScanReading, running: float, scans: int) -> FullScan:
+def observe(
+    mark: Mark, sample: ScanReading, running: float, scans: int, interval: float = 0.0
+) -> FullScan:
     """The scan(s) that ended between `mark` and `sample`, with the settings that held
     throughout (None when they changed before the last interval)."""
     spent = cpu_ns_between(mark.sample, sample)
+    delay = run_delay_ns_between(mark.sample, sample)
     pages_to_scan, sleep_millisecs = mark.settings or (None, None)
     assert sample.full_scans is not None
     return FullScan(
@@ -144,6 +162,9 @@ def observe(mark: Mark, sample: ScanReading, running: float, scans: int) -> Full
         memory_profit=None
         if sample.ksm is None
         else memory_profit_bytes(sample.ksm, sample.page_size),
+        run_delay_seconds=None if delay is None else delay / (NANOSECONDS * scans),
+        pages_skipped=per_scan(mark.sample, sample, scans, lambda s: s.number("pages_skipped")),
+        interval=interval,
     )
 
 
@@ -166,7 +187,7 @@ def advance(cost: ScanCost, sample: ScanReading) -> ScanCost:
     elif sample.full_scans > last.full_scans:
         if completion is not None and completion.sample.full_scans is not None:
             scans = sample.full_scans - completion.sample.full_scans
-            scan = observe(completion, sample, running, scans)
+            scan = observe(completion, sample, running, scans, sample.at - last.at)
             kept = (*cost.scans, scan)[-KEPT_SCANS:]
             updated = replace(
                 updated,

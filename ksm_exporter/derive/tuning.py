@@ -1,18 +1,40 @@
 """Tuning advice: what pace of scanning to set, from the measured cost of ksmd's scans.
 
-Model of ksmd: a full scan of N pages runs in batches of p = pages_to_scan pages, each batch
-costing b CPU-seconds plus c per page and followed by a sleep s, so one full scan uses
-C(p) = N·c + (N/p)·b of CPU and takes T(p) = N·c + (N/p)·(b + s): a share u = C/T of one CPU.
+Model of ksmd, as mm/ksm.c runs it:
 
-- N: pages_scanned per full scan; where the kernel has no pages_scanned, the registered
-  processes' rmap items (about one per page ksmd has looked at).
-- c and b: fitted to the CPU per page of the scans seen at each recent pages_to_scan
-  (CPU per page = c + b/p, a line in 1/p); b = 0 while only one setting was seen.
-- s: from the measured full-scan time at the current sleep_millisecs, so it absorbs the
-  kernel's rounding of the sleep to whole jiffies.
+- ksm_scan_thread() calls ksm_do_scan(pages_to_scan) once a wake-up, which calls
+  scan_get_next_rmap_item() until it has returned p = pages_to_scan pages or NULL, the end
+  of a full scan; the next wake-up starts the next scan. So a full scan of N pages takes
+  floor(N/p) + 1 wake-ups: floor(N/p) of p pages, and one of the N mod p left (none when p
+  divides N: a wake-up that only ends the scan).
+- After each, ksmd sleeps wait_event_freezable_timeout(..., msecs_to_jiffies(sleep_millisecs)):
+  S = sleep_millisecs rounded up to whole jiffies of 1/CONFIG_HZ. The timer wheel never fires
+  early (calc_index() in kernel/time/timer.c rounds the expiry up by one jiffy), and the timeout
+  counts from the jiffy the batch ended in: a batch whose work (CPU plus waiting for a CPU)
+  took X seconds from the tick that woke it starts again (S + 1 + floor(X/j)) jiffies later.
+  Its phase against the tick spread over a jiffy, floor(X/j) is taken as max(0, X/j - 1/2).
+  sleep_millisecs = 0 does not sleep at all.
+- The CPU of a batch is c per page returned (counted in pages_scanned) plus b a wake-up; the
+  per-scan work (lru_add_drain_all() at the start of each scan, the pages smart_scan skips,
+  the unstable tree's reset) is counted in c, as the mean over whole scans. The time ksmd
+  waited for a CPU (schedstat's run_delay) is taken in proportion to its CPU.
+- smart_scan (should_skip_rmap_item()) skips a page that did not merge for 1, 2, 4, then 8
+  scans between visits: N, the full-scan time and the CPU of a scan repeat over about
+  SMART_SCAN_CYCLE scans, so where pages were skipped the figures are means over a whole
+  cycle.
+
+c and b are fitted to the CPU per page of the scans seen at each recent pages_to_scan (CPU
+per page = c + b/p, a line in 1/p; b = 0 while only one setting was seen). N is
+pages_scanned per full scan; where the kernel has no pages_scanned, the registered processes'
+rmap items (about one per page ksmd has looked at). HZ is CONFIG_HZ where the kernel's
+configuration is readable, else assumed (sources/kernel_config.py).
+
+The model is checked against the full-scan time it was fitted to: where it misses that by more
+than HOLDS_WITHIN, or HZ is assumed and it misses by more than a jiffy a batch, the advice
+says it does not hold and predicts nothing.
 
 The advice: with a budget B (share of one CPU) the shortest full-scan time within it,
-T_B = T(p_B) where u(p_B) = B; a backlog (saved memory still growing) gets T_B, a steady
+T_B = T(p_B) where u(p_B) <= B; a backlog (saved memory still growing) gets T_B, a steady
 host max(steady target, T_B), an unprofitable one run = 2: unmerge, which frees every
 rmap item (unmerge_and_remove_all_rmap_items()); run = 0 only stops ksmd and frees nothing.
 Nothing is written anywhere.
@@ -22,20 +44,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from ksm_exporter.derive.process_selection import ProcessReading
 from ksm_exporter.derive.savings import rmap_items
 from ksm_exporter.derive.scan_cost import FullScan, ScanCost
+from ksm_exporter.sources.kernel_config import ASSUMED_HZ, HzSource, KernelHz
 from ksm_exporter.sources.ksm_files import RUN_OFFLINE, RUN_RUNNING, RUN_UNMERGE
 from ksm_exporter.sources.sysfs import KsmSysfs
 
 State = Literal["stopped", "idle", "unprofitable", "backlog", "steady"]
 STATES: tuple[State, ...] = ("stopped", "idle", "unprofitable", "backlog", "steady")
 NSource = Literal["pages_scanned", "rmap_items"]
-CALIBRATION_SCANS = 6  # latest observed scans behind N and the calibration of s
+CALIBRATION_SCANS = 6  # latest kernel full scans behind N, the run delay and the check
+SMART_SCAN_CYCLE = 9  # scans over which smart_scan's skips repeat: visited 1 in 1+8
 SPREAD = 2  # how far apart pages_to_scan values must be to tell the cost per batch
+HOLDS_WITHIN = 0.25  # the model must explain the measured full-scan time within this share
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +78,8 @@ class HostNow:
     sleep_millisecs: int | None
     registered: int | None = None  # processes registered with KSM (None: not swept)
     rmap_items: int | None = None  # the kernel's rmap items, from sysfs (derive.savings)
+    hz: int = ASSUMED_HZ  # CONFIG_HZ
+    hz_source: HzSource = "assumed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,26 +88,64 @@ class Prediction:
     cpu_ratio: float
 
 
+def msecs_to_jiffies(millisecs: int, hz: int) -> int:
+    """As the kernel's msecs_to_jiffies(): rounded up to whole jiffies."""
+    return -(-millisecs * hz // 1000)
+
+
 @dataclass(frozen=True, slots=True)
 class Model:
-    """ksmd's cost: c per page and b per batch (CPU-seconds), s of sleep per batch, N pages."""
+    """ksmd's cost: c per page and b per wake-up (CPU-seconds), N pages a full scan, the
+    sleep in whole jiffies of 1/hz, and run_delay seconds waiting for a CPU per CPU-second."""
 
     c: float
     b: float
-    s: float
     n: float
     n_source: NSource
     settings_seen: int  # distinct pages_to_scan values behind b (1: b not known, so 0)
+    sleep_millisecs: int = 20
+    hz: int = ASSUMED_HZ
+    hz_source: HzSource = "assumed"
+    run_delay: float = 0.0
+    skipped: float = 0.0  # pages smart_scan skipped a full scan (mean over the scans seen)
+    scans: int = 0  # kernel full scans behind N and the check
 
-    def batches(self, p: float) -> float:
-        """A full scan ends with a partial batch: the next one starts the next scan."""
-        return math.ceil(self.n / p - 1e-9)
+    @property
+    def jiffy(self) -> float:
+        return 1 / self.hz
+
+    @property
+    def sleep_jiffies(self) -> int:
+        return msecs_to_jiffies(self.sleep_millisecs, self.hz)
+
+    @property
+    def s(self) -> float:
+        """The shortest wake-to-wake time of a batch: S jiffies, one more for the timer
+        wheel's rounding (none where sleep_millisecs is 0)."""
+        jiffies = self.sleep_jiffies
+        return (jiffies + 1) * self.jiffy if jiffies else 0.0
+
+    def at_sleep(self, sleep_millisecs: int) -> Model:
+        return replace(self, sleep_millisecs=sleep_millisecs)
+
+    def batches(self, p: float) -> int:
+        """Wake-ups a full scan: floor(N/p) + 1 (ksm_do_scan() returns at the scan's end)."""
+        return math.floor(self.n / p + 1e-9) + 1
+
+    def batch_seconds(self, pages: float) -> float:
+        """Wake to wake for a batch of `pages`: its work, then the sleep in whole jiffies."""
+        work = (pages * self.c + self.b) * (1 + self.run_delay)
+        if not self.sleep_jiffies:
+            return work
+        return self.s + self.jiffy * max(0.0, work / self.jiffy - 0.5)
 
     def cpu_seconds(self, p: float) -> float:
         return self.n * self.c + self.batches(p) * self.b
 
     def full_scan_seconds(self, p: float) -> float:
-        return self.n * self.c + self.batches(p) * (self.b + self.s)
+        batches = self.batches(p)
+        last = max(0.0, self.n - (batches - 1) * p)
+        return (batches - 1) * self.batch_seconds(p) + self.batch_seconds(last)
 
     def cpu_ratio(self, p: float) -> float:
         return self.cpu_seconds(p) / self.full_scan_seconds(p)
@@ -88,27 +153,25 @@ class Model:
     def predict(self, p: float) -> Prediction:
         return Prediction(self.full_scan_seconds(p), self.cpu_ratio(p))
 
-    def pages_for_budget(self, budget: float) -> float:
-        """p_B with u(p_B) = B: c + b/p = B·(c + (b + s)/p). Below 1 when even one page a
-        batch costs more than the budget; N (one batch a scan) when any pace fits."""
-        room = budget * (self.b + self.s) - self.b
-        if budget >= 1 or (self.c <= 0 and room >= 0):
-            return self.n
-        if room <= 0:
-            return 0.0
-        return min(self.n, room / (self.c * (1 - budget)))
-
     def pages_for_time(self, seconds: float) -> int:
-        """The pages_to_scan whose whole number of batches gives the full-scan time closest
-        to `seconds`: from the middle of the range of p with that many batches, so that N
-        off by a little does not add or drop a batch."""
-        per_batch = self.b + self.s
-        if per_batch <= 0:
-            return max(1, math.ceil(self.n))
-        batches = max(1, round((seconds - self.n * self.c) / per_batch))
-        if batches == 1:
-            return max(1, math.ceil(self.n))
-        return max(1, math.floor(self.n / (batches - 0.5)))
+        """The pages_to_scan whose whole number of wake-ups gives the full-scan time closest
+        to `seconds`: from the middle of the range of p with that many (N/(k - 1/2) for k
+        wake-ups), so that N off by a little does not add or drop one."""
+        top = max(1, math.ceil(self.n) + 1)
+
+        def pages(wakeups: int) -> int:
+            return max(1, math.floor(self.n / (wakeups - 0.5)))
+
+        low, high = 1, top  # full-scan time grows with the wake-ups
+        while low < high:
+            middle = (low + high) // 2
+            if self.full_scan_seconds(pages(middle)) < seconds:
+                low = middle + 1
+            else:
+                high = middle
+        candidates = {max(1, low - 1), low}
+        best = min(candidates, key=lambda k: abs(self.full_scan_seconds(pages(k)) - seconds))
+        return pages(best)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +184,8 @@ class Advice:
     current: Prediction | None = None
     recommended: Prediction | None = None
     scans_needed: int = 0  # more observed full scans needed before the advice is complete
+    check: Check | None = None  # the model against the scans it was fitted to
+    not_holding: str | None = None  # why nothing is predicted although a model is fitted
 
 
 def per_page_cost(scans: Sequence[FullScan], n: float, n_source: NSource) -> float | None:
@@ -164,55 +229,156 @@ def fit_cost(
     return c, b, len(points)
 
 
+def calibration_window(scans: Sequence[FullScan]) -> list[FullScan]:
+    """The latest observed scans behind N, the run delay and the check: CALIBRATION_SCANS
+    kernel full scans, or a whole smart_scan cycle (SMART_SCAN_CYCLE) where any of them
+    skipped pages; fewer while fewer were seen."""
+    window: list[FullScan] = []
+    total = 0
+    for scan in reversed(scans):
+        window.insert(0, scan)
+        total += scan.scans
+        if total >= wanted_scans(window):
+            break
+    return window
+
+
+def wanted_scans(window: Sequence[FullScan]) -> int:
+    """A scan's end is seen at the next sample: the figures of a window are off by up to one
+    sampling interval, or one scan where scans are shorter, at its two ends. Where scans are
+    shorter than the interval, twice as many keep that within 1/ACCURATE_SCANS; smart_scan's
+    figures repeat over a cycle: whole cycles."""
+    seconds = sum(scan.running_seconds * scan.scans for scan in window)
+    scans = sum(scan.scans for scan in window)
+    interval = max((scan.interval for scan in window), default=0.0)
+    short = seconds > 0 and interval > 0 and interval * scans / seconds > 0.5
+    skipping = any(scan.pages_skipped for scan in window)
+    base = SMART_SCAN_CYCLE if skipping else CALIBRATION_SCANS
+    return 2 * base if short else base
+
+
+def cycle_missing(window: Sequence[FullScan]) -> int:
+    """Kernel full scans still missing for a whole smart_scan cycle, 0 where none skipped."""
+    if not any(scan.pages_skipped for scan in window):
+        return 0
+    return max(0, wanted_scans(window) - sum(scan.scans for scan in window))
+
+
+def mean_of(window: Sequence[FullScan], of: str) -> float | None:
+    """The mean per kernel full scan of one of FullScan's figures, None where one lacks it."""
+    figures: list[tuple[float | None, int]] = [(getattr(scan, of), scan.scans) for scan in window]
+    total = 0.0
+    for value, count in figures:
+        if value is None:
+            return None
+        total += value * count
+    scans = sum(count for _, count in figures)
+    return total / scans if scans else None
+
+
 def pages_per_full_scan(cost: ScanCost, host: HostNow) -> tuple[float, NSource] | None:
-    """pages_scanned per full scan over the latest observed scans (one interval may hold
-    part of the next scan; over several the parts cancel out); where the kernel has no
+    """pages_scanned per full scan over the calibration window (one interval may hold part
+    of the next scan; over several the parts cancel out); where the kernel has no
     pages_scanned, its rmap items (one per page ksmd has looked at), from sysfs."""
-    counted = [s for s in cost.scans if s.pages_scanned is not None][-CALIBRATION_SCANS:]
+    counted = calibration_window([s for s in cost.scans if s.pages_scanned is not None])
     if counted:
-        scans = sum(s.scans for s in counted)
-        pages = sum((s.pages_scanned or 0) * s.scans for s in counted) / scans
+        pages = mean_of(counted, "pages_scanned")
         return (pages, "pages_scanned") if pages else None
     if cost.scans and host.rmap_items:
         return float(host.rmap_items), "rmap_items"
     return None
 
 
-def calibrate_sleep(
-    settled: Sequence[FullScan],
-    sleep_millisecs: int | None,
-    model: tuple[float, float, float],
-    n_source: NSource,
-) -> float | None:
-    """s from the latest scans at this sleep_millisecs, T = N·c + (N/p)·(b + s), using the
-    most recent pages_to_scan seen with it."""
-    c, b, n = model
-    at_sleep = [s for s in settled if s.sleep_millisecs == sleep_millisecs and s.pages_to_scan]
+def run_delay_ratio(window: Sequence[FullScan]) -> float:
+    """Seconds ksmd waited for a CPU per second it ran, over the window; 0 where unknown."""
+    cpu = delay = 0.0
+    for scan in window:
+        if scan.cpu_seconds is None or scan.run_delay_seconds is None:
+            continue
+        cpu += scan.cpu_seconds * scan.scans
+        delay += scan.run_delay_seconds * scan.scans
+    return delay / cpu if cpu > 0 else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """The model against the full scans it was fitted to, at the latest setting."""
+
+    pages_to_scan: int
+    scans: int
+    measured_seconds: float
+    predicted_seconds: float
+    missing: int = 0  # kernel full scans the calibration window still lacks
+
+    @property
+    def error(self) -> float:
+        return abs(self.predicted_seconds - self.measured_seconds) / self.measured_seconds
+
+
+def check_model(model: Model, settled: Sequence[FullScan], sleep: int | None) -> Check | None:
+    """The latest pages_to_scan seen at this sleep_millisecs, over a calibration window of its
+    scans: the measured mean full-scan time beside the model's, for the N of those scans."""
+    at_sleep = [s for s in settled if s.sleep_millisecs == sleep and s.pages_to_scan]
     if not at_sleep:
         return None
-    latest_p = at_sleep[-1].pages_to_scan
-    assert latest_p is not None
-    recent = [s for s in at_sleep if s.pages_to_scan == latest_p][-CALIBRATION_SCANS:]
-    scans = sum(s.scans for s in recent)
-    seconds = sum(s.running_seconds * s.scans for s in recent) / scans
-    if n_source == "pages_scanned" and all(s.pages_scanned for s in recent):
-        n = sum((s.pages_scanned or 0) * s.scans for s in recent) / scans
-    return max(0.0, (seconds - n * c) / math.ceil(n / latest_p - 1e-9) - b)
+    latest = at_sleep[-1].pages_to_scan
+    assert latest is not None
+    window = calibration_window([s for s in at_sleep if s.pages_to_scan == latest])
+    seconds = mean_of(window, "running_seconds")
+    if not seconds:
+        return None
+    pages = mean_of(window, "pages_scanned") if model.n_source == "pages_scanned" else None
+    at = model if pages is None else replace(model, n=pages)
+    scans = sum(s.scans for s in window)
+    return Check(latest, scans, seconds, at.full_scan_seconds(latest))
 
 
-def fit_model(cost: ScanCost, host: HostNow) -> Model | None:
+def fit_model(cost: ScanCost, host: HostNow) -> tuple[Model, Check] | None:
     pages = pages_per_full_scan(cost, host)
-    if pages is None:
+    if pages is None or host.sleep_millisecs is None:
         return None
     n, n_source = pages
     fitted = fit_cost(cost.settled, n, n_source)
     if fitted is None:
         return None
     c, b, seen = fitted
-    s = calibrate_sleep(cost.settled, host.sleep_millisecs, (c, b, n), n_source)
-    if s is None:
+    window = calibration_window(cost.scans)
+    if cycle_missing(window):
+        return None  # a part of a smart_scan cycle: N and the CPU would depend on which
+    model = Model(
+        c,
+        b,
+        n,
+        n_source,
+        seen,
+        host.sleep_millisecs,
+        host.hz,
+        host.hz_source,
+        run_delay_ratio(window),
+        mean_of(window, "pages_skipped") or 0.0,
+        sum(s.scans for s in window),
+    )
+    check = check_model(model, cost.settled, host.sleep_millisecs)
+    if check is None:
         return None
-    return Model(c, b, s, n, n_source, seen)
+    missing = max(0, wanted_scans(window) - model.scans)
+    return model, replace(check, missing=missing)
+
+
+def not_holding(model: Model, check: Check) -> str | None:
+    """Why the model's predictions cannot be trusted here, or None."""
+    if check.missing:
+        return (
+            f"{model.scans} full scans seen, each about as short as the sampling interval "
+            f"or shorter: {check.missing} more give N and the full-scan time within 1/12"
+        )
+    if check.error > HOLDS_WITHIN:
+        assumed = " (HZ assumed: no kernel configuration readable)" * (model.hz_source == "assumed")
+        return (
+            f"the model gives {check.predicted_seconds:.3g} s a full scan at pages_to_scan "
+            f"{check.pages_to_scan}, ksmd took {check.measured_seconds:.3g} s{assumed}"
+        )
+    return None
 
 
 def current_state(cost: ScanCost, host: HostNow) -> State | None:
@@ -226,24 +392,37 @@ def current_state(cost: ScanCost, host: HostNow) -> State | None:
 
 
 def scans_needed(cost: ScanCost, model: Model | None) -> int:
-    """Observed full scans still missing: one to start timing, one to time, three for the trend."""
+    """Observed full scans still missing: one to start timing, one to time, three for the
+    trend; where smart_scan skipped pages, a whole cycle of them."""
     if cost.trend.state is not None and model is not None:
         return 0
     observed = len(cost.scans) + (cost.completion is not None)
-    return max(1, 5 - observed)
+    return max(1, 5 - observed, cycle_missing(calibration_window(cost.scans)))
 
 
 def within_budget(model: Model, budget: float) -> int:
     """The largest whole pages_to_scan whose predicted CPU share is within the budget (1 when
-    none is): p_B from the continuous model, lowered past the steps of the partial batch."""
-    pages = max(1, math.floor(model.pages_for_budget(budget)))
+    none is). The share grows with p but for the steps of the last, partial batch: bisect on
+    it, then lower past any step still over."""
+    top = max(1, math.ceil(model.n) + 1)  # one wake-up a scan: no faster pace
+    if model.cpu_ratio(top) <= budget:
+        return top
+    low, high = 1, top
+    while low < high:
+        middle = (low + high + 1) // 2
+        if model.cpu_ratio(middle) <= budget:
+            low = middle
+        else:
+            high = middle - 1
+    pages = low
     while pages > 1 and model.cpu_ratio(pages) > budget:
-        pages = max(1, math.floor(model.n / (model.batches(pages) + 1)))
+        pages = max(1, math.floor(model.n / model.batches(pages)))
     return pages
 
 
 def advise(cost: ScanCost, host: HostNow, options: TuningOptions) -> Advice:
-    model = fit_model(cost, host)
+    fitted = fit_model(cost, host)
+    model, check = (None, None) if fitted is None else fitted
     state = current_state(cost, host)
     needed = scans_needed(cost, model)
     if state is None:
@@ -251,12 +430,15 @@ def advise(cost: ScanCost, host: HostNow, options: TuningOptions) -> Advice:
     run = RUN_UNMERGE if state == "unprofitable" else RUN_RUNNING
     if model is None:
         return Advice(state, None, run, scans_needed=needed)
+    assert check is not None
+    unsure = not_holding(model, check)
     current = None
-    if host.pages_to_scan and host.run == RUN_RUNNING:
-        p = host.pages_to_scan
-        current = model.predict(p)
+    if host.pages_to_scan and host.run == RUN_RUNNING and unsure is None:
+        current = model.predict(host.pages_to_scan)
     if state not in ("backlog", "steady"):
-        return Advice(state, model, run, current=current, scans_needed=needed)
+        return Advice(
+            state, model, run, current=current, scans_needed=needed, check=check, not_holding=unsure
+        )
     budget_pages = within_budget(model, options.cpu_budget)
     fastest = model.full_scan_seconds(budget_pages)
     target = fastest if state == "backlog" else max(options.steady_full_scan_seconds, fastest)
@@ -265,18 +447,21 @@ def advise(cost: ScanCost, host: HostNow, options: TuningOptions) -> Advice:
     # The current setting gives the same scan (as many batches) within the budget: keep it.
     if (
         now
-        and current is not None
+        and host.run == RUN_RUNNING
         and now <= budget_pages
-        and (model.batches(now) == model.batches(pages))
+        and model.batches(now) == model.batches(pages)
     ):
         pages = now
-    return Advice(state, model, run, target, pages, current, model.predict(pages), needed)
+    recommended = None if unsure else model.predict(pages)
+    return Advice(state, model, run, target, pages, current, recommended, needed, check, unsure)
 
 
-def host_now(ksm: KsmSysfs, processes: ProcessReading | None) -> HostNow:
-    """The settings read now, the kernel's rmap items, and how many processes are registered
+def host_now(
+    ksm: KsmSysfs, processes: ProcessReading | None, hz: KernelHz | None = None
+) -> HostNow:
+    """The settings read now, the kernel's rmap items, how many processes are registered
     (None where the sweep is off, the kernel has no per-process counters, or processes could
-    not all be read)."""
+    not all be read) and the kernel's HZ (assumed where not given)."""
     registered = None
     sweep = None if processes is None else processes.sweep
     if sweep is not None and sweep.fields and not sweep.unreadable:
@@ -287,4 +472,6 @@ def host_now(ksm: KsmSysfs, processes: ProcessReading | None) -> HostNow:
         sleep_millisecs=ksm.sleep_millisecs,
         registered=registered,
         rmap_items=rmap_items(ksm),
+        hz=ASSUMED_HZ if hz is None else hz.hz,
+        hz_source="assumed" if hz is None else hz.source,
     )

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ksm_exporter.sources.host_memory import QemuProcess, read_qemu_processes
+from ksm_exporter.sources.kernel_config import KernelHz, read_kernel_hz
 from ksm_exporter.sources.ksm_files import DECLARED, Declared
 from ksm_exporter.sources.ksmd import KsmdLocator, KsmdReading
 from ksm_exporter.sources.meminfo import MeminfoReading, read_meminfo
@@ -32,6 +33,7 @@ SAMPLED_FILES = (
     "pages_volatile",
     "ksm_zero_pages",
     "general_profit",
+    "pages_skipped",
 )
 
 
@@ -47,6 +49,7 @@ class ScanReading:
     ksmd_cpu_ns: int | None = None
     ksm: KsmSysfs | None = None  # the sampled files
     page_size: int | None = None
+    ksmd_run_delay_ns: int | None = None  # time ksmd waited for a CPU (schedstat)
 
     def number(self, name: str) -> int | None:
         return None if self.ksm is None else self.ksm.values.get(name)
@@ -70,6 +73,7 @@ def read_scan(
         run=ksm.run,
         ksmd_pid=None if thread is None else thread.pid,
         ksmd_cpu_ns=None if thread is None else thread.cpu_ns,
+        ksmd_run_delay_ns=None if thread is None else thread.run_delay_ns,
         ksm=ksm,
         page_size=os.sysconf("SC_PAGE_SIZE"),
     )
@@ -96,6 +100,8 @@ class Host:
         self.clock = clock
         self.sysfs = HeldKsmSysfs(roots.sysfs, ksm_files)
         self.ksmd = KsmdLocator(roots.procfs, clock, clock_ticks)
+        boot = "/boot" if os.path.realpath(roots.procfs) == "/proc" else None
+        self.kernel_hz: KernelHz = read_kernel_hz(roots.procfs, boot)
 
     def read_sysfs(self) -> SysfsReading:
         return self.sysfs.read()

@@ -2,7 +2,9 @@
 
 CPU time comes from `<pid>/schedstat` (nanoseconds, what the kernel's own scan-time advisor
 uses); only where that file is missing from utime + stime of `<pid>/stat`, in clock ticks of
-10 ms or so, too coarse to time a scan that takes a fraction of a second.
+10 ms or so, too coarse to time a scan that takes a fraction of a second. schedstat's second
+field is the time ksmd spent runnable but waiting for a CPU (sched_info's run_delay): on a busy
+host it lengthens every batch, and so the full scan, without adding CPU.
 """
 
 from __future__ import annotations
@@ -60,18 +62,22 @@ def parse_stat(raw: bytes) -> ThreadStat:
     return ThreadStat(comm=comm, flags=flags, cpu_ticks=utime + stime)
 
 
-def parse_schedstat(raw: bytes) -> int:
-    """The first field of `<pid>/schedstat`: time spent on a CPU, in nanoseconds."""
+def parse_schedstat(raw: bytes) -> tuple[int, int | None]:
+    """The first two fields of `<pid>/schedstat` (fs/proc/base.c proc_pid_schedstat): time
+    spent on a CPU and time spent waiting on a run queue, in nanoseconds; the second None
+    where it is missing or not a number."""
     fields = raw.split()
     if not fields or not fields[0].isdigit():
         raise BadValue("the first field is not an unsigned integer")
-    return int(fields[0])
+    delay = int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None
+    return int(fields[0]), delay
 
 
 @dataclass(frozen=True, slots=True)
 class Ksmd:
     pid: int
     cpu_ns: int  # from schedstat, or utime + stime ticks converted
+    run_delay_ns: int | None = None  # from schedstat; None without it
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,8 +133,8 @@ def find_ksmd(procfs_root: str) -> int | None:
 
 def read_cpu_ns(
     procfs_root: str, pid: int, thread: ThreadStat, clock_ticks: int
-) -> int | Problem | None:
-    """CPU nanoseconds, a problem, or None when the pid is gone."""
+) -> tuple[int, int | None] | Problem | None:
+    """CPU and run-queue delay nanoseconds, a problem, or None when the pid is gone."""
     path = os.path.join(procfs_root, str(pid), "schedstat")
     try:
         raw = read_bytes(path)
@@ -137,7 +143,7 @@ def read_cpu_ns(
             return None
         return Problem(path, "", os_error_reason(err))
     if raw is None:  # a kernel without CONFIG_SCHED_INFO: clock ticks it is
-        return thread.cpu_ticks * NANOSECONDS // clock_ticks
+        return thread.cpu_ticks * NANOSECONDS // clock_ticks, None
     try:
         return parse_schedstat(raw)
     except BadValue as err:
@@ -161,7 +167,7 @@ def read_ksmd_at(procfs_root: str, pid: int, clock_ticks: int) -> KsmdReading | 
     cpu = read_cpu_ns(procfs_root, pid, thread, clock_ticks)
     if isinstance(cpu, Problem):
         return KsmdReading(None, (cpu,))
-    return None if cpu is None else KsmdReading(Ksmd(pid, cpu))
+    return None if cpu is None else KsmdReading(Ksmd(pid, *cpu))
 
 
 class KsmdLocator:

@@ -8,7 +8,7 @@ import os
 from typing import Any
 
 from ksm_exporter.derive.other_tuners import RIVALS, AdvisorChoice, TunerChoice
-from ksm_exporter.derive.tuning import Advice, Prediction
+from ksm_exporter.derive.tuning import Advice, Model, Prediction
 from ksm_exporter.sources.ksm_files import RUN_UNMERGE
 from ksm_exporter.status.snapshot import Snapshot, Tuning
 
@@ -107,6 +107,7 @@ def advice_lines(snapshot: Snapshot) -> list[str]:
             lines.append(f"Measured cost  {micro(model.c)} of ksmd CPU a page")
             lines.append(f"{'':15}(per batch: needs a pages_to_scan 2x apart; CPU overstated)")
         lines.append(f"               {model.n:,.0f} pages a full scan{estimated}")
+        lines.extend(model_lines(model, advice.not_holding))
     if advice.current is not None:
         lines.append(f"Now            {prediction(advice.current)}")
     todo = commands(tuning, advisor_active(snapshot))
@@ -142,6 +143,41 @@ def choice_lines(name: str, choice: TunerChoice) -> list[str]:
     lines = [f"{label}would set {what}"]
     if choice.predicted is not None:
         lines.append(f"               then {prediction(choice.predicted)}")
+    return lines
+
+
+def model_lines(model: Model, not_holding: str | None) -> list[str]:
+    """How the model times a batch (whole jiffies, the wait for a CPU, smart_scan's cycle),
+    and why it predicts nothing where it does not hold."""
+    assumed = ", assumed" if model.hz_source == "assumed" else ""
+    lines = [
+        f"{'':15}sleep {model.sleep_millisecs} ms = {model.sleep_jiffies} "
+        f"jiff{'y' if model.sleep_jiffies == 1 else 'ies'} at HZ {model.hz}{assumed}, "
+        "+1 for the timer",
+    ]
+    if model.run_delay >= 0.05:
+        lines.append(
+            f"{'':15}ksmd waited {model.run_delay:.2g} s for a CPU per second it ran: the load"
+        )
+        lines.append(f"{'':15}lengthens its scans, and the figures move with it")
+    if model.skipped:
+        lines.append(
+            f"{'':15}smart_scan skipped {model.skipped:,.0f} pages a scan: figures over "
+            f"{model.scans} scans"
+        )
+    if not_holding is not None:
+        lines.append("Predictions    none: the model does not hold here:")
+        lines.extend(f"{'':15}{line}" for line in wrap(not_holding, 64))
+    return lines
+
+
+def wrap(text: str, width: int) -> list[str]:
+    lines: list[str] = []
+    for word in text.split():
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
     return lines
 
 
@@ -212,7 +248,22 @@ def advice_json(snapshot: Snapshot) -> dict[str, Any] | None:
             "pages_per_full_scan": model.n,
             "pages_per_full_scan_from": model.n_source,
             "pages_to_scan_values_seen": model.settings_seen,
+            "hz": model.hz,
+            "hz_source": model.hz_source,
+            "sleep_jiffies": model.sleep_jiffies,
+            "run_delay_seconds_per_cpu_second": model.run_delay,
+            "pages_skipped_per_full_scan": model.skipped,
+            "full_scans_behind": model.scans,
         },
+        "check": None
+        if advice.check is None
+        else {
+            "pages_to_scan": advice.check.pages_to_scan,
+            "full_scans": advice.check.scans,
+            "measured_full_scan_seconds": advice.check.measured_seconds,
+            "predicted_full_scan_seconds": advice.check.predicted_seconds,
+        },
+        "not_holding": advice.not_holding,
         "recommended": {
             "run": advice.recommended_run,
             "full_scan_seconds": advice.target_full_scan_seconds,

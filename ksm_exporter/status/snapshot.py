@@ -154,7 +154,7 @@ def build_snapshot(collection: KsmCollection, reading: HostReading, window: CpuW
     page_size = collection.page_size
     mem_total = reading.meminfo.mem_total_bytes
     options = collection.tuning
-    now = settings_at_end(host_now(ksm, processes), window)
+    now = settings_at_end(host_now(ksm, processes, collection.host.kernel_hz), window)
     advice = advise(window.cost, now, options)
     ksmd_problems = () if reading.ksmd is None else reading.ksmd.problems
     return Snapshot(
@@ -212,14 +212,15 @@ def compare_tuners(
 ) -> Tuning:
     """The advice beside what the other tuners and the kernel's advisor would set now, from
     the settings `now` (the window's last sample's)."""
+    model = None if advice.not_holding else advice.model  # what predicts: none where it fails
     memory = HostMemory(meminfo.mem_total_bytes, meminfo.free_bytes, meminfo.available_bytes, qemu)
     inputs = RivalInputs(
-        memory, now.run, now.pages_to_scan, now.sleep_millisecs, ksmtuned_running, advice.model
+        memory, now.run, now.pages_to_scan, now.sleep_millisecs, ksmtuned_running, model
     )
     advisor = None
-    if advice.model is not None:
+    if model is not None:
         advisor = kernel_advisor(
-            advice.model,
+            model,
             ksm.advisor_target_scan_time,
             ksm.advisor_max_cpu,
             ksm.advisor_min_pages_to_scan,

@@ -129,7 +129,7 @@ class Tuner:
     def decide(self, sample: ScanReading) -> Change | None:
         reading = self.host.read_all()
         ksm = reading.sysfs.snapshot
-        host = host_now(ksm, reading.processes)
+        host = host_now(ksm, reading.processes, self.host.host.kernel_hz)
         advice = advise(self.host.sampler.cost, host, self.options)
         rmap_items = sum(
             ksm.values.get(name) or 0

@@ -1,15 +1,22 @@
 """A discrete-event simulation of ksmd that writes the files the exporter's sampler reads.
 
-ksmd scans N registered pages in batches of `pages_to_scan`: a batch costs `batch_cpu`
-plus `page_cpu` per page, then ksmd sleeps `sleep_millisecs` rounded up to whole jiffies
-and woken on a jiffy boundary, as the kernel's timers do. A full scan ends with a partial
-batch where N is not a multiple of the batch. Saved pages and general_profit follow a
-caller's function of the number of completed passes. The simulation runs on the test's
-ManualClock; `advance_to` moves it and writes the fixture tree at that instant.
+ksmd scans N registered pages in batches of `pages_to_scan` (ksm_do_scan()): a batch costs
+`batch_cpu` plus `page_cpu` per page returned, and ends early where the scan ends, so a scan
+takes floor(N/p) + 1 wake-ups (the last one only ends the scan where p divides N). ksmd then
+sleeps msecs_to_jiffies(sleep_millisecs), whole jiffies rounded up, counted from the jiffy the
+batch ended in, and the timer wheel fires one jiffy later than that (calc_index() in
+kernel/time/timer.c never fires early): it wakes on a tick. A busy host makes ksmd wait
+`run_delay` seconds for a CPU per second it runs (schedstat's second field). `unmerged`
+pages never merge: smart_scan (should_skip_rmap_item()) skips them by their age, 1, 2, 4
+then 8 scans between visits, each skip costing `skip_cpu` and counted in pages_skipped.
+Saved pages and general_profit follow a caller's function of the number of completed passes.
+The simulation runs on the test's ManualClock; `advance_to` moves it and writes the fixture
+tree at that instant.
 """
 
 from __future__ import annotations
 
+import gzip
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,7 +57,16 @@ class KsmdSimulator:
     page_size: int = 4096
     run: int = 1
     counts_pages: bool = True  # 6.1 has no pages_scanned; 6.12 has
+    run_delay: float = 0.0  # seconds waiting for a CPU per CPU-second run
+    unmerged: int = 0  # of the N pages, those that never merge: smart_scan skips them
+    skip_cpu: float = 0.0  # CPU-seconds a skipped page costs
+    smart_scan: bool = True
     full_scans: int = 0
+    pages_skipped: int = 0
+    delay_ns: int = 0
+    age: int = 0  # the unmerged pages' rmap_item age (all registered together: one age)
+    remaining_skips: int = 0
+    skipping: bool = False  # this scan skips the unmerged pages
     pages_scanned: int = 0
     cpu_ns: int = 0
     position: int = 0  # pages of the current pass done
@@ -62,6 +78,9 @@ class KsmdSimulator:
 
     def __post_init__(self) -> None:
         self.next_event = self.clock.now
+        # The kernel's configuration as CONFIG_IKCONFIG_PROC serves it: where HZ is read.
+        config = f"CONFIG_HZ_{self.hz}=y\nCONFIG_HZ={self.hz}\n".encode()
+        (Path(self.roots.procfs) / "config.gz").write_bytes(gzip.compress(config))
         self.write()
 
     def set(self, **settings: int) -> None:
@@ -74,23 +93,51 @@ class KsmdSimulator:
     def sleep_jiffies(self) -> int:
         return math.ceil(self.sleep_millisecs * self.hz / 1000)  # msecs_to_jiffies rounds up
 
+    @property
+    def scan_pages(self) -> int:
+        """Pages scan_get_next_rmap_item() returns this scan: the unmerged ones not skipped."""
+        return self.pages - self.unmerged * self.skipping
+
+    def start_scan(self) -> None:
+        """should_skip_rmap_item() for the unmerged pages, at the first look this scan."""
+        age = self.age
+        self.age = min(255, age + 1)
+        if not self.smart_scan or age < 3:
+            self.skipping = False
+        elif not self.remaining_skips:
+            self.remaining_skips = 1 if age <= 3 else 2 if age <= 5 else 4 if age <= 8 else 8
+            self.skipping = False
+        else:
+            self.remaining_skips -= 1
+            self.skipping = True
+
     def batch(self) -> None:
         started = self.next_event
-        pages = min(self.pages_to_scan, self.pages - self.position)
+        if self.position == 0:
+            self.start_scan()
+        pages = min(self.pages_to_scan, self.scan_pages - self.position)
         cpu = pages * self.page_cpu + self.batch_cpu
+        ended = pages < self.pages_to_scan  # scan_get_next_rmap_item() returned NULL
+        if self.skipping:  # the skipped pages lie among those returned
+            cpu += self.unmerged * self.skip_cpu * pages / max(1, self.scan_pages)
+            self.pages_skipped += self.unmerged * ended
         cpu_ns = round(cpu * NANOSECONDS)
         self.cpu_ns += cpu_ns
+        self.delay_ns += round(cpu * self.run_delay * NANOSECONDS)
         self._pass_cpu_ns += cpu_ns
         self.pages_scanned += pages
         self.position += pages
-        done = started + cpu
-        if self.position >= self.pages:
+        done = started + cpu * (1 + self.run_delay)
+        if ended:
             self.full_scans += 1
             self.position = 0
             self.scan_ends.append(done)
             self.scan_cpu.append(self._pass_cpu_ns / NANOSECONDS)
             self._pass_cpu_ns = 0
-        wake_jiffy = math.floor(done * self.hz) + self.sleep_jiffies
+        if not self.sleep_jiffies:  # no timeout: ksm_scan_thread() goes straight on
+            self.next_event = done
+            return
+        wake_jiffy = math.floor(done * self.hz + 1e-9) + self.sleep_jiffies + 1
         self.next_event = wake_jiffy / self.hz
 
     def advance_to(self, at: float) -> None:
@@ -110,21 +157,22 @@ class KsmdSimulator:
             "sleep_millisecs": self.sleep_millisecs,
             "full_scans": self.full_scans,
             "pages_scanned": self.pages_scanned,
+            "pages_skipped": self.pages_skipped,
             "pages_sharing": saved,
             "ksm_zero_pages": 0,
             "general_profit": saved * self.page_size - self.pages * RMAP_ITEM_BYTES,
         }
         if not self.counts_pages:
-            del values["pages_scanned"]
-            (Path(self.roots.sysfs) / "kernel" / "mm" / "ksm" / "pages_scanned").unlink(
-                missing_ok=True
-            )
+            for name in ("pages_scanned", "pages_skipped"):
+                del values[name]
+                (Path(self.roots.sysfs) / "kernel" / "mm" / "ksm" / name).unlink(missing_ok=True)
         values["schedstat"] = self.cpu_ns
+        values["run_delay"] = self.delay_ns
         for name, value in values.items():
             if self._written.get(name) == value:
                 continue  # unchanged: the sampler reads the same either way, and writes are slow
-            if name == "schedstat":
-                write_schedstat(self.roots, KSMD_PID, value)
+            if name in {"schedstat", "run_delay"}:
+                write_schedstat(self.roots, KSMD_PID, self.cpu_ns, self.delay_ns)
             else:
                 write_ksm(self.roots, name, value)
             self._written[name] = value

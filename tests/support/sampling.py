@@ -73,8 +73,9 @@ def write_stat(
         (directory / "schedstat").unlink(missing_ok=True)
 
 
-def write_schedstat(roots: Roots, pid: int, cpu_ns: int) -> None:
-    rewrite(Path(roots.procfs) / str(pid) / "schedstat", f"{cpu_ns} 81234 17\n")
+def write_schedstat(roots: Roots, pid: int, cpu_ns: int, run_delay_ns: int = 81234) -> None:
+    """As fs/proc/base.c writes it: time on a CPU, time waiting on a run queue (ns), timeslices."""
+    rewrite(Path(roots.procfs) / str(pid) / "schedstat", f"{cpu_ns} {run_delay_ns} 17\n")
 
 
 def write_ksm(roots: Roots, name: str, value: int) -> None:
