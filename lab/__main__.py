@@ -3,7 +3,8 @@ each kernel's offering with its committed capture, then attribute real QEMU gues
 `make lab-record` (`--record`) also records the captures under tests/fixtures/kernels/.
 
 A plain run writes nothing in the work tree. Ends with one line per kernel,
-`<release>: <n> series checked, <m> differ`, and one per real guest; exits 1 when anything
+`<release>: <n> series checked, <m> differ`, one per real guest and one per platform-style
+guest (libvirt, Proxmox); exits 1 when anything
 differs (the exporter from the kernel, or what a kernel offers from its committed capture) or,
 under CI=true, when a piece cannot be had.
 """
@@ -20,8 +21,38 @@ from pathlib import Path
 from lab.compare import checks, differences, unknown_files
 from lab.kernels import Unavailable
 from lab.measure import LAB_KERNELS, measure
-from lab.real_guests import attribute, guest_names, problems
+from lab.real_guests import (
+    attribute,
+    attribute_platform,
+    guest_names,
+    platform_guests,
+    platform_problems,
+    platform_summary,
+    problems,
+)
 from lab.recording import committed, drift, record
+
+
+def platform_style_guests(summary: list[str]) -> bool:
+    """The libvirt-style and the Proxmox-style guest, one at a time; True when one failed."""
+    failed = False
+    for platform in platform_guests(os.getpid()):
+        piece = time.monotonic()
+        try:
+            with tempfile.TemporaryDirectory(prefix="ksm-lab-platform-") as work:
+                figures = attribute_platform(platform, Path(work))
+        except Unavailable as why:
+            summary.append(f"{platform.platform}-style guest: skipped: {why}")
+            failed = failed or bool(os.environ.get("CI"))
+            continue
+        wrong = platform_problems(figures)
+        for problem in wrong:
+            print(f"guests: {problem}", file=sys.stderr)
+        summary.append(platform_summary(figures, os.sysconf("SC_PAGE_SIZE")))
+        failed = failed or bool(wrong)
+        print(f"lab: {platform.platform}-style guest in {time.monotonic() - piece:.0f} s",
+              file=sys.stderr)  # fmt: skip
+    return failed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         summary.extend(attribution.summary())
         failed = failed or bool(problems(attribution))
         print(f"lab: real guests in {time.monotonic() - piece:.0f} s", file=sys.stderr)
+    failed = platform_style_guests(summary) or failed
     print(f"lab: {time.monotonic() - started:.0f} s", file=sys.stderr)
     print("\n".join(summary))
     return 1 if failed else 0

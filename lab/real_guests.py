@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -22,6 +23,7 @@ from lab.captures import Capture
 from lab.initramfs import Cpio, static_busybox
 from lab.kernels import SUITES, Unavailable, fetch
 from lab.qemu import tcg_command
+from tests.support.cgroups import cgroup_v2, cgroup_v2_unwritable
 from tests.support.dashboards import load, panels, queries
 from tests.support.eventually import eventually
 from tests.support.exporter_process import RunningExporter, running_exporter
@@ -347,3 +349,206 @@ def problems(attribution: Attribution) -> list[str]:
 
 def guest_names() -> tuple[str, str]:
     return (f"ksm-lab-{os.getpid()}-a", f"ksm-lab-{os.getpid()}-b")
+
+
+@dataclass(frozen=True)
+class PlatformGuest:
+    """A guest started as one platform starts QEMU: under its binary's name, with its
+    options and its -m, in its cgroup v2 path."""
+
+    platform: str
+    name: str
+    argv0: str  # a link of this name to QEMU is what runs, so comm is this name too
+    options: tuple[str, ...]
+    memory: str  # -m, as the platform writes it
+    cgroup: str
+    labels: dict[str, str]  # the guest labels it must be served with; the others absent
+    memory_bytes: int  # GUEST_MEMORY_MIB, in bytes
+
+
+def systemd_escape(name: str) -> str:
+    """systemd's escape of a unit name part, for the names used here ([a-z0-9-]): `-`."""
+    return name.replace("-", "\\x2d")
+
+
+def platform_guests(tag: int) -> tuple[PlatformGuest, PlatformGuest]:
+    """A libvirt-style and a Proxmox-style guest, named after `tag` so runs do not clash.
+
+    libvirt (src/qemu/qemu_command.c) writes -name guest=...,debug-threads=on, the domain
+    UUID in -uuid and -m in KiB; machined's scope is named from qemu-<domain ID>-<name>, with
+    libvirt 7.1+'s libvirt/emulator beneath (libvirt's docs/cgroups.rst). Its -S (start
+    paused, resumed over QMP) is left out: nothing here would resume the guest. Proxmox's
+    qemu-server starts /usr/bin/kvm with -name '<name>,debug-threads=on' and -m in MiB, in
+    /qemu.slice/<vmid>.scope; its -id <vmid> is an option of Proxmox's own QEMU build, which
+    Debian's QEMU refuses ("-id: invalid option"), so the guest has no vm_id here.
+    """
+    domain = f"instance-{tag:08x}"
+    domain_id = tag % 1000 + 1
+    guest_uuid = str(uuid.uuid4())  # as libvirt writes it: lower case
+    vmid = tag % 900 + 100
+    proxmox_name = f"web-{tag}"
+    size = GUEST_MEMORY_MIB << 20
+    return (
+        PlatformGuest(
+            "libvirt",
+            domain,
+            "qemu-system-x86_64",
+            ("-name", f"guest={domain},debug-threads=on", "-uuid", guest_uuid),
+            f"size={GUEST_MEMORY_MIB * 1024}k",
+            f"/machine.slice/machine-{systemd_escape(f'qemu-{domain_id}-{domain}')}.scope"
+            "/libvirt/emulator",
+            {"vm": domain, "vm_uuid": guest_uuid},
+            size,
+        ),
+        PlatformGuest(
+            "proxmox",
+            proxmox_name,
+            "kvm",
+            ("-name", f"{proxmox_name},debug-threads=on"),
+            str(GUEST_MEMORY_MIB),
+            f"/qemu.slice/{vmid}.scope",
+            {"vm": proxmox_name},
+            size,
+        ),
+    )
+
+
+@dataclass
+class PlatformFigures:
+    guest: PlatformGuest
+    pid: int
+    cgroup_line: str  # the 0:: line of the QEMU process's /proc/<pid>/cgroup
+    comm: str
+    kernel_pages: int  # from the QEMU process's ksm_stat
+    served: dict[str, str] | None  # the labels of its ksm_process_merging_pages series
+    exported_pages: float | None
+    guest_memory_bytes: float | None  # ksm_process_guest_memory_bytes
+
+
+def _served(samples: Samples, name: str, pid: int) -> tuple[dict[str, str], float] | None:
+    for (sample, labels), value in samples.items():
+        if sample == name and dict(labels).get("pid") == str(pid):
+            return dict(labels), value
+    return None
+
+
+def start_as(
+    platform: PlatformGuest, vmlinuz: Path, image: Path, work: Path, cgroup: Path
+) -> Guest:
+    """QEMU started by a link named as the platform names it, with the platform's options
+    and -m, and moved into the guest's cgroup (all its threads: cgroup.procs moves the
+    process) long before anything reads it."""
+    console = work / f"{platform.name}.console"
+    console.unlink(missing_ok=True)
+    link = work / platform.argv0
+    link.unlink(missing_ok=True)
+    command = tcg_command(vmlinuz, image, GUEST_MEMORY_MIB)
+    link.symlink_to(command[0])
+    memory = command.index("-m") + 1
+    command[memory] = platform.memory
+    command = [str(link), *command[1:], *platform.options, "-serial", f"file:{console}"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    guest = Guest(platform.name, process, console)
+    try:
+        (cgroup / "cgroup.procs").write_text(str(process.pid))
+    except OSError:
+        stop([guest])
+        raise
+    return guest
+
+
+def attribute_platform(platform: PlatformGuest, work: Path) -> PlatformFigures:
+    """Boot the one guest in its cgroup, let KSM merge it, and read the kernel and the
+    exporter while ksmd holds still."""
+    reason = cgroup_v2_unwritable()
+    if reason is not None:
+        raise Unavailable(reason)
+    kernel = fetch(SUITE)
+    image = guest_image(work / "guest.cpio")
+    with host_ksm(), cgroup_v2(platform.cgroup) as cgroup:
+        running: list[Guest] = []
+        try:
+            for attempt in (1, 2):
+                running = [start_as(platform, kernel.vmlinuz, image, work, cgroup)]
+                try:
+                    eventually(partial(all_booted, running), 120, 0.5, f"{platform.name} to boot")
+                    break
+                except (AssertionError, GuestCrashed):
+                    stop(running)
+                    if attempt == 2:
+                        raise
+                    print("a guest kernel crashed under emulation; booting again", file=sys.stderr)
+            (guest,) = running
+            start = read_ksm("full_scans")
+            eventually(lambda: read_ksm("full_scans") >= start + FULL_SCANS, 120, 0.5, "full scans")
+            hold_still(running)
+            kernel_pages = guest.merging_pages()
+            cgroup_line = next(
+                (
+                    line
+                    for line in _read(guest.pid, "cgroup").splitlines()
+                    if line.startswith("0::")
+                ),
+                "",
+            )
+            comm = _read(guest.pid, "comm").strip()
+            with running_exporter() as exporter:
+                samples = parse_samples(exporter.get())
+        finally:
+            stop(running)
+    pages = _served(samples, "ksm_process_merging_pages", guest.pid)
+    memory = _served(samples, "ksm_process_guest_memory_bytes", guest.pid)
+    return PlatformFigures(
+        platform,
+        guest.pid,
+        cgroup_line,
+        comm,
+        kernel_pages,
+        pages[0] if pages else None,
+        pages[1] if pages else None,
+        memory[1] if memory else None,
+    )
+
+
+GUEST_LABELS = ("vm", "vm_id", "vm_uuid", "namespace")
+
+
+def platform_problems(figures: PlatformFigures) -> list[str]:
+    """What does not hold of a platform-style guest; empty when it is served as set."""
+    guest = figures.guest
+    found = []
+    if figures.cgroup_line != f"0::{guest.cgroup}":
+        found.append(f"{guest.platform}: QEMU ran in {figures.cgroup_line!r}, not {guest.cgroup}")
+    if figures.kernel_pages <= 0:
+        found.append(f"{guest.platform}: guest {guest.name} merged nothing")
+    if figures.served is None:
+        return [*found, f"{guest.platform}: no series for pid {figures.pid}"]
+    served_guest = {k: v for k, v in figures.served.items() if k in GUEST_LABELS}
+    if served_guest != guest.labels:
+        found.append(f"{guest.platform}: served {served_guest}, not {guest.labels}")
+    if figures.served.get("cgroup") != guest.cgroup:
+        found.append(f"{guest.platform}: cgroup {figures.served.get('cgroup')!r}")
+    if figures.served.get("comm") != figures.comm:
+        found.append(
+            f"{guest.platform}: comm {figures.served.get('comm')!r}, /proc {figures.comm!r}"
+        )
+    if figures.exported_pages != figures.kernel_pages:
+        found.append(
+            f"{guest.platform}: {figures.exported_pages} merging pages served, ksm_stat"
+            f" {figures.kernel_pages}"
+        )
+    if figures.guest_memory_bytes != guest.memory_bytes:
+        found.append(
+            f"{guest.platform}: guest memory {figures.guest_memory_bytes}, -m says"
+            f" {guest.memory_bytes}"
+        )
+    return found
+
+
+def platform_summary(figures: PlatformFigures, page_size: int) -> str:
+    guest = figures.guest
+    share = figures.kernel_pages * page_size / guest.memory_bytes
+    return (
+        f"{guest.platform}-style guest {guest.name}: {figures.kernel_pages} pages merged"
+        f" ({share:.0%} of its -m {guest.memory}), served as {figures.served}"
+    )

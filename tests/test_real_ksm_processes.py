@@ -7,7 +7,6 @@ the comparison still allows for what changed between the two reads around the sc
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from ksm_exporter.sources.process_sweep import ProcessSweeper
+from tests.support.cgroups import cgroup_v2, cgroup_v2_unwritable
 from tests.support.exporter_process import running_exporter
 from tests.support.exposition import Samples, parse_samples, value
 from tests.support.real_ksm import (
@@ -78,33 +78,6 @@ def own_cgroup() -> str:
     return next(line[3:] for line in lines if line.startswith("0::"))
 
 
-CGROUP_V2 = Path("/sys/fs/cgroup/unified")
-
-
-@contextlib.contextmanager
-def cgroup_v2(path: str) -> Iterator[Path]:
-    """The cgroup v2 directory `path` (created, and removed after with what this test
-    created), skipping where cgroup v2 cannot be written."""
-    if not os.access(CGROUP_V2 / "cgroup.procs", os.W_OK):
-        pytest.skip(f"cannot write cgroup v2 at {CGROUP_V2}")
-    created = []
-    directory = CGROUP_V2
-    try:
-        for part in path.strip("/").split("/"):
-            directory /= part
-            if not directory.exists():
-                directory.mkdir()
-                created.append(directory)
-        yield directory
-    finally:
-        if directory.exists():
-            for pid in (directory / "cgroup.procs").read_text().split():
-                with contextlib.suppress(OSError):
-                    (CGROUP_V2 / "cgroup.procs").write_text(pid)
-        for made in reversed(created):
-            made.rmdir()
-
-
 @dataclass(frozen=True)
 class Platform:
     """A guest as one platform starts it: QEMU's argv[0] and options, and its cgroup."""
@@ -163,6 +136,9 @@ GUEST_LABELS = ("vm", "vm_id", "vm_uuid", "namespace")
 def test_a_guest_in_its_platforms_cgroup_is_labelled_as_that_platforms_exporter_keys_it(
     ksm: KsmControl, platform: Platform
 ) -> None:
+    reason = cgroup_v2_unwritable()
+    if reason is not None:
+        pytest.skip(reason)
     with (
         cgroup_v2(platform.cgroup) as cgroup,
         merging_child(
