@@ -105,8 +105,9 @@ class Settings(BaseSettings):
     )
     collector_process_always_include: str = Field(
         "",
-        description="Regular expression; processes whose comm, QEMU guest name or cgroup path "
-        "it matches always get series of their own, whatever the limit.",
+        description="Regular expression; processes one of whose labels (comm, guest name, VMID, "
+        "UUID, namespace, cgroup path; exported or not) it matches always get series of their "
+        "own, whatever the limit.",
         json_schema_extra=flag("collector.process.always-include"),
     )
     collector_sample_interval: float = Field(

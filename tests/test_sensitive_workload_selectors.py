@@ -31,7 +31,13 @@ PROCESSES = {
     "300": {"comm": "qemu-system-x86", "vm": "sensitive-db"},
     "301": {"comm": "qemu-system-x86", "vm": "vault"},
     "302": {"comm": "postgres", "cgroup": "/system.slice/postgresql.service"},
-    "303": {"comm": "qemu-kvm", "vm": "payments_ledger", "cgroup": "/kubepods.slice/x.scope"},
+    # A KubeVirt VM: the exporter splits virt-launcher's guest name payments_ledger.
+    "303": {
+        "comm": "qemu-kvm",
+        "vm": "ledger",
+        "namespace": "payments",
+        "cgroup": "/kubepods.slice/x.scope",
+    },
     "304": {
         "comm": "java",
         "cgroup": "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod"

@@ -12,6 +12,7 @@ from typing import Any
 
 from ksm_exporter.cli import build_parser
 from ksm_exporter.sources.ksm_files import DECLARED
+from ksm_exporter.sources.process_identity import PROCESS_LABELS
 from tests.support import rule_files
 from tests.support.paths import REPO
 
@@ -25,7 +26,8 @@ ALERT = re.compile(r"\bKsm[A-Za-z]+\b")
 FLAG = re.compile(r"(?<![\w-])--(?:no-)?[a-z][a-z0-9-]*\.[a-z0-9.-]*[a-z0-9]")
 # In these documents bold text names a dashboard panel, and nothing else.
 PANEL = re.compile(r"\*\*(.+?)\*\*")
-# A backticked snake_case word that is not a metric names a file in /sys/kernel/mm/ksm.
+# A backticked snake_case word that is not a metric, nor a label of the per-process series
+# (`vm_uuid`), names a file in /sys/kernel/mm/ksm.
 SYSFS_FILE = re.compile(r"`([a-z]+(?:_[a-z]+)+)`")
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
@@ -57,7 +59,11 @@ def references(text: str) -> References:
         rules=frozenset(RULE.findall(text)),
         alerts=frozenset(ALERT.findall(text)),
         flags=frozenset(FLAG.findall(text)),
-        sysfs_files=frozenset(w for w in SYSFS_FILE.findall(text) if not w.startswith("ksm_")),
+        sysfs_files=frozenset(
+            w
+            for w in SYSFS_FILE.findall(text)
+            if not w.startswith("ksm_") and w not in PROCESS_LABELS
+        ),
         panels=frozenset(PANEL.findall(text)),
         links=frozenset(LINK.findall(prose(text))),
     )
