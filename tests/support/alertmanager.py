@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import subprocess
-import tempfile
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -23,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.support.eventually import eventually
-from tests.support.prometheus_server import started_server, stop
+from tests.support.prometheus_server import running_server
 from tests.support.tools import require
 
 Notification = dict[str, Any]
@@ -64,27 +62,14 @@ class RunningAlertmanager:
 def running_alertmanager(config: dict[str, Any]) -> Iterator[RunningAlertmanager]:
     """Debian's prometheus-alertmanager on a free port of 127.0.0.1, not clustered."""
     binary = require("prometheus-alertmanager", "prometheus-alertmanager")
-    with tempfile.TemporaryDirectory(prefix="ksm-alertmanager-") as tmp:
-        directory = Path(tmp)
-        (directory / "alertmanager.yml").write_text(json.dumps(config, indent=2))
-        with (directory / "alertmanager.log").open("wb") as log:
-            process = subprocess.Popen(
-                [
-                    binary,
-                    f"--config.file={directory / 'alertmanager.yml'}",
-                    f"--storage.path={directory / 'data'}",
-                    "--web.listen-address=127.0.0.1:0",
-                    "--cluster.listen-address=",  # no gossip port on every address
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=directory,
-            )
-        try:
-            url = started_server(process, directory / "alertmanager.log", "alertmanager")
-            yield RunningAlertmanager(process, url, directory)
-        finally:
-            stop(process)
+    with running_server(
+        "alertmanager",
+        binary,
+        config,
+        "--storage.path=data",
+        "--cluster.listen-address=",  # no gossip port on every address
+    ) as (process, url, directory):
+        yield RunningAlertmanager(process, url, directory)
 
 
 @dataclass

@@ -183,33 +183,39 @@ def running_prometheus(
     the scrape configs and rule files (global scrape and evaluation interval `interval`)."""
     binary = require("prometheus", "prometheus")
     config = config or prometheus_config(scrape_configs, rule_files, interval)
-    with tempfile.TemporaryDirectory(prefix="ksm-prometheus-") as tmp:
+    with running_server(
+        "prometheus", binary, config, "--storage.tsdb.path=data", "--log.level=info"
+    ) as (process, url, directory):
+        yield RunningPrometheus(process, url, directory)
+
+
+@contextlib.contextmanager
+def running_server(
+    name: str, binary: str, config: Config, *flags: str
+) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
+    """A Prometheus-project server (Prometheus, Alertmanager) on a free port of 127.0.0.1,
+    working in a temporary directory of its own: `config` written there as <name>.yml, its
+    output in <name>.log. (process, URL, directory) once it answers /-/ready; stopped in
+    every case."""
+    with tempfile.TemporaryDirectory(prefix=f"ksm-{name}-") as tmp:
         directory = Path(tmp)
-        (directory / "prometheus.yml").write_text(json.dumps(config, indent=2))
-        with (directory / "prometheus.log").open("wb") as log:
+        (directory / f"{name}.yml").write_text(json.dumps(config, indent=2))
+        with (directory / f"{name}.log").open("wb") as log:
             process = subprocess.Popen(
                 [
                     binary,
-                    f"--config.file={directory / 'prometheus.yml'}",
-                    f"--storage.tsdb.path={directory / 'data'}",
+                    f"--config.file={directory / f'{name}.yml'}",
                     "--web.listen-address=127.0.0.1:0",  # it binds a free port and logs it
-                    "--log.level=info",
+                    *flags,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=directory,
             )
         try:
-            prometheus = started(process, directory)
-            yield prometheus
+            yield process, started_server(process, directory / f"{name}.log", name), directory
         finally:
             stop(process)
-
-
-def started(process: subprocess.Popen[bytes], directory: Path) -> RunningPrometheus:
-    """The running Prometheus, once it listens and answers /-/ready."""
-    url = started_server(process, directory / "prometheus.log", "prometheus")
-    return RunningPrometheus(process, url, directory)
 
 
 def started_server(process: subprocess.Popen[bytes], log: Path, name: str) -> str:
