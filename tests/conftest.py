@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import settings
 
 from tests.support.tools import skip_summary
+from tests.support.unprivileged import NobodyRuntime, nobody_runtime
 
 TIERS = ("unit", "e2e", "realksm", "lab")
 
@@ -46,6 +48,12 @@ def _unit_tests_start_no_process(
             raise AssertionError(f"a unit test started a process: {args!r}; mark it e2e")
 
         monkeypatch.setattr(subprocess.Popen, "_execute_child", refuse)
+
+
+@pytest.fixture(scope="session")
+def nobody() -> Iterator[NobodyRuntime]:
+    """The exporter's runtime copied where `nobody` can run it, once a run."""
+    yield from nobody_runtime()
 
 
 # Where a run records how many tests of each tier ran (passed or failed, not skipped), so

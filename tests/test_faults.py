@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,29 +13,19 @@ import pytest
 from tests.support.exporter_process import RunningExporter, running_exporter
 from tests.support.exposition import Samples, parse_samples, value
 from tests.support.paths import FIXTURES
-from tests.support.unprivileged import NobodyRuntime, nobody_runtime, readable_by_all
+from tests.support.unprivileged import NobodyRuntime, directory_for_nobody, readable_by_all
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def nobody() -> Iterator[NobodyRuntime]:
-    yield from nobody_runtime()
 
 
 @pytest.fixture
 def tree() -> Iterator[Path]:
     """A copy of the `current` fixture that `nobody` can read, in a directory it can reach."""
-    root = Path(tempfile.mkdtemp(prefix="ksm-exporter-faults-"))
-    try:
+    with directory_for_nobody("ksm-exporter-faults-") as root:
         shutil.copytree(FIXTURES / "current" / "sys", root / "sys")
         shutil.copytree(FIXTURES / "current" / "proc", root / "proc")
         readable_by_all(root)
         yield root
-    finally:
-        for directory, _dirs, _files in os.walk(root):
-            os.chmod(directory, 0o755)
-        shutil.rmtree(root)
 
 
 def paths(tree: Path) -> tuple[str, str]:

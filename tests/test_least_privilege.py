@@ -8,7 +8,6 @@ as a file capability, and as a plain user without any.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from ksm_exporter.sources.ksm_files import KSM_FILES
 from tests.support.exporter_process import RunningExporter, running_exporter
 from tests.support.exposition import Samples, names, parse_samples, value
 from tests.support.real_ksm import MergingChild, ksm_control, merging_child
-from tests.support.unprivileged import AMBIENT_DAC_READ_SEARCH, NobodyRuntime, nobody_runtime
+from tests.support.unprivileged import AMBIENT_DAC_READ_SEARCH, NobodyRuntime
 
 NOBODY_UID = 65534
 KSM = Path("/sys/kernel/mm/ksm")
@@ -26,11 +25,6 @@ CAPABILITY_HINT = (
     "cannot read the KSM counters of other users' processes: "
     "run as root or grant CAP_DAC_READ_SEARCH"
 )
-
-
-@pytest.fixture(scope="module")
-def runtime() -> Iterator[NobodyRuntime]:
-    yield from nobody_runtime()
 
 
 def capabilities(pid: int, task: str = "") -> dict[str, int]:
@@ -68,13 +62,13 @@ def sysfs_names(text: str) -> set[str]:
 
 
 @pytest.mark.e2e
-def test_without_the_capability_every_sysfs_metric_is_served(runtime: NobodyRuntime) -> None:
+def test_without_the_capability_every_sysfs_metric_is_served(nobody: NobodyRuntime) -> None:
     if not KSM.is_dir():
         pytest.skip(f"{KSM} does not exist: the kernel has no KSM")
     with running_exporter() as as_root:
         expected = sysfs_names(as_root.get())
     assert len(expected) >= 14
-    with running_exporter(command=runtime.command(), env=runtime.env, cwd="/") as exporter:
+    with running_exporter(command=nobody.command(), env=nobody.env, cwd="/") as exporter:
         pid = exporter.process.pid
         assert uid_of(pid) == NOBODY_UID
         assert capabilities(pid)["CapEff"] == 0
@@ -89,9 +83,9 @@ def test_without_the_capability_every_sysfs_metric_is_served(runtime: NobodyRunt
 
 
 @pytest.mark.e2e
-def test_ambient_capability_as_systemd_hands_it_over(runtime: NobodyRuntime) -> None:
-    command = runtime.command(*AMBIENT_DAC_READ_SEARCH)
-    with running_exporter(command=command, env=runtime.env, cwd="/") as exporter:
+def test_ambient_capability_as_systemd_hands_it_over(nobody: NobodyRuntime) -> None:
+    command = nobody.command(*AMBIENT_DAC_READ_SEARCH)
+    with running_exporter(command=command, env=nobody.env, cwd="/") as exporter:
         pid = exporter.process.pid
         assert uid_of(pid) == NOBODY_UID
         assert capabilities(pid)["CapEff"] == 1 << CAP_DAC_READ_SEARCH
@@ -101,10 +95,10 @@ def test_ambient_capability_as_systemd_hands_it_over(runtime: NobodyRuntime) -> 
 
 
 @pytest.mark.e2e
-def test_file_capability_as_the_container_image_carries_it(runtime: NobodyRuntime) -> None:
-    python = runtime.python_with_file_capability()
+def test_file_capability_as_the_container_image_carries_it(nobody: NobodyRuntime) -> None:
+    python = nobody.python_with_file_capability()
     with running_exporter(
-        command=runtime.command(python=python), env=runtime.env, cwd="/"
+        command=nobody.command(python=python), env=nobody.env, cwd="/"
     ) as exporter:
         pid = exporter.process.pid
         # A scrape first, so that the worker threads that read /proc exist.
@@ -120,11 +114,11 @@ def test_file_capability_as_the_container_image_carries_it(runtime: NobodyRuntim
 
 
 @pytest.mark.e2e
-def test_file_capability_outside_the_bounding_set_still_starts(runtime: NobodyRuntime) -> None:
+def test_file_capability_outside_the_bounding_set_still_starts(nobody: NobodyRuntime) -> None:
     """A container run without --cap-add=DAC_READ_SEARCH: no capability, but it serves."""
-    python = runtime.python_with_file_capability()
-    command = runtime.command("--bounding-set=-dac_read_search", python=python)
-    with running_exporter(command=command, env=runtime.env, cwd="/") as exporter:
+    python = nobody.python_with_file_capability()
+    command = nobody.command("--bounding-set=-dac_read_search", python=python)
+    with running_exporter(command=command, env=nobody.env, cwd="/") as exporter:
         assert capabilities(exporter.process.pid)["CapPrm"] == 0
         assert "ksm_available" in exporter.get()
         line = start_line(exporter)
@@ -146,16 +140,16 @@ def root_owned_merging_child(child: MergingChild) -> None:
 @pytest.mark.realksm
 @pytest.mark.parametrize("how", ["ambient", "file"])
 def test_with_the_capability_root_owned_processes_are_counted(
-    runtime: NobodyRuntime, how: str
+    nobody: NobodyRuntime, how: str
 ) -> None:
     if how == "ambient":
-        command = runtime.command(*AMBIENT_DAC_READ_SEARCH)
+        command = nobody.command(*AMBIENT_DAC_READ_SEARCH)
     else:
-        command = runtime.command(python=runtime.python_with_file_capability())
+        command = nobody.command(python=nobody.python_with_file_capability())
     with (
         ksm_control() as ksm,
         merging_child(16 << 20) as child,
-        running_exporter(command=command, env=runtime.env, cwd="/") as exporter,
+        running_exporter(command=command, env=nobody.env, cwd="/") as exporter,
     ):
         ksm.set(pages_to_scan=1000, sleep_millisecs=10, run=1)
         root_owned_merging_child(child)
@@ -173,12 +167,12 @@ def test_with_the_capability_root_owned_processes_are_counted(
 
 @pytest.mark.realksm
 def test_without_the_capability_unreadable_processes_are_counted_and_named_once(
-    runtime: NobodyRuntime,
+    nobody: NobodyRuntime,
 ) -> None:
     with (
         ksm_control() as ksm,
         merging_child(16 << 20) as child,
-        running_exporter(command=runtime.command(), env=runtime.env, cwd="/") as exporter,
+        running_exporter(command=nobody.command(), env=nobody.env, cwd="/") as exporter,
     ):
         ksm.set(pages_to_scan=1000, sleep_millisecs=10, run=1)
         root_owned_merging_child(child)

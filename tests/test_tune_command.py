@@ -6,13 +6,10 @@ test, as the kernel's schedstat would be, so the tuner measures a real share of 
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +21,7 @@ from ksm_exporter.sources.roots import Roots
 from tests.support.eventually import eventually
 from tests.support.exporter_process import Child
 from tests.support.sampling import KSMD_PID, copy_fixture, write_ksm
-from tests.support.unprivileged import NobodyRuntime, nobody_runtime, readable_by_all
+from tests.support.unprivileged import NobodyRuntime, directory_for_nobody, readable_by_all
 
 pytestmark = pytest.mark.e2e
 
@@ -215,32 +212,13 @@ def test_a_kernel_without_ksm_is_refused(tmp_path: Path) -> None:
     assert list((tmp_path / "sys").iterdir()) == []
 
 
-@pytest.fixture(scope="module")
-def nobody() -> Iterator[NobodyRuntime]:
-    yield from nobody_runtime()
-
-
 def test_settings_it_cannot_write_are_refused(nobody: NobodyRuntime) -> None:
     """As `nobody`, against root's files: as on a read-only /sys or for a user not root."""
-    root = Path(tempfile.mkdtemp(prefix="ksm-exporter-tune-"))
-    try:
+    with directory_for_nobody("ksm-exporter-tune-") as root:
         roots = copy_fixture("current", root)
         (Path(roots.sysfs) / "kernel/mm/ksm/advisor_mode").write_text("[none] scan-time\n")
         readable_by_all(root)
         before = ksm_files(roots)
-        argv = tune_argv(roots, python="")[1:]
-        result = subprocess.run(
-            [*nobody.command(), *argv],
-            env={**os.environ, **nobody.env},
-            cwd="/",
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        result = nobody.run(*tune_argv(roots, python="")[1:])
         assert_one_line(result, "cannot write", "not root")
         assert ksm_files(roots) == before
-    finally:
-        for directory, _dirs, _files in os.walk(root):
-            os.chmod(directory, 0o755)
-        shutil.rmtree(root)

@@ -9,6 +9,7 @@ version runs them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -41,6 +42,18 @@ class NobodyRuntime:
     def command(self, *setpriv_options: str, python: str | None = None) -> tuple[str, ...]:
         setpriv = require("setpriv", "util-linux")
         return (setpriv, *NOBODY, *setpriv_options, python or self.python)
+
+    def run(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        """`python argv...` as nobody, from /, its output captured."""
+        return subprocess.run(
+            [*self.command(), *argv],
+            env={**os.environ, **self.env},
+            cwd="/",
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
 
     def python_with_file_capability(self) -> str:
         """A copy of the interpreter marked as the container image marks its own."""
@@ -87,6 +100,20 @@ def readable_by_all(root: Path) -> None:
             os.chmod(os.path.join(directory, file), 0o644)
 
 
+@contextlib.contextmanager
+def directory_for_nobody(prefix: str) -> Iterator[Path]:
+    """A temporary directory `nobody` can reach (pytest's tmp_path is root's alone); the test
+    makes what it puts there readable with readable_by_all. Removed afterwards, whatever
+    modes the test left on it."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield root
+    finally:
+        for directory, _dirs, _files in os.walk(root):
+            os.chmod(directory, 0o755)
+        shutil.rmtree(root)
+
+
 def nobody_runtime() -> Iterator[NobodyRuntime]:
     """For a session fixture: the copied runtime, checked to import as nobody."""
     require(SYSTEM_PYTHON, "python3")
@@ -99,15 +126,7 @@ def nobody_runtime() -> Iterator[NobodyRuntime]:
         runtime = NobodyRuntime(
             root, SYSTEM_PYTHON, {"PYTHONPATH": str(root / "site"), "PYTHONNOUSERSITE": "1"}
         )
-        probe = subprocess.run(
-            [*runtime.command(), "-c", "import ksm_exporter.cli"],
-            env={**os.environ, **runtime.env},
-            cwd="/",
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        probe = runtime.run("-c", "import ksm_exporter.cli")
         assert probe.returncode == 0, f"nobody cannot run the exporter: {probe.stderr}"
         yield runtime
     finally:
