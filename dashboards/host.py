@@ -546,23 +546,27 @@ def _processes(board: DashboardWriter) -> None:
     )
     guest_ram = "guest RAM merged"
     guest = 'vm!=""'
-    for label, title, who, extra in (
+    # A KubeVirt VM's name is unique only in its namespace: two VMIs of one name on this
+    # node stay two rows.
+    vms = "namespace, vm"
+    for label, group, title, who, extra in (
         (
             "vm",
+            vms,
             "VMs by merged memory and profit",
-            "QEMU guests (by -name), with the share of each guest's RAM (its -m, "
-            "ksm_process_guest_memory_bytes) that KSM merges, as the recording rule "
-            "process:ksm_guest_memory_merged:ratio computes it",
+            "QEMU guests (by -name; KubeVirt's by namespace and VMI name), with the share of "
+            "each guest's RAM (its -m, ksm_process_guest_memory_bytes) that KSM merges, as the "
+            "recording rule process:ksm_guest_memory_merged:ratio computes it",
             [
                 Query(
-                    f"sum by (vm) ({in_bytes('ksm_process_merging_pages', guest)})"
-                    f" / sum by (vm) (ksm_process_guest_memory_bytes{selector(guest)})",
+                    f"sum by ({vms}) ({in_bytes('ksm_process_merging_pages', guest)})"
+                    f" / sum by ({vms}) (ksm_process_guest_memory_bytes{selector(guest)})",
                     guest_ram,
                     instant=True,
                 )
             ],
         ),
-        ("cgroup", "Cgroups by merged memory and profit", "Cgroups (v2 path)", []),
+        ("cgroup", "cgroup", "Cgroups by merged memory and profit", "Cgroups (v2 path)", []),
     ):
         matcher = f'{label}!=""'
         board.table(
@@ -574,13 +578,13 @@ def _processes(board: DashboardWriter) -> None:
                 "bytes",
                 [
                     Query(
-                        f"topk({TOP}, sum by ({label}) "
+                        f"topk({TOP}, sum by ({group}) "
                         f"({in_bytes('ksm_process_merging_pages', matcher)}))",
                         "merged",
                         instant=True,
                     ),
                     Query(
-                        f"sum by ({label}) (ksm_process_profit_bytes{selector(matcher)})",
+                        f"sum by ({group}) (ksm_process_profit_bytes{selector(matcher)})",
                         "profit",
                         instant=True,
                     ),

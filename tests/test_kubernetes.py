@@ -7,7 +7,6 @@ import copy
 import json
 import math
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +19,8 @@ from kubernetes_validate.utils import ValidationError, latest_version, validate
 from ksm_exporter.cli import build_parser, load_settings
 from ksm_exporter.config import DEFAULT_PORT, ListenAddress
 from tests.support.exporter_process import running_exporter
-from tests.support.paths import FIXTURES, REPO
+from tests.support.guest_tree import FixtureGuest, guest_tree, kubevirt_cgroup
+from tests.support.paths import REPO
 from tests.support.prometheus_server import running_prometheus, scrape_config
 from tests.support.tools import promtool, require
 
@@ -302,18 +302,8 @@ def test_service_monitor_keeps_a_kubevirt_guests_namespace(tmp_path: Path) -> No
     """Through a real Prometheus, the ServiceMonitor's endpoint as the operator turns it
     into a job: a KubeVirt guest keeps namespace="tenant-a" (not exported_namespace), and
     the exporter pod's namespace is on no series."""
-    tree = tmp_path / "tree"
-    shutil.copytree(FIXTURES / "current", tree, symlinks=True)
-    guest = tree / "proc" / "4242"
-    guest.mkdir()
-    argv = ["/usr/libexec/qemu-kvm", "-name", "guest=tenant-a_web-vmi,debug-threads=on"]
-    (guest / "cmdline").write_bytes("\0".join(argv).encode() + b"\0")
-    (guest / "comm").write_text("qemu-kvm\n")
-    (guest / "cgroup").write_text(
-        "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0f1e.slice"
-        "/cri-containerd-4d2a.scope\n"
-    )
-    shutil.copy(FIXTURES / "current" / "proc" / "2200" / "ksm_stat", guest / "ksm_stat")
+    argv = ("/usr/libexec/qemu-kvm", "-name", "guest=tenant-a_web-vmi,debug-threads=on")
+    tree = guest_tree(tmp_path / "tree", [FixtureGuest(4242, argv, kubevirt_cgroup("0f1e"), 800)])
     [endpoint] = load("servicemonitor.yaml")["spec"]["endpoints"]
     with running_exporter(f"--path.sysfs={tree / 'sys'}", f"--path.procfs={tree / 'proc'}") as e:
         target = e.address
