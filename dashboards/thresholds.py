@@ -10,7 +10,7 @@ from __future__ import annotations
 from mixin.render import evaluate
 
 _DEFAULTS: dict[str, float] = {
-    figure: float(value) for figure, value in evaluate("mixin._config.thresholds").items()
+    figure: float(value) for figure, value in evaluate("mixin._config")["thresholds"].items()
 }
 
 # KsmdExcessiveCpu: ksmd's share of one CPU core.

@@ -148,7 +148,7 @@ def test_prometheus_loads_the_rules_and_scrapes_the_job_they_select(tmp_path: Pa
     config = yaml.safe_load(config_path.read_text())
     (job,) = config["scrape_configs"]
     # The rules select the job by the mixin's selector.
-    assert evaluate("mixin._config.selector") == f'job="{job["job_name"]}"'
+    assert evaluate("mixin._config")["selector"] == f'job="{job["job_name"]}"'
     exporter_port = service("ksm-exporter")["ports"][0].rsplit(":", 1)[1]
     assert job["static_configs"] == [{"targets": [f"ksm-exporter:{exporter_port}"]}]
     mounted = repository_mounts("prometheus")

@@ -28,7 +28,12 @@ MIXIN = REPO / "mixin"
 
 
 def expressions(config: dict[str, Any] | None = None) -> list[str]:
-    """Every rule's expression, recording rules first, in file order."""
+    """Every rule's expression, recording rules first, in file order: the shipped ones from
+    the whole render the checked-in files are compared with (kept for the run), another
+    configuration's alone."""
+    if config is None:
+        rules, alerts = rule_groups()
+        return [r["expr"] for group in rules["groups"] + alerts["groups"] for r in group["rules"]]
     exprs: list[str] = evaluate(
         "[rule.expr for group in mixin.prometheusRules.groups + mixin.prometheusAlerts.groups"
         " for rule in group.rules]",
@@ -83,26 +88,26 @@ def test_the_selector_and_cluster_label_reach_every_rule() -> None:
     assert all("k8s_cluster" in expr for expr in joins)
 
 
-def join_rules(config: dict[str, Any]) -> list[dict[str, Any]]:
-    rules: list[dict[str, Any]] = evaluate(
-        "[rule for group in mixin.prometheusRules.groups"
-        " if group.name == 'ksm-platform-joins' for rule in group.rules]",
-        config,
-    )
-    return rules
-
-
 @pytest.mark.unit
 def test_platform_joins_are_off_by_default_and_each_turns_on_alone() -> None:
-    assert join_rules({}) == []
     records = {
         "pve": "pve_guest:ksm_guest_memory_merged:ratio",
         "kubevirt": "kubevirt_vmi:ksm_guest_memory_merged:ratio",
         "libvirt": "libvirt_domain:ksm_guest_memory_merged:ratio",
     }
+    # One evaluation: the shipped mixin, and each platform turned on as _config documents it.
+    joins = evaluate(
+        "local joins(m) = [rule for group in m.prometheusRules.groups"
+        " if group.name == 'ksm-platform-joins' for rule in group.rules];"
+        " { shipped: joins(mixin) } + { [platform]: joins(mixin + { _config+:: {"
+        " platformJoins+: { [platform]+: { enabled: true } },"
+        " selector: 'job=\"ksm\"', clusterLabel: 'k8s_cluster' } })"
+        " for platform in ['pve', 'kubevirt', 'libvirt'] }"
+    )
+    assert joins.pop("shipped") == []
+    assert joins.keys() == records.keys()
     for platform, record in records.items():
-        on = {"platformJoins": {platform: {"enabled": True}}}
-        (join,) = join_rules({**on, "selector": 'job="ksm"', "clusterLabel": "k8s_cluster"})
+        (join,) = joins[platform]
         assert join["record"] == record
         assert 'job="ksm"' in join["expr"]
         assert "on (k8s_cluster, " in join["expr"]

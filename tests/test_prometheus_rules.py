@@ -156,7 +156,7 @@ def test_every_alert_has_severity_summary_description_and_a_runbook_section(
     annotations = alert["annotations"]
     assert annotations["summary"].strip()
     assert "{{ $value" in annotations["description"] or alert["alert"] == "KsmExporterAbsent"
-    pattern = evaluate("mixin._config.runbookURLPattern")
+    pattern = evaluate("mixin._config")["runbookURLPattern"]
     assert pattern.startswith("https://")
     assert annotations["runbook_url"] == pattern % alert["alert"].lower()
     anchor = annotations["runbook_url"].rpartition("#")[2]

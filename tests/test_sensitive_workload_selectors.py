@@ -83,7 +83,7 @@ def runbook_exporter_flags() -> list[str]:
 
 
 def shipped_selector() -> str:
-    selector = evaluate("mixin._config.sensitiveWorkloads")
+    selector = evaluate("mixin._config")["sensitiveWorkloads"]
     assert isinstance(selector, str)
     return selector
 
