@@ -14,9 +14,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ksm_exporter.sources import process_sweep
 from ksm_exporter.sources.kernel_file import BadValue
 from ksm_exporter.sources.ksm_stat import KsmStat, parse_ksm_stat
 from ksm_exporter.sources.process_sweep import ProcessKsm, ProcessSweeper
+from tests.support.calls import Calls
 from tests.support.paths import FIXTURES, REPO
 from tests.support.privileges import without_file_capabilities
 
@@ -67,23 +69,28 @@ def test_current_kernel_every_kind_of_process() -> None:
 
 
 @pytest.mark.unit
-def test_threads_find_the_same_as_one(tmp_path: Path) -> None:
-    """Enough pids for the sweep to split them across threads."""
+def test_threads_find_the_same_as_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Split across threads, the sweep finds what one thread finds. It splits from
+    _PIDS_PER_THREAD pids a thread on; lowered here, 48 pids split four ways, as 1,024 would
+    (a tree that large takes a second to write)."""
+    monkeypatch.setattr(process_sweep, "_PIDS_PER_THREAD", 12)
     proc = tmp_path / "proc"
-    for pid in range(1, 1201):
+    for pid in range(1, 49):
         (proc / str(pid)).mkdir(parents=True)
-        merging = pid if pid % 100 == 0 else 0
+        merging = pid if pid % 4 == 0 else 0
         (proc / str(pid) / "ksm_stat").write_text(
             f"ksm_rmap_items {merging * 2}\nksm_merging_pages {merging}\n"
         )
     one = ProcessSweeper(str(proc)).sweep()
     with ThreadPoolExecutor(3) as helpers:
+        submitted = Calls(monkeypatch, helpers, "submit")
         sweeper = ProcessSweeper(str(proc), helpers, threads=4)
         several = sweeper.sweep()
+        assert submitted.count == 3  # three of the four parts went to the helpers
         again = sweeper.sweep()  # idle content now comes from the memo
     assert one == several == again
-    assert [p.pid for p in several.registered] == list(range(100, 1201, 100))
-    assert several.scanned == 1200
+    assert [p.pid for p in several.registered] == list(range(4, 49, 4))
+    assert several.scanned == 48
     assert several.fields == {"rmap_items", "merging_pages"}
 
 
