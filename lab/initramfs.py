@@ -37,6 +37,7 @@ PROJECT_PARTS = (
     "tests/__init__.py",
     "lab/__init__.py",
     "lab/capture.py",
+    "lab/fork_capture.py",
     "tests/support/__init__.py",
     "tests/support/eventually.py",
     "tests/support/merging_workload.py",

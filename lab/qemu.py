@@ -46,8 +46,15 @@ class GuestRun:
     data: str  # what the guest wrote to ttyS1
 
 
-def run_guest(vmlinuz: Path, initrd: Path, work: Path, memory_mib: int = 768) -> GuestRun:
-    """Boot, let /init do its work and power off; its console and second serial port."""
+def run_guest(
+    vmlinuz: Path,
+    initrd: Path,
+    work: Path,
+    memory_mib: int = 768,
+    timeout: float = BOOT_TIMEOUT,
+) -> GuestRun:
+    """Boot, let /init do its work and power off within `timeout` seconds; its console and
+    second serial port."""
     console, data = work / "console.txt", work / "data.txt"
     command = [
         *tcg_command(vmlinuz, initrd, memory_mib),
@@ -55,10 +62,10 @@ def run_guest(vmlinuz: Path, initrd: Path, work: Path, memory_mib: int = 768) ->
         "-serial", f"file:{data}",
     ]  # fmt: skip
     try:
-        subprocess.run(command, timeout=BOOT_TIMEOUT, check=True, capture_output=True)
+        subprocess.run(command, timeout=timeout, check=True, capture_output=True)
     except subprocess.TimeoutExpired as err:
         tail = console.read_text(errors="replace")[-2000:] if console.exists() else ""
-        raise AssertionError(f"guest did not power off in {BOOT_TIMEOUT:g} s:\n{tail}") from err
+        raise AssertionError(f"guest did not power off in {timeout:g} s:\n{tail}") from err
     except subprocess.CalledProcessError as err:
         raise AssertionError(f"{QEMU} failed: {err.stderr.decode(errors='replace')}") from err
     return GuestRun(console.read_text(errors="replace"), data.read_text(errors="replace"))
