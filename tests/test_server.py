@@ -16,7 +16,6 @@ from tests.support.calls import Calls
 from tests.support.eventually import eventually_async
 from tests.support.exposition import parse_samples, value
 from tests.support.paths import fixture_roots
-from tests.support.sampling import copy_fixture
 
 pytestmark = pytest.mark.unit
 
@@ -126,10 +125,9 @@ async def test_unknown_path_and_method(aiohttp_client: AiohttpClient) -> None:
 
 
 async def test_cost_sampler_runs_while_the_app_serves(
-    aiohttp_client: AiohttpClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    aiohttp_client: AiohttpClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    roots = copy_fixture("current", tmp_path)
-    collection = KsmCollection(roots, 4096, sample_interval=0.01)
+    collection = KsmCollection(fixture_roots("current"), 4096, sample_interval=0.01)
     ticks = Calls(monkeypatch, collection.sampler, "tick")
     client = await aiohttp_client(make_app(collection))
 

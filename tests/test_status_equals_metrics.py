@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +15,8 @@ from ksm_exporter.sources.ksm_files import KSM_FILES
 from ksm_exporter.status.render import to_json
 from ksm_exporter.status.snapshot import take_snapshot
 from tests.support.exposition import Samples, parse_samples, value
-from tests.support.sampling import CLOCK_TICKS, ManualClock, copy_fixture
+from tests.support.paths import fixture_roots
+from tests.support.sampling import CLOCK_TICKS, ManualClock
 
 pytestmark = pytest.mark.unit
 
@@ -25,9 +25,9 @@ TOP = 3
 
 
 async def served_and_stated(
-    aiohttp_client: AiohttpClient, tmp_path: Path
+    aiohttp_client: AiohttpClient,
 ) -> tuple[Samples, dict[str, Any]]:
-    roots = copy_fixture("current", tmp_path)
+    roots = fixture_roots("current")  # read, never written
     collection = KsmCollection(roots, PAGE_SIZE, ProcessOptions(limit=TOP), clock_ticks=CLOCK_TICKS)
     client = await aiohttp_client(make_app(collection))
     served = parse_samples(await (await client.get("/metrics")).text())
@@ -44,9 +44,9 @@ async def served_and_stated(
 
 
 async def test_settings_and_counters_are_the_same(
-    aiohttp_client: AiohttpClient, tmp_path: Path
+    aiohttp_client: AiohttpClient,
 ) -> None:
-    served, stated = await served_and_stated(aiohttp_client, tmp_path)
+    served, stated = await served_and_stated(aiohttp_client)
     compared = 0
     for spec in KSM_FILES:
         if stated["ksm"][spec.name] is None:
@@ -57,9 +57,9 @@ async def test_settings_and_counters_are_the_same(
 
 
 async def test_savings_and_profit_are_the_same(
-    aiohttp_client: AiohttpClient, tmp_path: Path
+    aiohttp_client: AiohttpClient,
 ) -> None:
-    served, stated = await served_and_stated(aiohttp_client, tmp_path)
+    served, stated = await served_and_stated(aiohttp_client)
     memory = stated["memory"]
     assert value(served, "ksm_memory_saved_bytes") == memory["saved_bytes"]
     assert value(served, "ksm_memory_saved_ratio") == memory["saved_ratio"]
@@ -73,8 +73,8 @@ async def test_savings_and_profit_are_the_same(
     assert value(served, "ksm_ksmd_cpu_seconds_total") == stated["ksmd"]["cpu_seconds_total"]
 
 
-async def test_processes_are_the_same(aiohttp_client: AiohttpClient, tmp_path: Path) -> None:
-    served, stated = await served_and_stated(aiohttp_client, tmp_path)
+async def test_processes_are_the_same(aiohttp_client: AiohttpClient) -> None:
+    served, stated = await served_and_stated(aiohttp_client)
     processes = stated["processes"]
     assert value(served, "ksm_processes_registered") == processes["registered"]
     assert value(served, "ksm_processes_merging") == processes["merging"]

@@ -25,6 +25,7 @@ from ksm_exporter.status.page import CONTENT_SECURITY_POLICY, PageContext, page
 from ksm_exporter.status.render import render_json
 from ksm_exporter.status.snapshot import take_snapshot
 from tests.support.hostile_names import IMG_GUEST, SCRIPT_CGROUP, SVG_COMM, add_hostile_processes
+from tests.support.paths import fixture_roots
 from tests.support.sampling import CLOCK_TICKS, copy_fixture
 
 pytestmark = pytest.mark.unit
@@ -144,10 +145,8 @@ async def client_for(
     return await aiohttp_client(make_app(KsmCollection(roots, PAGE_SIZE), "/metrics", auth))
 
 
-async def test_page_is_served_with_its_policy(
-    aiohttp_client: AiohttpClient, tmp_path: Path
-) -> None:
-    client = await client_for(aiohttp_client, copy_fixture("current", tmp_path))
+async def test_page_is_served_with_its_policy(aiohttp_client: AiohttpClient) -> None:
+    client = await client_for(aiohttp_client, fixture_roots("current"))
     response = await client.get("/")
     assert response.status == 200
     assert response.content_type == "text/html"
@@ -163,8 +162,8 @@ async def test_page_is_served_with_its_policy(
     assert metrics.headers["Content-Security-Policy"].startswith("default-src 'none'")
 
 
-async def test_api_status_is_the_status_json(aiohttp_client: AiohttpClient, tmp_path: Path) -> None:
-    roots = copy_fixture("current", tmp_path)
+async def test_api_status_is_the_status_json(aiohttp_client: AiohttpClient) -> None:
+    roots = fixture_roots("current")
     client = await client_for(aiohttp_client, roots)
     response = await client.get("/api/status")
     assert response.status == 200
@@ -190,11 +189,9 @@ async def test_no_ksm_page_says_why(aiohttp_client: AiohttpClient, tmp_path: Pat
     assert "this kernel has no KSM" in (await api.json())["error"]
 
 
-async def test_basic_auth_guards_the_page_and_its_json(
-    aiohttp_client: AiohttpClient, tmp_path: Path
-) -> None:
+async def test_basic_auth_guards_the_page_and_its_json(aiohttp_client: AiohttpClient) -> None:
     auth = BasicAuth({"ops": SECRET_HASH})
-    client = await client_for(aiohttp_client, copy_fixture("current", tmp_path), auth)
+    client = await client_for(aiohttp_client, fixture_roots("current"), auth)
     for path in ("/", "/api/status"):
         denied = await client.get(path)
         assert denied.status == 401
