@@ -53,11 +53,8 @@ def test_tls_and_users_load(tmp_path: Path, certificate: Certificate) -> None:
     # Relative paths are relative to the file's directory, as in exporter-toolkit.
     path = write_config(
         tmp_path,
-        "tls_server_config:\n"
-        f"  cert_file: {certificate.cert_file.name}\n"
-        f"  key_file: {certificate.key_file.name}\n"
-        "  min_version: TLS13\n"
-        f"basic_auth_users:\n  prometheus: '{HASH}'\n",
+        certificate.server_config("min_version: TLS13", relative=True)
+        + f"basic_auth_users:\n  prometheus: '{HASH}'\n",
     )
     config, context = load_web_config(str(path))
     assert config.basic_auth_users == {"prometheus": HASH}
@@ -116,8 +113,7 @@ def test_key_that_does_not_match_the_certificate(tmp_path: Path) -> None:
 def test_min_version_above_max_version(tmp_path: Path, certificate: Certificate) -> None:
     path = write_config(
         tmp_path,
-        f"tls_server_config:\n  cert_file: {certificate.cert_file}\n"
-        f"  key_file: {certificate.key_file}\n  min_version: TLS13\n  max_version: TLS12\n",
+        certificate.server_config("min_version: TLS13", "max_version: TLS12"),
     )
     with pytest.raises(WebConfigError, match="min_version TLS13 is above max_version TLS12"):
         load_web_config(str(path))
@@ -181,8 +177,7 @@ async def test_a_password_that_passed_bcrypt_is_not_checked_again(
 def test_https_scrape_and_plain_http_refused(tmp_path: Path, certificate: Certificate) -> None:
     path = write_config(
         tmp_path,
-        f"tls_server_config:\n  cert_file: {certificate.cert_file}\n"
-        f"  key_file: {certificate.key_file}\n  min_version: TLS13\n",
+        certificate.server_config("min_version: TLS13"),
     )
     with running_exporter(
         f"--web.config.file={path}",
@@ -210,9 +205,7 @@ def test_https_scrape_and_plain_http_refused(tmp_path: Path, certificate: Certif
 def test_basic_auth_over_tls(tmp_path: Path, certificate: Certificate) -> None:
     path = write_config(
         tmp_path,
-        f"tls_server_config:\n  cert_file: {certificate.cert_file}\n"
-        f"  key_file: {certificate.key_file}\n"
-        f"basic_auth_users:\n  prometheus: '{HASH}'\n",
+        certificate.server_config() + f"basic_auth_users:\n  prometheus: '{HASH}'\n",
     )
     tls = certificate.client_context()
     with running_exporter(
@@ -244,10 +237,9 @@ def test_client_certificates_required(tmp_path: Path, certificate: Certificate) 
     client = make_certificate(tmp_path, "client")
     path = write_config(
         tmp_path,
-        f"tls_server_config:\n  cert_file: {certificate.cert_file}\n"
-        f"  key_file: {certificate.key_file}\n"
-        "  client_auth_type: RequireAndVerifyClientCert\n"
-        f"  client_ca_file: {client.cert_file}\n",
+        certificate.server_config(
+            "client_auth_type: RequireAndVerifyClientCert", f"client_ca_file: {client.cert_file}"
+        ),
     )
     with_cert = certificate.client_context()
     with_cert.load_cert_chain(client.cert_file, client.key_file)
@@ -266,9 +258,7 @@ def test_client_certificates_required(tmp_path: Path, certificate: Certificate) 
 def test_client_verification_needs_a_ca(tmp_path: Path, certificate: Certificate) -> None:
     path = write_config(
         tmp_path,
-        f"tls_server_config:\n  cert_file: {certificate.cert_file}\n"
-        f"  key_file: {certificate.key_file}\n"
-        "  client_auth_type: VerifyClientCertIfGiven\n",
+        certificate.server_config("client_auth_type: VerifyClientCertIfGiven"),
     )
     with pytest.raises(WebConfigError, match="VerifyClientCertIfGiven needs client_ca_file"):
         load_web_config(str(path))

@@ -34,10 +34,7 @@ def basic(user: str, password: str = PASSWORD) -> dict[str, str]:
 
 
 def tls_config(certificate: Certificate, users: tuple[str, ...] = ()) -> str:
-    text = (
-        f"tls_server_config:\n  cert_file: {certificate.cert_file.name}\n"
-        f"  key_file: {certificate.key_file.name}\n"
-    )
+    text = certificate.server_config(relative=True)
     if users:
         text += "basic_auth_users:\n" + "".join(f"  {user}: '{HASH}'\n" for user in users)
     return text

@@ -19,6 +19,16 @@ class Certificate:
     cert_file: Path
     key_file: Path
 
+    def server_config(self, *options: str, relative: bool = False) -> str:
+        """A web configuration's tls_server_config that serves this certificate, with more of
+        its options ("min_version: TLS13"); with `relative`, the files by name alone, which
+        the exporter looks for beside the configuration file, as exporter-toolkit does."""
+        cert, key = self.cert_file, self.key_file
+        if relative:
+            cert, key = Path(cert.name), Path(key.name)
+        lines = (f"cert_file: {cert}", f"key_file: {key}", *options)
+        return "tls_server_config:\n" + "".join(f"  {line}\n" for line in lines)
+
     def client_context(self, version: ssl.TLSVersion | None = None) -> ssl.SSLContext:
         """A client that trusts only this certificate, optionally pinned to one TLS version."""
         context = ssl.create_default_context(cafile=str(self.cert_file))
