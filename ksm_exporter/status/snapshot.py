@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from ksm_exporter.collector.collection import HostReading, KsmCollection
 from ksm_exporter.collector.cost_sampler import CostSampler
 from ksm_exporter.collector.processes import ProcessOptions
+from ksm_exporter.derive.fork_inheritance import fork_inheritance_sentence
 from ksm_exporter.derive.other_tuners import (
     AdvisorChoice,
     HostMemory,
@@ -29,6 +30,7 @@ from ksm_exporter.derive.tuning import Advice, HostNow, TuningOptions, advise, h
 from ksm_exporter.sources.host import ScanReading
 from ksm_exporter.sources.host_memory import QemuProcess
 from ksm_exporter.sources.kernel_file import NANOSECONDS, Problem
+from ksm_exporter.sources.kernel_release import osrelease_path, read_release
 from ksm_exporter.sources.meminfo import Meminfo
 from ksm_exporter.sources.procfs_mount import hidepid_problems
 from ksm_exporter.sources.roots import Roots
@@ -170,6 +172,7 @@ def build_snapshot(collection: KsmCollection, reading: HostReading, window: CpuW
             *ksmd_problems,
             *processes.problems,
             *hidepid_problems(collection.roots.procfs),
+            *fork_inheritance_problems(collection.roots.procfs),
         ),
         tuning=compare_tuners(
             collection.roots,
@@ -184,6 +187,16 @@ def build_snapshot(collection: KsmCollection, reading: HostReading, window: CpuW
             ),
         ),
     )
+
+
+def fork_inheritance_problems(procfs_root: str) -> tuple[Problem, ...]:
+    """A kernel the lab saw give a forked child its parent's KSM counters, as a problem
+    beside the unreadable files: the per-process figures may count pages twice."""
+    release = read_release(procfs_root)
+    sentence = None if release is None else fork_inheritance_sentence(release)
+    if release is None or sentence is None:
+        return ()
+    return (Problem(osrelease_path(procfs_root), release, sentence),)
 
 
 def settings_at_end(host: HostNow, window: CpuWindow) -> HostNow:
