@@ -72,6 +72,7 @@ def rig(
     step: float = 1.0,
     counts_pages: bool = True,
     run_delay: float = 0.0,
+    blocked: float = 0.0,
     unmerged: int = 0,
     skip_cpu: float = 0.0,
 ) -> Rig:
@@ -88,6 +89,7 @@ def rig(
         saved=saved or saturating(pages, 0.98),  # a long backlog
         counts_pages=counts_pages,
         run_delay=run_delay,
+        blocked=blocked,
         unmerged=unmerged,
         skip_cpu=skip_cpu,
     )

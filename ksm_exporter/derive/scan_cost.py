@@ -10,7 +10,7 @@ start from the next one; the last figures are kept until then, since they still 
 last complete scan.
 
 The tuning model needs the CPU per scan at more than one `pages_to_scan`: `settled` keeps the
-latest few scans of each of the last few settings, which outlive the last 24 scans.
+latest few scans of each of the last few settings, which outlive the last 32 scans.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from ksm_exporter.sources.host import ScanReading
 from ksm_exporter.sources.kernel_file import NANOSECONDS
 from ksm_exporter.sources.ksm_files import RUN_RUNNING
 
-KEPT_SCANS = 24  # completed scans remembered for the tuning model: two smart_scan cycles
+KEPT_SCANS = 32  # completed scans remembered for the tuning model: 3 smart_scan cycles
 KEPT_SETTINGS = 4  # distinct pages_to_scan values remembered for the fit of the cost per batch
-KEPT_PER_SETTING = 18  # latest scans remembered per setting: two smart_scan cycles
+KEPT_PER_SETTING = 27  # latest scans remembered per setting: 3 smart_scan cycles
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,11 @@ Model of ksmd, as mm/ksm.c runs it:
 - The CPU of a batch is c per page returned (counted in pages_scanned) plus b a wake-up; the
   per-scan work (lru_add_drain_all() at the start of each scan, the pages smart_scan skips,
   the unstable tree's reset) is counted in c, as the mean over whole scans. The time ksmd
-  waited for a CPU (schedstat's run_delay) is taken in proportion to its CPU.
+  waited for a CPU (schedstat's run_delay) is taken in proportion to its CPU; so is the time
+  it was off a CPU without waiting for one (blocked on a page or mmap lock, lru_add_drain_all()
+  waiting for other CPUs' workers), which no counter shows: where the scans at the latest
+  setting took longer than their sleeps by more than half a jiffy a wake-up, it is solved
+  from their measured time (`off_cpu`), else 0.
 - smart_scan (should_skip_rmap_item()) skips a page that did not merge for 1, 2, 4, then 8
   scans between visits: N, the full-scan time and the CPU of a scan repeat over about
   SMART_SCAN_CYCLE scans, so where pages were skipped the figures are means over a whole
@@ -58,9 +62,12 @@ State = Literal["stopped", "idle", "unprofitable", "backlog", "steady"]
 STATES: tuple[State, ...] = ("stopped", "idle", "unprofitable", "backlog", "steady")
 NSource = Literal["pages_scanned", "rmap_items"]
 CALIBRATION_SCANS = 6  # latest kernel full scans behind N, the run delay and the check
+SHORT_SCANS = 24  # as many, where scans are shorter than the sampling interval
 SMART_SCAN_CYCLE = 9  # scans over which smart_scan's skips repeat: visited 1 in 1+8
+SKIPPED_SHARE = 0.02  # skipped pages, per page returned, below which the cycle changes N little
 SPREAD = 2  # how far apart pages_to_scan values must be to tell the cost per batch
 HOLDS_WITHIN = 0.25  # the model must explain the measured full-scan time within this share
+MAX_OFF_CPU = 20.0  # seconds off a CPU per CPU-second: past this, something else sets the pace
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +114,8 @@ class Model:
     hz: int = ASSUMED_HZ
     hz_source: HzSource = "assumed"
     run_delay: float = 0.0
+    off_cpu: float = 0.0  # seconds off a CPU, not waiting for one, per CPU-second: solved
+    per_page_floor: float = 0.0  # CPU-seconds a page at the latest setting: never less
     skipped: float = 0.0  # pages smart_scan skipped a full scan (mean over the scans seen)
     scans: int = 0  # kernel full scans behind N and the check
 
@@ -134,13 +143,16 @@ class Model:
 
     def batch_seconds(self, pages: float) -> float:
         """Wake to wake for a batch of `pages`: its work, then the sleep in whole jiffies."""
-        work = (pages * self.c + self.b) * (1 + self.run_delay)
+        work = (pages * self.c + self.b) * (1 + self.run_delay + self.off_cpu)
         if not self.sleep_jiffies:
             return work
         return self.s + self.jiffy * max(0.0, work / self.jiffy - 0.5)
 
     def cpu_seconds(self, p: float) -> float:
-        return self.n * self.c + self.batches(p) * self.b
+        """N·c + wake-ups·b, never below the CPU a page measured at the latest setting: a
+        cost per wake-up fitted to settings seen one after the other may be the cost of a
+        page drifting meanwhile (pages merging), and overstating the CPU is the safe side."""
+        return max(self.n * self.c + self.batches(p) * self.b, self.n * self.per_page_floor)
 
     def full_scan_seconds(self, p: float) -> float:
         batches = self.batches(p)
@@ -246,20 +258,28 @@ def calibration_window(scans: Sequence[FullScan]) -> list[FullScan]:
 def wanted_scans(window: Sequence[FullScan]) -> int:
     """A scan's end is seen at the next sample: the figures of a window are off by up to one
     sampling interval, or one scan where scans are shorter, at its two ends. Where scans are
-    shorter than the interval, twice as many keep that within 1/ACCURATE_SCANS; smart_scan's
+    shorter than the interval, SHORT_SCANS keep that within 1/SHORT_SCANS; smart_scan's
     figures repeat over a cycle: whole cycles."""
     seconds = sum(scan.running_seconds * scan.scans for scan in window)
     scans = sum(scan.scans for scan in window)
     interval = max((scan.interval for scan in window), default=0.0)
     short = seconds > 0 and interval > 0 and interval * scans / seconds > 0.5
-    skipping = any(scan.pages_skipped for scan in window)
-    base = SMART_SCAN_CYCLE if skipping else CALIBRATION_SCANS
-    return 2 * base if short else base
+    if skipping(window):
+        return SMART_SCAN_CYCLE * (3 if short else 1)
+    return SHORT_SCANS if short else CALIBRATION_SCANS
+
+
+def skipping(window: Sequence[FullScan]) -> bool:
+    """Whether smart_scan skipped enough pages for its cycle to matter: visited one scan in
+    nine, skipped pages make N of a scan differ by their number."""
+    skipped = sum((scan.pages_skipped or 0) * scan.scans for scan in window)
+    scanned = sum((scan.pages_scanned or 0) * scan.scans for scan in window)
+    return skipped > SKIPPED_SHARE * scanned
 
 
 def cycle_missing(window: Sequence[FullScan]) -> int:
     """Kernel full scans still missing for a whole smart_scan cycle, 0 where none skipped."""
-    if not any(scan.pages_skipped for scan in window):
+    if not skipping(window):
         return 0
     return max(0, wanted_scans(window) - sum(scan.scans for scan in window))
 
@@ -333,6 +353,26 @@ def check_model(model: Model, settled: Sequence[FullScan], sleep: int | None) ->
     return Check(latest, scans, seconds, at.full_scan_seconds(latest))
 
 
+def solve_off_cpu(model: Model, check: Check) -> float:
+    """The time off a CPU per CPU-second that makes the scans at the check's setting take what
+    they measured, where they took longer than their sleeps by more than half a jiffy a
+    wake-up (the model's rounding) and a sixth of the scan (twice what the calibration
+    window may be off by): less, and solving would magnify noise; else 0. At most
+    MAX_OFF_CPU: past that the check shows the model does not hold."""
+    p = check.pages_to_scan
+    beyond = check.measured_seconds - model.batches(p) * model.s
+    if beyond <= max(model.batches(p) * model.jiffy / 2, check.measured_seconds / 6):
+        return 0.0
+    low, high = 0.0, MAX_OFF_CPU
+    for _ in range(40):
+        middle = (low + high) / 2
+        if replace(model, off_cpu=middle).full_scan_seconds(p) < check.measured_seconds:
+            low = middle
+        else:
+            high = middle
+    return low
+
+
 def fit_model(cost: ScanCost, host: HostNow) -> tuple[Model, Check] | None:
     pages = pages_per_full_scan(cost, host)
     if pages is None or host.sleep_millisecs is None:
@@ -354,15 +394,30 @@ def fit_model(cost: ScanCost, host: HostNow) -> tuple[Model, Check] | None:
         host.sleep_millisecs,
         host.hz,
         host.hz_source,
-        run_delay_ratio(window),
-        mean_of(window, "pages_skipped") or 0.0,
-        sum(s.scans for s in window),
+        run_delay=run_delay_ratio(window),
+        skipped=mean_of(window, "pages_skipped") or 0.0,
+        scans=sum(s.scans for s in window),
     )
     check = check_model(model, cost.settled, host.sleep_millisecs)
     if check is None:
         return None
+    unfitted = replace(model, n=check_n(model, cost.settled, check))
+    off_cpu = solve_off_cpu(unfitted, check)
+    at_latest = [s for s in cost.settled if s.pages_to_scan == check.pages_to_scan]
+    floor = per_page_cost(calibration_window(at_latest), model.n, n_source) or 0.0
+    model = replace(model, off_cpu=off_cpu, per_page_floor=floor)
+    predicted = replace(unfitted, off_cpu=off_cpu).full_scan_seconds(check.pages_to_scan)
     missing = max(0, wanted_scans(window) - model.scans)
-    return model, replace(check, missing=missing)
+    return model, replace(check, predicted_seconds=predicted, missing=missing)
+
+
+def check_n(model: Model, settled: Sequence[FullScan], check: Check) -> float:
+    """N over the scans the check measured, where the kernel counts pages_scanned."""
+    if model.n_source != "pages_scanned":
+        return model.n
+    at = [s for s in settled if s.pages_to_scan == check.pages_to_scan]
+    pages = mean_of(calibration_window(at), "pages_scanned")
+    return pages or model.n
 
 
 def not_holding(model: Model, check: Check) -> str | None:
@@ -370,7 +425,7 @@ def not_holding(model: Model, check: Check) -> str | None:
     if check.missing:
         return (
             f"{model.scans} full scans seen, each about as short as the sampling interval "
-            f"or shorter: {check.missing} more give N and the full-scan time within 1/12"
+            f"or shorter: {check.missing} more give N and the full-scan time within 1/24"
         )
     if check.error > HOLDS_WITHIN:
         assumed = " (HZ assumed: no kernel configuration readable)" * (model.hz_source == "assumed")

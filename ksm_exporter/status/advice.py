@@ -155,11 +155,12 @@ def model_lines(model: Model, not_holding: str | None) -> list[str]:
         f"jiff{'y' if model.sleep_jiffies == 1 else 'ies'} at HZ {model.hz}{assumed}, "
         "+1 for the timer",
     ]
-    if model.run_delay >= 0.05:
+    if model.run_delay + model.off_cpu >= 0.05:
         lines.append(
-            f"{'':15}ksmd waited {model.run_delay:.2g} s for a CPU per second it ran: the load"
+            f"{'':15}for each second on a CPU ksmd waited {model.run_delay:.2g} s for one "
+            f"and {model.off_cpu:.2g} s"
         )
-        lines.append(f"{'':15}lengthens its scans, and the figures move with it")
+        lines.append(f"{'':15}off it: the load lengthens its scans, and the figures move with it")
     if model.skipped:
         lines.append(
             f"{'':15}smart_scan skipped {model.skipped:,.0f} pages a scan: figures over "
@@ -252,6 +253,7 @@ def advice_json(snapshot: Snapshot) -> dict[str, Any] | None:
             "hz_source": model.hz_source,
             "sleep_jiffies": model.sleep_jiffies,
             "run_delay_seconds_per_cpu_second": model.run_delay,
+            "off_cpu_seconds_per_cpu_second": model.off_cpu,
             "pages_skipped_per_full_scan": model.skipped,
             "full_scans_behind": model.scans,
         },

@@ -6,7 +6,8 @@ takes floor(N/p) + 1 wake-ups (the last one only ends the scan where p divides N
 sleeps msecs_to_jiffies(sleep_millisecs), whole jiffies rounded up, counted from the jiffy the
 batch ended in, and the timer wheel fires one jiffy later than that (calc_index() in
 kernel/time/timer.c never fires early): it wakes on a tick. A busy host makes ksmd wait
-`run_delay` seconds for a CPU per second it runs (schedstat's second field). `unmerged`
+`run_delay` seconds for a CPU per second it runs (schedstat's second field), and `blocked`
+seconds asleep on locks (which no counter shows). `unmerged`
 pages never merge: smart_scan (should_skip_rmap_item()) skips them by their age, 1, 2, 4
 then 8 scans between visits, each skip costing `skip_cpu` and counted in pages_skipped.
 Saved pages and general_profit follow a caller's function of the number of completed passes.
@@ -58,6 +59,7 @@ class KsmdSimulator:
     run: int = 1
     counts_pages: bool = True  # 6.1 has no pages_scanned; 6.12 has
     run_delay: float = 0.0  # seconds waiting for a CPU per CPU-second run
+    blocked: float = 0.0  # seconds asleep on a lock per CPU-second run: no counter shows it
     unmerged: int = 0  # of the N pages, those that never merge: smart_scan skips them
     skip_cpu: float = 0.0  # CPU-seconds a skipped page costs
     smart_scan: bool = True
@@ -127,7 +129,7 @@ class KsmdSimulator:
         self._pass_cpu_ns += cpu_ns
         self.pages_scanned += pages
         self.position += pages
-        done = started + cpu * (1 + self.run_delay)
+        done = started + cpu * (1 + self.run_delay + self.blocked)
         if ended:
             self.full_scans += 1
             self.position = 0
