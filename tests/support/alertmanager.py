@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import subprocess
 import threading
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from tests.support.eventually import eventually
-from tests.support.prometheus_server import running_server
+from tests.support.prometheus_server import RunningServer, running_server
 from tests.support.tools import require
 
 Notification = dict[str, Any]
@@ -44,18 +42,12 @@ def route_to(url: str, group_wait: str = "1s", group_interval: str = "1s") -> di
 
 
 @dataclass
-class RunningAlertmanager:
-    process: subprocess.Popen[bytes]
-    url: str
-    directory: Path
+class RunningAlertmanager(RunningServer):
+    name = "alertmanager"
 
     @property
     def address(self) -> str:
         return urllib.parse.urlsplit(self.url).netloc
-
-    @property
-    def log(self) -> str:
-        return (self.directory / "alertmanager.log").read_text(errors="replace")
 
 
 @contextlib.contextmanager
@@ -63,13 +55,13 @@ def running_alertmanager(config: dict[str, Any]) -> Iterator[RunningAlertmanager
     """Debian's prometheus-alertmanager on a free port of 127.0.0.1, not clustered."""
     binary = require("prometheus-alertmanager", "prometheus-alertmanager")
     with running_server(
-        "alertmanager",
+        RunningAlertmanager,
         binary,
         config,
         "--storage.path=data",
         "--cluster.listen-address=",  # no gossip port on every address
-    ) as (process, url, directory):
-        yield RunningAlertmanager(process, url, directory)
+    ) as alertmanager:
+        yield alertmanager
 
 
 @dataclass

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from tests.support.eventually import eventually
 from tests.support.exporter_process import TOOLKIT_LISTENING, ChildExited
@@ -70,14 +70,25 @@ def prometheus_config(
 
 
 @dataclass
-class RunningPrometheus:
+class RunningServer:
+    """A Prometheus-project server that running_server() started, named as its files are."""
+
+    name: ClassVar[str]
     process: subprocess.Popen[bytes]
     url: str
     directory: Path
 
     @property
     def log(self) -> str:
-        return (self.directory / "prometheus.log").read_text(errors="replace")
+        return (self.directory / f"{self.name}.log").read_text(errors="replace")
+
+
+Server = TypeVar("Server", bound=RunningServer)
+
+
+@dataclass
+class RunningPrometheus(RunningServer):
+    name = "prometheus"
 
     def api(self, path: str, **params: str) -> Any:
         """GET /api/v1/<path>; the `data` of a successful answer, else PrometheusError."""
@@ -184,19 +195,19 @@ def running_prometheus(
     binary = require("prometheus", "prometheus")
     config = config or prometheus_config(scrape_configs, rule_files, interval)
     with running_server(
-        "prometheus", binary, config, "--storage.tsdb.path=data", "--log.level=info"
-    ) as (process, url, directory):
-        yield RunningPrometheus(process, url, directory)
+        RunningPrometheus, binary, config, "--storage.tsdb.path=data", "--log.level=info"
+    ) as prometheus:
+        yield prometheus
 
 
 @contextlib.contextmanager
 def running_server(
-    name: str, binary: str, config: Config, *flags: str
-) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
-    """A Prometheus-project server (Prometheus, Alertmanager) on a free port of 127.0.0.1,
-    working in a temporary directory of its own: `config` written there as <name>.yml, its
-    output in <name>.log. (process, URL, directory) once it answers /-/ready; stopped in
-    every case."""
+    server: type[Server], binary: str, config: Config, *flags: str
+) -> Iterator[Server]:
+    """A Prometheus-project server on a free port of 127.0.0.1, working in a temporary
+    directory of its own: `config` written there as <name>.yml, its output in <name>.log.
+    Yielded once it answers /-/ready; stopped in every case."""
+    name = server.name
     with tempfile.TemporaryDirectory(prefix=f"ksm-{name}-") as tmp:
         directory = Path(tmp)
         (directory / f"{name}.yml").write_text(json.dumps(config, indent=2))
@@ -213,7 +224,8 @@ def running_server(
                 cwd=directory,
             )
         try:
-            yield process, started_server(process, directory / f"{name}.log", name), directory
+            url = started_server(process, directory / f"{name}.log", name)
+            yield server(process, url, directory)
         finally:
             stop(process)
 
