@@ -189,3 +189,17 @@ def test_status_says_where_the_model_does_not_hold(tmp_path: Path) -> None:
     text = render_text(snapshot)
     assert "Predictions    none: the model does not hold here:" in text
     assert "HZ 250, assumed" in text
+
+
+def test_without_a_sleep_nothing_is_predicted(tmp_path: Path) -> None:
+    """sleep_millisecs 0: wait_event_freezable_timeout() with a timeout of 0 does not sleep,
+    so a scan can be shorter than a jiffy and ksmd runs as long as the scheduler lets it."""
+    r = rig(tmp_path, pages=20_000, sleep_millisecs=0, step=0.5)
+    r.sim.set(pages_to_scan=1000)
+    r.run(5.0)  # 10 samples, some 50 scans each
+    advice = r.advice()
+    assert advice.model is not None
+    assert advice.model.sleep_jiffies == 0
+    assert advice.not_holding is not None
+    assert "never sleeps" in advice.not_holding
+    assert (advice.current, advice.recommended) == (None, None)

@@ -422,6 +422,13 @@ def check_n(model: Model, settled: Sequence[FullScan], check: Check) -> float:
 
 def not_holding(model: Model, check: Check) -> str | None:
     """Why the model's predictions cannot be trusted here, or None."""
+    if not model.sleep_jiffies:
+        # wait_event_freezable_timeout() with a timeout of 0 returns at once: no sleep, no
+        # tick to count in, scans as short as the work, ksmd on a CPU as long as it is let.
+        return (
+            "sleep_millisecs is 0: ksmd never sleeps between wake-ups and takes what CPU the "
+            "scheduler leaves it; set a sleep to have a pace to predict"
+        )
     if check.missing:
         return (
             f"{model.scans} full scans seen, each about as short as the sampling interval "
