@@ -107,7 +107,7 @@ def advice_lines(snapshot: Snapshot) -> list[str]:
             lines.append(f"Measured cost  {micro(model.c)} of ksmd CPU a page")
             lines.append(f"{'':15}(per batch: needs a pages_to_scan 2x apart; CPU overstated)")
         lines.append(f"               {model.n:,.0f} pages a full scan{estimated}")
-        lines.extend(model_lines(model, advice.not_holding))
+        lines.extend(model_lines(model, advice))
     if advice.current is not None:
         lines.append(f"Now            {prediction(advice.current)}")
     todo = commands(tuning, advisor_active(snapshot))
@@ -146,9 +146,11 @@ def choice_lines(name: str, choice: TunerChoice) -> list[str]:
     return lines
 
 
-def model_lines(model: Model, not_holding: str | None) -> list[str]:
+def model_lines(model: Model, advice: Advice) -> list[str]:
     """How the model times a batch (whole jiffies, the wait for a CPU, smart_scan's cycle),
-    and why it predicts nothing where it does not hold."""
+    how it compares with the scans it was fitted to, and why it predicts nothing where it
+    does not hold."""
+    not_holding, check = advice.not_holding, advice.check
     assumed = ", assumed" if model.hz_source == "assumed" else ""
     lines = [
         f"{'':15}sleep {model.sleep_millisecs} ms = {model.sleep_jiffies} "
@@ -165,6 +167,11 @@ def model_lines(model: Model, not_holding: str | None) -> list[str]:
         lines.append(
             f"{'':15}smart_scan skipped {model.skipped:,.0f} pages a scan: figures over "
             f"{model.scans} scans"
+        )
+    if check is not None and not_holding is None:
+        lines.append(
+            f"{'':15}at {check.pages_to_scan} pages {seconds(check.predicted_seconds)} a "
+            f"full scan modelled, {seconds(check.measured_seconds)} seen"
         )
     if not_holding is not None:
         lines.append("Predictions    none: the model does not hold here:")
