@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from ksm_exporter.derive.scan_cost import ScanCost
 from ksm_exporter.derive.tuning import Model, TuningOptions
+from ksm_exporter.sources.kernel_config import KernelHz
 from ksm_exporter.status.render import render_json, render_text
 from ksm_exporter.status.snapshot import take_snapshot
 from tests.support.ksmd_simulator import KsmdSimulator, saturating
@@ -133,7 +135,7 @@ def test_a_part_of_a_smart_scan_cycle_gives_no_model(tmp_path: Path) -> None:
     r.sim.set(pages_to_scan=2000)
     r.run_scans(16)
     r.sim.set(pages_to_scan=4000)  # a new setting: its scans start a new window
-    r.collection.sampler.cost = type(r.collection.sampler.cost)()  # a fresh sampler
+    r.collection.sampler.cost = ScanCost()  # a fresh sampler
     r.run_scans(6)
     advice = r.advice()
     assert advice.model is None
@@ -146,7 +148,7 @@ def test_where_hz_is_wrong_the_advice_says_the_model_does_not_hold(tmp_path: Pat
     r = rig(tmp_path, hz=1000, sleep_millisecs=2)
     config = Path(r.collection.roots.procfs, "config.gz")
     config.unlink()
-    r.collection.host.kernel_hz = type(r.collection.host.kernel_hz)(250, "assumed")
+    r.collection.host.kernel_hz = KernelHz(250, "assumed")  # as read without it
     r.run_scans(7)
     advice = r.advice()
     assert advice.model is not None
