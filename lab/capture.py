@@ -9,22 +9,27 @@ project only, since a guest has nothing else. Writes one JSON document to `--out
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
 import os
 import subprocess
 import sys
-import termios
-import time
-import tty
 import urllib.request
 from collections.abc import Iterator
 
+from lab.guest import (
+    KSM,
+    command,
+    merging_pages,
+    pids,
+    progress,
+    python_child,
+    read,
+    read_files,
+    write_ksm,
+)
 from tests.support.eventually import eventually
 from tests.support.merging_workload import CHILD
 
-KSM = "sys/kernel/mm/ksm"
 SAVED_SETTINGS = ("pages_to_scan", "sleep_millisecs", "run")  # restored in this order
 PID_FILES = ("comm", "cmdline", "cgroup", "stat", "schedstat", "ksm_stat", "ksm_merging_pages")
 # Files whose content moves without KSM doing anything: left out of the same-instant check.
@@ -34,64 +39,13 @@ HOLD_STILL_MS = 600_000  # ksmd sleeps this long once the pages merged
 PORT = 9_700
 
 
-def read(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8", errors="surrogateescape") as f:
-            return f.read()
-    except FileNotFoundError:
-        return None
-    except OSError as err:  # e.g. EINVAL from a file the kernel lists but cannot show
-        return f"<unreadable: {err.strerror}>"
-
-
-def write_ksm(name: str, value: int) -> None:
-    with open(f"/{KSM}/{name}", "w") as f:
-        f.write(str(value))
-
-
-def ksm_stat_counts(pid: int) -> dict[str, str]:
-    content = read(f"/proc/{pid}/ksm_stat") or ""
-    pairs = (line.split(None, 1) for line in content.splitlines())
-    return {key.rstrip(":"): value.strip() for key, value in (p for p in pairs if len(p) == 2)}
-
-
-def merging_pages(pid: int) -> int:
-    """From ksm_stat, or the file of its own that kernels before 6.12 keep it in."""
-    counts = ksm_stat_counts(pid)
-    value = counts.get("ksm_merging_pages") or read(f"/proc/{pid}/ksm_merging_pages") or "0"
-    return int(value)
-
-
-def registered(pid: int) -> bool:
-    return merging_pages(pid) > 0 or ksm_stat_counts(pid).get("ksm_rmap_items", "0") != "0"
-
-
-def progress(message: str) -> None:
-    print(f"lab: {time.monotonic():.1f} {message}", file=sys.stderr, flush=True)
-
-
-def pids() -> list[int]:
-    return sorted(int(name) for name in os.listdir("/proc") if name.isdigit())
-
-
 def find_ksmd() -> int | None:
     return next((pid for pid in pids() if read(f"/proc/{pid}/comm") == "ksmd\n"), None)
 
 
 def capture(roles: dict[str, int | None]) -> dict[str, str]:
     """Every KSM file, meminfo, and the files of registered processes and of `roles`."""
-    files: dict[str, str] = {}
-    for name in sorted(os.listdir(f"/{KSM}")):
-        files[f"{KSM}/{name}"] = read(f"/{KSM}/{name}") or ""
-    files["proc/meminfo"] = read("/proc/meminfo") or ""
-    wanted = {pid for pid in roles.values() if pid is not None}
-    wanted |= {pid for pid in pids() if registered(pid)}
-    for pid in sorted(wanted):
-        for name in PID_FILES:
-            content = read(f"/proc/{pid}/{name}")
-            if content is not None:
-                files[f"proc/{pid}/{name}"] = content
-    return files
+    return read_files(roles, ("proc/meminfo",), PID_FILES)
 
 
 def ksm_view(files: dict[str, str], ksmd: int | None) -> dict[str, str]:
@@ -111,14 +65,7 @@ def ksm_view(files: dict[str, str], ksmd: int | None) -> dict[str, str]:
 @contextlib.contextmanager
 def workload(method: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """A child holding identical pages registered by `method`, and its first line (or why not)."""
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(WORKLOAD_BYTES), method],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with python_child(CHILD, str(WORKLOAD_BYTES), method, stderr=subprocess.PIPE) as child:
         assert child.stdout is not None
         assert child.stderr is not None
         line = child.stdout.readline().strip()
@@ -127,9 +74,6 @@ def workload(method: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
             last = child.stderr.read().strip().splitlines()[-1:] or [f"exit {child.returncode}"]
             line = last[0]
         yield child, line
-    finally:
-        child.kill()
-        child.wait()
 
 
 @contextlib.contextmanager
@@ -230,26 +174,8 @@ class Stillness:
         return same
 
 
-def emit(document: dict[str, object], output: str) -> None:
-    data = json.dumps(document).encode() + b"\n"
-    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOCTTY, 0o644)
-    try:
-        if os.isatty(fd):
-            tty.setraw(fd)  # no newline translation on the serial line
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        if os.isatty(fd):
-            termios.tcdrain(fd)
-    finally:
-        os.close(fd)
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--output", required=True, help="file (or serial port) for the JSON")
-    args = parser.parse_args()
-    emit(measure(), args.output)
+    command(measure, __doc__)
 
 
 if __name__ == "__main__":

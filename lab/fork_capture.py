@@ -23,17 +23,23 @@ project only. Writes one JSON document to `--output`: {"release", "page_size", "
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 
-from lab.capture import emit, ksm_stat_counts, merging_pages, pids, progress, read, registered
+from lab.guest import (
+    KSM,
+    command,
+    ksm_stat_counts,
+    merging_pages,
+    progress,
+    python_child,
+    read,
+    read_files,
+    write_ksm,
+)
 from tests.support.eventually import eventually
 
-KSM = "sys/kernel/mm/ksm"
 # Restored in this order, run last: use_zero_pages is written while ksmd is stopped.
 SAVED_SETTINGS = ("pages_to_scan", "sleep_millisecs", "use_zero_pages", "run")
 PID_FILES = ("ksm_stat", "ksm_merging_pages")
@@ -78,11 +84,6 @@ sys.stdin.read()
 """
 
 
-def write_ksm(name: str, value: int) -> None:
-    with open(f"/{KSM}/{name}", "w") as f:
-        f.write(str(value))
-
-
 def ksm_number(name: str) -> int | None:
     text = read(f"/{KSM}/{name}")
     return None if text is None else int(text)
@@ -90,19 +91,7 @@ def ksm_number(name: str) -> int | None:
 
 def snapshot(roles: dict[str, int | None]) -> dict[str, str]:
     """Every KSM file, the release, and the files of registered processes and of `roles`."""
-    files: dict[str, str] = {}
-    for name in sorted(os.listdir(f"/{KSM}")):
-        files[f"{KSM}/{name}"] = read(f"/{KSM}/{name}") or ""
-    for path in HOST_FILES:
-        files[path] = read(f"/{path}") or ""
-    wanted = {pid for pid in roles.values() if pid is not None}
-    wanted |= {pid for pid in pids() if registered(pid)}
-    for pid in sorted(wanted):
-        for name in PID_FILES:
-            content = read(f"/proc/{pid}/{name}")
-            if content is not None:
-                files[f"proc/{pid}/{name}"] = content
-    return files
+    return read_files(roles, HOST_FILES, PID_FILES)
 
 
 @contextlib.contextmanager
@@ -142,13 +131,7 @@ def measure() -> dict[str, object]:
             write_ksm("use_zero_pages", 1)
         write_ksm("pages_to_scan", 1000)
         write_ksm("sleep_millisecs", 10)
-        parent = subprocess.Popen(
-            [sys.executable, "-c", PARENT, *sizes],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
+        with python_child(PARENT, *sizes) as parent:
             assert parent.stdin is not None
             assert parent.stdout is not None
             assert parent.stdout.readline().strip() == "ready"
@@ -174,9 +157,6 @@ def measure() -> dict[str, object]:
             assert parent.stdout.readline().strip() == "released"
             phases["exited"] = snapshot({"parent": parent.pid})
             progress("child exited")
-        finally:
-            parent.kill()
-            parent.wait()
     return {
         "release": os.uname().release,
         "page_size": os.sysconf("SC_PAGE_SIZE"),
@@ -188,10 +168,7 @@ def measure() -> dict[str, object]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--output", required=True, help="file (or serial port) for the JSON")
-    args = parser.parse_args()
-    emit(measure(), args.output)
+    command(measure, __doc__)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ PROJECT_PARTS = (
     "ksm_exporter",
     "tests/__init__.py",
     "lab/__init__.py",
+    "lab/guest.py",
     "lab/capture.py",
     "lab/fork_capture.py",
     "tests/support/__init__.py",
