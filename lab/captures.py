@@ -112,10 +112,7 @@ class Capture:
 
     def write_tree(self, directory: Path) -> None:
         """The capture as a root with sys/ and proc/, which the exporter can be pointed at."""
-        for path, content in self.files.items():
-            target = directory / path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(content, errors="surrogateescape")
+        write_files(self.files, directory)
         metadata = {
             "release": self.release,
             "page_size": self.page_size,
@@ -136,3 +133,12 @@ class Capture:
                     relative = str(path.relative_to(directory))
                     files[relative] = path.read_text(errors="surrogateescape")
         return cls(files=files, exposition=(directory / EXPOSITION).read_text(), **metadata)
+
+
+def write_files(files: dict[str, str], directory: Path) -> None:
+    """Each file's content at its path below `directory`, as the kernel wrote it (bytes that
+    are not UTF-8 included)."""
+    for path, content in files.items():
+        target = directory / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content, errors="surrogateescape")

@@ -17,26 +17,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from lab.captures import FIRST_RECORDED_PID, REPO, Capture
-from lab.initramfs import initramfs
-from lab.kernels import CACHE, Unavailable, fetch
-from lab.measure import HOST
-from lab.qemu import run_guest
-from lab.versions import shown, version
-from tests.support.real_ksm import host_in_use, ksm_lock, ksm_writable
+from lab.captures import FIRST_RECORDED_PID, REPO, Capture, write_files
+from lab.measure import Measurement, measure_on
+from lab.recording import replace_series, series_tree
+from lab.versions import version
 
 FORK_CAPTURES = REPO / "tests" / "fixtures" / "forks"
 PHASES = ("merged", "forked", "scanned", "exited")
-FORK_COMMAND = "-m lab.fork_capture --output /dev/ttyS1"
-GUEST_TIMEOUT = 900.0  # TCG: the boot, the merge and three full scans after the fork
-EMULATION_CRASH = "Kernel panic"
 METADATA = "lab.json"
 # Global counters that only ksmd changes: fork() must leave them as they were.
 KSMD_COUNTERS = ("pages_shared", "pages_sharing", "pages_unshared", "full_scans")
@@ -93,10 +83,7 @@ class ForkCapture:
 
     def write_tree(self, directory: Path) -> None:
         for name, phase in self.phases.items():
-            for path, content in phase.files.items():
-                target = directory / name / path
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(content, errors="surrogateescape")
+            write_files(phase.files, directory / name)
         metadata = {
             "release": self.release,
             "page_size": self.page_size,
@@ -123,6 +110,16 @@ class ForkCapture:
                                    metadata["roles"])  # fmt: skip
         return cls(metadata["release"], metadata["page_size"], metadata["roles"],
                    metadata["workload"], phases, metadata["notes"])  # fmt: skip
+
+
+FORK = Measurement(
+    "lab.fork_capture",
+    "fork capture",
+    "fork.json",
+    900.0,  # TCG: the boot, the merge and three full scans after the fork
+    600.0,
+    ForkCapture.from_json,
+)
 
 
 def merging_sum(fork: ForkCapture, phase: str) -> int:
@@ -238,12 +235,8 @@ def scan_problems(fork: ForkCapture, inherited: bool | None) -> list[str]:
 
 def committed(release: str, directory: Path = FORK_CAPTURES) -> ForkCapture | None:
     """The committed fork capture of the same kernel series (major.minor) as `release`."""
-    if not directory.is_dir():
-        return None
-    for path in sorted(directory.iterdir()):
-        if path.is_dir() and shown(path.name) == shown(release):
-            return ForkCapture.read_tree(path)
-    return None
+    path = series_tree(release, directory)
+    return None if path is None else ForkCapture.read_tree(path)
 
 
 def recorded(directory: Path = FORK_CAPTURES) -> list[ForkCapture]:
@@ -265,56 +258,11 @@ def drift(fork: ForkCapture, directory: Path = FORK_CAPTURES) -> str | None:
 
 def record(fork: ForkCapture, directory: Path = FORK_CAPTURES) -> Path:
     """Replace the committed fork capture of the same kernel series with this one."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for path in directory.iterdir():
-        if path.is_dir() and shown(path.name) == shown(fork.release):
-            shutil.rmtree(path)
-    target = directory / fork.release
+    target = replace_series(fork.release, directory)
     fork.normalised().write_tree(target)
     return target
 
 
-def measure_guest(suite: str, work: Path) -> ForkCapture:
-    kernel = fetch(suite)
-    image = initramfs(CACHE, work, FORK_COMMAND)
-    run = run_guest(kernel.vmlinuz, image, work, timeout=GUEST_TIMEOUT)
-    if EMULATION_CRASH in run.console:
-        print(f"{kernel.release}: guest kernel crashed under emulation; booting again",
-              file=sys.stderr)  # fmt: skip
-        run = run_guest(kernel.vmlinuz, image, work, timeout=GUEST_TIMEOUT)
-    if not run.data.strip():
-        raise AssertionError(f"{kernel.release} wrote no fork capture; its console:\n"
-                             f"{run.console[-4000:]}")  # fmt: skip
-    return ForkCapture.from_json(run.data)
-
-
-def measure_host(work: Path) -> ForkCapture:
-    """The same measurement on this host's kernel, holding the host KSM lock."""
-    reason = ksm_writable()
-    if reason is not None:
-        raise Unavailable(reason)
-    output = work / "fork.json"
-    with ksm_lock():
-        in_use = host_in_use()
-        if in_use is not None:
-            raise Unavailable(in_use)
-        result = subprocess.run(
-            [sys.executable, "-m", "lab.fork_capture", "--output", str(output)],
-            cwd=REPO,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-    if result.returncode != 0:
-        raise AssertionError(f"fork capture on this host failed:\n{result.stderr}")
-    return ForkCapture.from_json(output.read_text())
-
-
 def measure_fork(kernel: str) -> ForkCapture:
     """`kernel` is a Debian suite or `host`; raises Unavailable when it cannot be had here."""
-    with tempfile.TemporaryDirectory(prefix="ksm-lab-fork-") as work:
-        if kernel == HOST:
-            return measure_host(Path(work))
-        return measure_guest(kernel, Path(work))
+    return measure_on(FORK, kernel)

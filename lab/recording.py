@@ -12,12 +12,31 @@ from lab.captures import KERNEL_CAPTURES, Capture
 from lab.versions import shown, sources
 
 
-def committed(release: str, directory: Path = KERNEL_CAPTURES) -> Capture | None:
-    """The committed capture of the same kernel series (major.minor) as `release`."""
+def series_tree(release: str, directory: Path) -> Path | None:
+    """The committed tree below `directory` of the same kernel series (major.minor) as
+    `release`, if any."""
+    if not directory.is_dir():
+        return None
     for path in sorted(directory.iterdir()):
         if path.is_dir() and shown(path.name) == shown(release):
-            return Capture.read_tree(path)
+            return path
     return None
+
+
+def replace_series(release: str, directory: Path) -> Path:
+    """Remove the committed tree of `release`'s kernel series below `directory`; where the
+    new one goes."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for path in directory.iterdir():
+        if path.is_dir() and shown(path.name) == shown(release):
+            shutil.rmtree(path)
+    return directory / release
+
+
+def committed(release: str, directory: Path = KERNEL_CAPTURES) -> Capture | None:
+    """The committed capture of the same kernel series (major.minor) as `release`."""
+    path = series_tree(release, directory)
+    return None if path is None else Capture.read_tree(path)
 
 
 def drift(capture: Capture, directory: Path = KERNEL_CAPTURES) -> str | None:
@@ -38,9 +57,6 @@ def drift(capture: Capture, directory: Path = KERNEL_CAPTURES) -> str | None:
 
 def record(capture: Capture, directory: Path = KERNEL_CAPTURES) -> Path:
     """Replace the committed capture of the same kernel series with this one."""
-    for path in directory.iterdir():
-        if path.is_dir() and shown(path.name) == shown(capture.release):
-            shutil.rmtree(path)
-    target = directory / capture.release
+    target = replace_series(capture.release, directory)
     capture.normalised().write_tree(target)
     return target
