@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -113,16 +113,15 @@ def stop(running: list[Guest]) -> None:
 
 
 @contextlib.contextmanager
-def guests(names: tuple[str, ...], work: Path) -> Iterator[list[Guest]]:
-    """The guests, booted; a boot that crashes under emulation is tried once more."""
-    kernel = fetch(SUITE)
-    image = guest_image(work / "guest.cpio")
+def booted(start_all: Callable[[], list[Guest]], what: str) -> Iterator[list[Guest]]:
+    """The guests `start_all` starts, booted, and stopped after in every case; a boot that
+    crashes under emulation is tried once more."""
     running: list[Guest] = []
     try:
         for attempt in (1, 2):
-            running = [start(name, kernel.vmlinuz, image, work) for name in names]
+            running = start_all()
             try:
-                eventually(partial(all_booted, running), 120, 0.5, "the guests to boot")
+                eventually(partial(all_booted, running), 120, 0.5, what)
                 break
             except (AssertionError, GuestCrashed):
                 stop(running)
@@ -132,6 +131,17 @@ def guests(names: tuple[str, ...], work: Path) -> Iterator[list[Guest]]:
         yield running
     finally:
         stop(running)
+
+
+@contextlib.contextmanager
+def guests(names: tuple[str, ...], work: Path) -> Iterator[list[Guest]]:
+    """The guests, booted; a boot that crashes under emulation is tried once more."""
+    kernel = fetch(SUITE)
+    image = guest_image(work / "guest.cpio")
+    with booted(
+        lambda: [start(name, kernel.vmlinuz, image, work) for name in names], "the guests to boot"
+    ) as running:
+        yield running
 
 
 @contextlib.contextmanager
@@ -465,37 +475,26 @@ def attribute_platform(platform: PlatformGuest, work: Path) -> PlatformFigures:
         raise Unavailable(reason)
     kernel = fetch(SUITE)
     image = guest_image(work / "guest.cpio")
-    with host_ksm(), cgroup_v2(platform.cgroup) as cgroup:
-        running: list[Guest] = []
-        try:
-            for attempt in (1, 2):
-                running = [start_as(platform, kernel.vmlinuz, image, work, cgroup)]
-                try:
-                    eventually(partial(all_booted, running), 120, 0.5, f"{platform.name} to boot")
-                    break
-                except (AssertionError, GuestCrashed):
-                    stop(running)
-                    if attempt == 2:
-                        raise
-                    print("a guest kernel crashed under emulation; booting again", file=sys.stderr)
-            (guest,) = running
-            start = read_ksm("full_scans")
-            eventually(lambda: read_ksm("full_scans") >= start + FULL_SCANS, 120, 0.5, "full scans")
-            hold_still(running)
-            kernel_pages = guest.merging_pages()
-            cgroup_line = next(
-                (
-                    line
-                    for line in _read(guest.pid, "cgroup").splitlines()
-                    if line.startswith("0::")
-                ),
-                "",
-            )
-            comm = _read(guest.pid, "comm").strip()
-            with running_exporter() as exporter:
-                samples = parse_samples(exporter.get())
-        finally:
-            stop(running)
+    with (
+        host_ksm(),
+        cgroup_v2(platform.cgroup) as cgroup,
+        booted(
+            lambda: [start_as(platform, kernel.vmlinuz, image, work, cgroup)],
+            f"{platform.name} to boot",
+        ) as running,
+    ):
+        (guest,) = running
+        start = read_ksm("full_scans")
+        eventually(lambda: read_ksm("full_scans") >= start + FULL_SCANS, 120, 0.5, "full scans")
+        hold_still(running)
+        kernel_pages = guest.merging_pages()
+        cgroup_line = next(
+            (line for line in _read(guest.pid, "cgroup").splitlines() if line.startswith("0::")),
+            "",
+        )
+        comm = _read(guest.pid, "comm").strip()
+        with running_exporter() as exporter:
+            samples = parse_samples(exporter.get())
     pages = _served(samples, "ksm_process_merging_pages", guest.pid)
     memory = _served(samples, "ksm_process_guest_memory_bytes", guest.pid)
     return PlatformFigures(
