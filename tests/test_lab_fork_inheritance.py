@@ -6,32 +6,19 @@ exceeds pages_shared + pages_sharing by exactly what the child inherited)."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from lab import forks
-from lab.kernels import Unavailable
 from lab.measure import LAB_KERNELS
+from tests.support.lab_kernels import measured, sound_findings
 
 pytestmark = pytest.mark.lab
 
 
-def measured(kernel: str) -> forks.ForkCapture:
-    try:
-        return forks.measure_fork(kernel)
-    except Unavailable as why:
-        if os.environ.get("CI"):
-            pytest.fail(f"{kernel}: {why}")
-        pytest.skip(f"{kernel}: {why}")
-
-
 @pytest.mark.parametrize("kernel", LAB_KERNELS)
 def test_a_forked_child_shows_what_its_kernel_recorded(kernel: str) -> None:
-    fork = measured(kernel)
-    found = forks.findings(fork)
-    assert found.problems == []
-    assert found.inherited is not None
+    fork = measured(forks.measure_fork, kernel)
+    found = sound_findings(fork)
     parent = fork.counters("forked", fork.parent)
     child = fork.counters("forked", fork.child)
     pages = fork.workload["distinct"] * fork.workload["copies"]

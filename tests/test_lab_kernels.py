@@ -3,32 +3,20 @@ as a read of every KSM file and ksm_stat, agrees with them series by series."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from lab.captures import Capture
 from lab.compare import checks, differences
-from lab.kernels import Unavailable
 from lab.measure import LAB_KERNELS, measure
+from tests.support.lab_kernels import measured
 
 pytestmark = pytest.mark.lab
 
 EINVAL = 22
 
 
-def measured(kernel: str) -> Capture:
-    try:
-        return measure(kernel)
-    except Unavailable as why:
-        if os.environ.get("CI"):
-            pytest.fail(f"{kernel}: {why}")
-        pytest.skip(f"{kernel}: {why}")
-
-
 @pytest.mark.parametrize("kernel", LAB_KERNELS)
 def test_the_exporter_agrees_with_the_kernel_files(kernel: str) -> None:
-    capture = measured(kernel)
+    capture = measured(measure, kernel)
     assert "same_instant" not in capture.notes
     found = checks(capture, capture.exposition)
     assert differences(found) == []
