@@ -20,22 +20,23 @@ Model of ksmd, as mm/ksm.c runs it:
   waited for a CPU (schedstat's run_delay) is taken in proportion to its CPU; so is the time
   it was off a CPU without waiting for one (blocked on a page or mmap lock, lru_add_drain_all()
   waiting for other CPUs' workers), which no counter shows: where the scans at the latest
-  setting took longer than their sleeps by more than half a jiffy a wake-up, it is solved
-  from their measured time (`off_cpu`), else 0.
+  setting took longer than their sleeps by more than half a jiffy a wake-up and a sixth of
+  the scan, it is solved from their measured time (`off_cpu`), else 0.
 - smart_scan (should_skip_rmap_item()) skips a page that did not merge for 1, 2, 4, then 8
   scans between visits: N, the full-scan time and the CPU of a scan repeat over about
   SMART_SCAN_CYCLE scans, so where pages were skipped the figures are means over a whole
   cycle.
 
 c and b are fitted to the CPU per page of the scans seen at each recent pages_to_scan (CPU
-per page = c + b/p, a line in 1/p; b = 0 while only one setting was seen). N is
+per page = c + b/p, a line in 1/p; b = 0 while only one setting was seen), the CPU a page
+never below the one measured at the latest setting. N is
 pages_scanned per full scan; where the kernel has no pages_scanned, the registered processes'
 rmap items (about one per page ksmd has looked at). HZ is CONFIG_HZ where the kernel's
 configuration is readable, else assumed (sources/kernel_config.py).
 
 The model is checked against the full-scan time it was fitted to: where it misses that by more
-than HOLDS_WITHIN, or HZ is assumed and it misses by more than a jiffy a batch, the advice
-says it does not hold and predicts nothing.
+than HOLDS_WITHIN, has fewer scans than the window needs (wanted_scans()), or ksmd does not
+sleep (sleep_millisecs 0), the advice says it does not hold and predicts nothing.
 
 The advice: with a budget B (share of one CPU) the shortest full-scan time within it,
 T_B = T(p_B) where u(p_B) <= B; a backlog (saved memory still growing) gets T_B, a steady
@@ -148,15 +149,32 @@ class Model:
             return work
         return self.s + self.jiffy * max(0.0, work / self.jiffy - 0.5)
 
+    def cycle(self) -> tuple[tuple[float, float], ...]:
+        """(share of the scans, N) over smart_scan's cycle. Pages registered together age
+        together: once aged, the U that never merge are looked at in one scan of
+        SMART_SCAN_CYCLE (M + U pages returned) and skipped in the others (M). From the
+        means over whole cycles: skipped = U·8/9, N = M + U/9. Without skips, one N."""
+        if self.skipped <= 0:
+            return ((1.0, self.n),)
+        skipping = SMART_SCAN_CYCLE - 1
+        unmerged = self.skipped * SMART_SCAN_CYCLE / skipping
+        merged = max(0.0, self.n - unmerged / SMART_SCAN_CYCLE)
+        return ((1 / SMART_SCAN_CYCLE, merged + unmerged), (skipping / SMART_SCAN_CYCLE, merged))
+
     def cpu_seconds(self, p: float) -> float:
         """N·c + wake-ups·b, never below the CPU a page measured at the latest setting: a
         cost per wake-up fitted to settings seen one after the other may be the cost of a
         page drifting meanwhile (pages merging), and overstating the CPU is the safe side."""
-        return max(self.n * self.c + self.batches(p) * self.b, self.n * self.per_page_floor)
+        wakeups = sum(share * (math.floor(n / p + 1e-9) + 1) for share, n in self.cycle())
+        return max(self.n * self.c + wakeups * self.b, self.n * self.per_page_floor)
 
     def full_scan_seconds(self, p: float) -> float:
-        batches = self.batches(p)
-        last = max(0.0, self.n - (batches - 1) * p)
+        """The mean over smart_scan's cycle: the wake-ups of a scan do not scale with N."""
+        return sum(share * self.scan_seconds(n, p) for share, n in self.cycle())
+
+    def scan_seconds(self, n: float, p: float) -> float:
+        batches = math.floor(n / p + 1e-9) + 1
+        last = max(0.0, n - (batches - 1) * p)
         return (batches - 1) * self.batch_seconds(p) + self.batch_seconds(last)
 
     def cpu_ratio(self, p: float) -> float:
