@@ -52,13 +52,36 @@ SYSFS_AND_SAVINGS = {m.metric for m in KSM_FILES} | {
     "ksm_page_size_bytes",
     "ksm_memory_saved_bytes",
     "ksm_memory_saved_ratio",
-    "ksm_mappings_per_shared_page",
-    "ksm_unshared_pages_per_sharing_page",
+}
+
+
+# Served only while the host's counters give them a denominator, which may change between
+# two scrapes on a host whose KSM is in use: judged from each scrape's own counters.
+# ksm.rst: pages_sharing / pages_shared "how much saved", pages_unshared / pages_sharing
+# "wasted effort", undefined where nothing is shared.
+def mappings_per_shared_page_defined(shared: float, sharing: float, unshared: float) -> bool:
+    return shared > 0
+
+
+def wasted_effort_defined(shared: float, sharing: float, unshared: float) -> bool:
+    return sharing > 0 or unshared > 0
+
+
+RATIO_PRESENT_WHEN = {
+    "ksm_mappings_per_shared_page": mappings_per_shared_page_defined,
+    "ksm_unshared_pages_per_sharing_page": wasted_effort_defined,
 }
 
 
 def sysfs_names(text: str) -> set[str]:
     return names(parse_samples(text)) & SYSFS_AND_SAVINGS
+
+
+def assert_ratios_follow_their_counters(text: str) -> None:
+    samples = parse_samples(text)
+    counts = [value(samples, f"ksm_pages_{name}") for name in ("shared", "sharing", "unshared")]
+    for ratio, present_when in RATIO_PRESENT_WHEN.items():
+        assert (ratio in names(samples)) == present_when(*counts), (ratio, counts)
 
 
 @pytest.mark.e2e
@@ -75,6 +98,7 @@ def test_without_the_capability_every_sysfs_metric_is_served(nobody: NobodyRunti
         text = exporter.get()
         samples = parse_samples(text)
         assert sysfs_names(text) == expected
+        assert_ratios_follow_their_counters(text)
         assert value(samples, "ksm_available") == 1
         assert value(samples, "ksm_exporter_collect_errors_total", source="sysfs") == 0
         assert value(samples, "ksm_pages_to_scan") == int((KSM / "pages_to_scan").read_text())
