@@ -6,7 +6,8 @@ Usage: .venv/bin/python -m bench.speed_paths [--idle N]   (default 3000; from th
   encoder: server/text_encoding.py vs prometheus-client's generate_latest, on the same
            families of a full scrape (Prometheus text 0.0.4);
   sweep:   ProcessSweeper keeping each ksm_stat open vs opening afresh (keep_limit=0),
-           with N idle processes started for the run, one thread each.
+           with N idle processes started for the run, one thread each;
+  meminfo: parse_sizes stopping at the five lines the exporter uses vs parsing every line.
 
 Rounds alternate between the two sides; each line prints both medians and the ratio
 (speed path / plain). A path earns its place where the ratio stays below 1.
@@ -26,6 +27,8 @@ from bench.idle_processes import idle_processes
 from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.server import text_encoding
 from ksm_exporter.server.exposition import Exposition
+from ksm_exporter.sources.kernel_file import read_bytes
+from ksm_exporter.sources.meminfo import WANTED, parse_sizes
 from ksm_exporter.sources.process_sweep import ProcessSweeper
 from ksm_exporter.sources.roots import Roots
 from ksm_exporter.sources.sysfs import HeldKsmSysfs, read_ksm_sysfs
@@ -78,6 +81,12 @@ def main() -> int:
             lambda: generate_latest(Exposition(families)),
             50,
         ),
+    )
+
+    meminfo = read_bytes(f"{roots.procfs}/meminfo") or b""
+    report(
+        "meminfo",
+        *alternate(lambda: parse_sizes(meminfo, WANTED), lambda: parse_sizes(meminfo), 200),
     )
 
     with idle_processes(args.idle):

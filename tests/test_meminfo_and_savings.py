@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from ksm_exporter.derive.savings import Savings, derive_savings
-from ksm_exporter.sources.meminfo import read_meminfo
+from ksm_exporter.sources.meminfo import WANTED, parse_sizes, read_meminfo
 from ksm_exporter.sources.sysfs import KsmSysfs
 from tests.support.paths import FIXTURES
 
@@ -104,3 +104,27 @@ def test_free_memory_needs_all_three_figures(tmp_path: Path) -> None:
     reading = read_meminfo(str(tmp_path / "meminfo"))
     assert (reading.mem_total_bytes, reading.meminfo.free_bytes) == (1000 * 1024, None)
     assert reading.problems == ()
+
+
+MEMINFO_FILES = sorted(FIXTURES.glob("**/proc/meminfo"))
+
+
+@pytest.mark.parametrize(
+    "path", [Path("/proc/meminfo"), *MEMINFO_FILES], ids=lambda p: str(p.relative_to(p.anchor))
+)
+def test_stopping_at_the_wanted_lines_parses_as_every_line_does(path: Path) -> None:
+    """The speed path of parse_sizes (bench.speed_paths "meminfo") against the full parse."""
+    if not path.is_file():
+        pytest.skip(f"{path} does not exist")
+    raw = path.read_bytes()
+    sizes, garbled = parse_sizes(raw)
+    wanted = {name.decode() for name in WANTED}
+    assert parse_sizes(raw, WANTED) == (
+        {name: size for name, size in sizes.items() if name in wanted},
+        {name: text for name, text in garbled.items() if name in wanted},
+    )
+
+
+def test_a_wanted_line_after_many_others_is_found() -> None:
+    raw = b"".join(b"Other%d: %d kB\n" % (n, n) for n in range(100)) + b"MemAvailable: 7 kB\n"
+    assert parse_sizes(raw, WANTED) == ({"MemAvailable": 7 * 1024}, {})
