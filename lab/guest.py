@@ -51,7 +51,14 @@ def merging_pages(pid: int) -> int:
 
 
 def registered(pid: int) -> bool:
-    return merging_pages(pid) > 0 or ksm_stat_counts(pid).get("ksm_rmap_items", "0") != "0"
+    """As the exporter counts it: `ksm_mergeable: yes` where the kernel writes it, rmap items
+    or merged pages, so a process registered but not yet scanned is captured too."""
+    counts = ksm_stat_counts(pid)
+    return (
+        counts.get("ksm_mergeable") == "yes"
+        or counts.get("ksm_rmap_items", "0") != "0"
+        or merging_pages(pid) > 0
+    )
 
 
 def progress(message: str) -> None:

@@ -20,11 +20,19 @@ def qemu() -> str:
     return path
 
 
-def tcg_command(vmlinuz: Path, initrd: Path, memory_mib: int, append: str = "") -> list[str]:
-    """QEMU emulating a whole machine in software, with no display and no default devices."""
+def tcg_command(
+    vmlinuz: Path, initrd: Path, memory_mib: int, append: str = "", host_merges: bool = False
+) -> list[str]:
+    """QEMU emulating a whole machine in software, with no display and no default devices.
+
+    QEMU marks guest RAM MADV_MERGEABLE unless told otherwise (mem-merge defaults to on):
+    a guest whose KSM is measured inside it keeps its RAM out of the host's KSM, so it never
+    changes what the host's own tests measure; only a guest the host is to merge says so.
+    """
     return [
         qemu(),
         "-accel", "tcg",
+        "-machine", f"mem-merge={'on' if host_merges else 'off'}",
         # Without CMPXCHG16B: 6.12's allocator uses it with a %gs prefix, which QEMU 7.2's
         # emulation got wrong here now and then (a double fault with garbage flags).
         "-cpu", "max,-cx16",

@@ -94,7 +94,7 @@ def start(name: str, vmlinuz: Path, image: Path, work: Path) -> Guest:
     console = work / f"{name}.console"
     console.unlink(missing_ok=True)
     command = [
-        *tcg_command(vmlinuz, image, GUEST_MEMORY_MIB),
+        *tcg_command(vmlinuz, image, GUEST_MEMORY_MIB, host_merges=True),
         "-name", f"guest={name}",
         "-serial", f"file:{console}",
     ]  # fmt: skip
@@ -452,7 +452,7 @@ def start_as(
     console.unlink(missing_ok=True)
     link = work / platform.argv0
     link.unlink(missing_ok=True)
-    command = tcg_command(vmlinuz, image, GUEST_MEMORY_MIB)
+    command = tcg_command(vmlinuz, image, GUEST_MEMORY_MIB, host_merges=True)
     link.symlink_to(command[0])
     memory = command.index("-m") + 1
     command[memory] = platform.memory
