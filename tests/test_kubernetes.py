@@ -291,7 +291,7 @@ def operator_relabelings(relabelings: list[dict[str, Any]]) -> list[dict[str, An
         )
     ] + [{"target_label": "endpoint", "replacement": "http-metrics"}]
     snake = [
-        {re.sub("([A-Z])", lambda m: "_" + m[1].lower(), key): value for key, value in r.items()}
+        {re.sub("([A-Z])", r"_\1", key).lower(): value for key, value in r.items()}
         for r in relabelings
     ]
     return operator + snake

@@ -167,7 +167,6 @@ def test_where_hz_is_wrong_the_advice_says_the_model_does_not_hold(tmp_path: Pat
 
 
 def test_status_says_where_the_model_does_not_hold(tmp_path: Path) -> None:
-
     roots = copy_fixture("current", tmp_path)
     clock = ManualClock()
     sim = KsmdSimulator(
