@@ -86,28 +86,26 @@ class ScanCost:
     trend: Trend = field(default_factory=Trend)  # backlog, steady or unprofitable, confirmed
 
 
+def _ksmd_counter_between(earlier: int | None, later: int | None, same_ksmd: bool) -> int | None:
+    """How far one of ksmd's schedstat counters moved, when both samples saw the same ksmd
+    and the counter did not go back (a new ksmd starts from 0)."""
+    if earlier is None or later is None or not same_ksmd or later < earlier:
+        return None
+    return later - earlier
+
+
 def cpu_ns_between(earlier: ScanReading, later: ScanReading) -> int | None:
     """ksmd CPU nanoseconds spent between two samples, when both saw the same ksmd."""
-    if (
-        earlier.ksmd_cpu_ns is None
-        or later.ksmd_cpu_ns is None
-        or earlier.ksmd_pid != later.ksmd_pid
-        or later.ksmd_cpu_ns < earlier.ksmd_cpu_ns
-    ):
-        return None
-    return later.ksmd_cpu_ns - earlier.ksmd_cpu_ns
+    return _ksmd_counter_between(
+        earlier.ksmd_cpu_ns, later.ksmd_cpu_ns, earlier.ksmd_pid == later.ksmd_pid
+    )
 
 
 def run_delay_ns_between(earlier: ScanReading, later: ScanReading) -> int | None:
     """Nanoseconds ksmd waited for a CPU between two samples, when both saw the same ksmd."""
-    if (
-        earlier.ksmd_run_delay_ns is None
-        or later.ksmd_run_delay_ns is None
-        or earlier.ksmd_pid != later.ksmd_pid
-        or later.ksmd_run_delay_ns < earlier.ksmd_run_delay_ns
-    ):
-        return None
-    return later.ksmd_run_delay_ns - earlier.ksmd_run_delay_ns
+    return _ksmd_counter_between(
+        earlier.ksmd_run_delay_ns, later.ksmd_run_delay_ns, earlier.ksmd_pid == later.ksmd_pid
+    )
 
 
 def cpu_ratio(earlier: ScanReading, later: ScanReading) -> float | None:
