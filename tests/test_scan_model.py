@@ -34,8 +34,18 @@ def within(measured: float, expected: float, tolerance: float = TOLERANCE) -> bo
     return abs(measured - expected) <= tolerance * abs(expected)
 
 
-def measured(sim: KsmdSimulator, scans: int) -> tuple[float, float]:
-    return sim.full_scan_seconds(scans), sim.cpu_ratio(scans)
+def assert_predicted(
+    model: Model, sim: KsmdSimulator, scans: int, seconds_within: float, cpu_within: float
+) -> float:
+    """The simulated ksmd's last `scans` full scans against the model's prediction at the
+    setting they ran at: the full-scan time and the CPU share, each within its tolerance.
+    Returns the measured full-scan time."""
+    pages = sim.pages_to_scan
+    seconds, share = sim.full_scan_seconds(scans), sim.cpu_ratio(scans)
+    predicted = model.predict(pages)
+    assert within(seconds, predicted.full_scan_seconds, seconds_within), (pages, seconds, predicted)
+    assert within(share, predicted.cpu_ratio, cpu_within), (pages, share, predicted)
+    return seconds
 
 
 def settle_at(r: Rig, pages_to_scan: int, scans: int) -> None:
@@ -64,11 +74,8 @@ def test_short_scans_of_a_few_wakeups(tmp_path: Path) -> None:
     for pages in (5461, 7148):
         r.sim.set(pages_to_scan=pages)
         r.run_scans(3)
-        seconds, share = measured(r.sim, 3)
-        predicted = model.predict(pages)
         assert model.batches(pages) in (4, 5)
-        assert within(seconds, predicted.full_scan_seconds, 0.05), (pages, seconds, predicted)
-        assert within(share, predicted.cpu_ratio, 0.10), (pages, share, predicted)
+        assert_predicted(model, r.sim, 3, 0.05, 0.10)
 
 
 def test_work_spanning_jiffies_on_a_busy_host(tmp_path: Path) -> None:
@@ -82,11 +89,8 @@ def test_work_spanning_jiffies_on_a_busy_host(tmp_path: Path) -> None:
     assert model.run_delay == pytest.approx(2.0, rel=0.01)
     r.sim.set(pages_to_scan=30_000)  # one wake-up a scan: 26 ms of work and waiting
     r.run_scans(4)
-    seconds, share = measured(r.sim, 4)
-    predicted = model.predict(30_000)
+    seconds = assert_predicted(model, r.sim, 4, 0.10, 0.10)
     assert seconds > 0.040  # 24 ms asleep at the least: the work's jiffies count
-    assert within(seconds, predicted.full_scan_seconds, 0.10), (seconds, predicted)
-    assert within(share, predicted.cpu_ratio, 0.10), (share, predicted)
 
 
 def test_time_off_a_cpu_is_solved_from_scans_that_outlast_their_sleeps(tmp_path: Path) -> None:
@@ -102,10 +106,7 @@ def test_time_off_a_cpu_is_solved_from_scans_that_outlast_their_sleeps(tmp_path:
     assert model.off_cpu == pytest.approx(3.0, rel=0.25)
     r.sim.set(pages_to_scan=100_000)
     r.run_scans(13)
-    seconds, share = measured(r.sim, 12)
-    predicted = model.predict(100_000)
-    assert within(seconds, predicted.full_scan_seconds, 0.10), (seconds, predicted)
-    assert within(share, predicted.cpu_ratio, 0.10), (share, predicted)
+    assert_predicted(model, r.sim, 12, 0.10, 0.10)
 
 
 def test_smart_scan_cycle_is_calibrated_over_whole_cycles(tmp_path: Path) -> None:
@@ -124,18 +125,12 @@ def test_smart_scan_cycle_is_calibrated_over_whole_cycles(tmp_path: Path) -> Non
     assert model.scans >= 27
     assert model.skipped > 0
     r.run_scans(9)
-    seconds, share = measured(r.sim, 9)
-    predicted = model.predict(2000)
-    assert within(seconds, predicted.full_scan_seconds, 0.15), (seconds, predicted)
-    assert within(share, predicted.cpu_ratio, 0.15), (share, predicted)
+    assert_predicted(model, r.sim, 9, 0.15, 0.15)
     # At 6,000 pages a visit scan (40,000 pages) takes 7 wake-ups and a skipping one
     # (20,000) 4: 13/3 on average over a cycle, where the mean N (22,222) would give 4.
     r.sim.set(pages_to_scan=6000)
     r.run_scans(18)
-    seconds, share = measured(r.sim, 18)
-    predicted = model.predict(6000)
-    assert within(seconds, predicted.full_scan_seconds, 0.05), (seconds, predicted)
-    assert within(share, predicted.cpu_ratio, 0.10), (share, predicted)
+    assert_predicted(model, r.sim, 18, 0.05, 0.10)
 
 
 def test_a_part_of_a_smart_scan_cycle_gives_no_model(tmp_path: Path) -> None:
