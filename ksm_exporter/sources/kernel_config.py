@@ -16,6 +16,8 @@ import zlib
 from dataclasses import dataclass
 from typing import Literal
 
+from ksm_exporter.sources.kernel_release import read_release
+
 HzSource = Literal["config", "assumed"]
 ASSUMED_HZ = 250  # the default of Debian's, Ubuntu's and Fedora's x86 kernels
 CONFIG_LIMIT = 4 << 20  # a kernel configuration is some 300 KB; never read more
@@ -55,10 +57,9 @@ def read_kernel_hz(procfs_root: str, boot_dir: str | None = None) -> KernelHz:
     `boot_dir` only where it is the running kernel's: not under another procfs root (a
     container's /boot is not its host's)."""
     candidates = [(os.path.join(procfs_root, "config.gz"), True)]
-    release = _read_limited(os.path.join(procfs_root, "sys", "kernel", "osrelease"), False)
-    if boot_dir is not None and release and release.strip() and b"/" not in release:
-        name = "config-" + release.strip().decode("ascii", errors="replace")
-        candidates.append((os.path.join(boot_dir, name), False))
+    release = read_release(procfs_root) if boot_dir is not None else None
+    if boot_dir is not None and release and "/" not in release:
+        candidates.append((os.path.join(boot_dir, f"config-{release}"), False))
     for path, compressed in candidates:
         config = _read_limited(path, compressed)
         hz = None if config is None else parse_hz(config)
