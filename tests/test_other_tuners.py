@@ -271,6 +271,7 @@ def test_kubevirt_unknown_without_memavailable() -> None:
 def write_process(procfs: Path, pid: int, comm: str, argv: list[str], status: str) -> None:
     directory = procfs / str(pid)
     directory.mkdir()
+    (directory / "comm").write_text(f"{comm}\n")
     (directory / "status").write_text(
         f"Name:\t{comm}\nUmask:\t0022\nState:\tS (sleeping)\n{status}"
     )

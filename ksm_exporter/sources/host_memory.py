@@ -38,12 +38,15 @@ def read_qemu_process(procfs_root: str, pid: int) -> QemuProcess | None:
     """The process if its command name holds "qemu"; raises OSError where it vanished or
     cannot be read."""
     directory = os.path.join(procfs_root, str(pid))
+    # comm first: status, which the kernel builds line by line, only for the few that match.
+    raw_comm = read_bytes(os.path.join(directory, "comm"))
+    if raw_comm is None:
+        return None
+    comm = raw_comm.strip().decode("utf-8", errors="replace")
+    if QEMU_IN_COMM not in comm:
+        return None
     status = read_bytes(os.path.join(directory, "status"))
     if status is None:
-        return None
-    name = next((line for line in status.split(b"\n") if line.startswith(b"Name:")), b"")
-    comm = name.removeprefix(b"Name:").strip().decode("utf-8", errors="replace")
-    if QEMU_IN_COMM not in comm:
         return None
     sizes, _garbled = parse_sizes(status)
     cmdline = read_bytes(os.path.join(directory, "cmdline"))
