@@ -168,7 +168,7 @@ class Counted:
         """run=1 at `pages` and `sleep`, with what ksmd would then do where it is measured."""
         predicted = None
         if inputs.model is not None and inputs.sleep_millisecs is not None:
-            predicted = at_sleep(inputs.model, inputs.sleep_millisecs, sleep).predict(pages)
+            predicted = inputs.model.at_sleep(sleep).predict(pages)
         return TunerChoice(
             1,
             pages,
@@ -298,11 +298,6 @@ RIVALS = (
 
 def rival_choices(inputs: RivalInputs) -> dict[str, TunerChoice]:
     return {rival.key: rival.rule(inputs) for rival in RIVALS}
-
-
-def at_sleep(model: Model, sleep_now: int, sleep: int) -> Model:
-    """The model with another sleep_millisecs, in whole jiffies as the kernel sleeps."""
-    return model.at_sleep(sleep)
 
 
 @dataclass(frozen=True, slots=True)
