@@ -30,18 +30,14 @@ def series(release: str) -> tuple[int, int] | None:
     return (int(parts[0]), int(minor)) if minor.isdigit() else None
 
 
-def measured_inheritance(release: str) -> str | None:
-    """The release of the same series that the lab saw a forked child inherit on, or None."""
-    found = series(release)
-    return None if found is None else INHERITING_SERIES.get(found)
-
-
 def fork_inheritance_sentence(release: str) -> str | None:
-    """What `status` says on such a kernel, None on any other."""
-    measured = measured_inheritance(release)
-    if measured is None:
+    """What `status` says on a kernel of a series the lab saw a forked child inherit on (the
+    release measured named), None on any other."""
+    found = series(release)
+    measured = None if found is None else INHERITING_SERIES.get(found)
+    if found is None or measured is None:
         return None
-    major, minor = series(release) or (0, 0)
+    major, minor = found
     return (
         f"kernel {major}.{minor} (measured on {measured}): a forked child shows its parent's "
         "ksm_merging_pages and ksm_rmap_items, so per-process figures count a forked "
