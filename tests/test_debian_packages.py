@@ -4,7 +4,9 @@ program that was missing."""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -34,6 +36,74 @@ def skip_message(program: str, package: str, monkeypatch: pytest.MonkeyPatch) ->
     with pytest.raises(pytest.skip.Exception) as skipped:
         require(program, package)
     return str(skipped.value.msg)
+
+
+def with_candidates(apt_cache: str, packages: list[str]) -> list[str]:
+    """The packages apt could install here, in their order: those `apt-cache policy` gives
+    a candidate version for (its answer opens a block "<package>:" for each one it knows,
+    and says "Candidate: (none)" where no source has one)."""
+    answer = subprocess.run(
+        [apt_cache, "policy", *packages], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    found, package = set(), ""
+    for line in answer.splitlines():
+        if not line.startswith(" ") and line.endswith(":"):
+            package = line.removesuffix(":")
+        elif line.startswith("  Candidate: ") and line != "  Candidate: (none)":
+            found.add(package)
+    return [package for package in packages if package in found]
+
+
+def fresh_machine(bin_dir: Path, calls: Path) -> None:
+    """Programs that make this machine look fresh to the script: a dpkg-query that knows no
+    installed package, an apt-get that records each call (and, when asked to install, what
+    the policy-rc.d in place answers) and installs nothing, and, for a test not run as root,
+    an id that says root. apt-cache stays the machine's own."""
+    bin_dir.mkdir()
+    fakes = {
+        "dpkg-query": 'echo "dpkg-query: no packages found matching $*" >&2\nexit 1',
+        "apt-get": (
+            f'echo "$*" >>"{calls}"\n'
+            'if [ "$1" = install ]; then\n'
+            '  "$POLICY_RC_D" >/dev/null 2>&1\n'
+            f'  echo "policy-rc.d answers $?" >>"{calls}"\n'
+            "fi"
+        ),
+    }
+    if os.geteuid() != 0:
+        fakes["id"] = "echo 0"
+    for name, body in fakes.items():
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+
+
+@pytest.mark.e2e
+def test_a_fresh_machine_installs_every_package_apt_has(tmp_path: Path) -> None:
+    apt_cache = shutil.which("apt-cache")
+    if apt_cache is None:
+        pytest.skip("apt-cache is missing: not a Debian or Ubuntu machine")
+    packages = listed()
+    expected = with_candidates(apt_cache, packages)
+    if not expected:
+        pytest.skip("apt-cache has no candidate for any listed package: run apt-get update")
+    calls, policy_rc_d = tmp_path / "apt-get-calls", tmp_path / "policy-rc.d"
+    fresh_machine(tmp_path / "bin", calls)
+    env = {
+        **os.environ,
+        "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}",
+        "POLICY_RC_D": str(policy_rc_d),
+    }
+    result = subprocess.run(
+        [str(SCRIPT)], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    update, install, policy_answer = calls.read_text().splitlines()
+    assert update.split()[0] == "update"
+    options = ["install", "-y", "-qq", "-o", "DPkg::Lock::Timeout=600", "--no-install-recommends"]
+    assert install.split() == options + expected, result.stderr
+    # No service of the packages starts while they install, and the policy goes after.
+    assert policy_answer == "policy-rc.d answers 101"
+    assert not policy_rc_d.exists()
 
 
 @pytest.mark.unit
