@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 
 from bench.idle_processes import idle_processes
-from ksm_exporter.collector.processes import ProcessOptions, ProcessReader
+from ksm_exporter.reading.processes import ProcessOptions, ProcessReader
 from tests.support.exporter_process import running_exporter
 
 ROUNDS = 25

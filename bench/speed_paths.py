@@ -25,6 +25,7 @@ from prometheus_client.exposition import generate_latest
 
 from bench.idle_processes import idle_processes
 from ksm_exporter.collector.collection import KsmCollection
+from ksm_exporter.reading.host_reader import HostReader
 from ksm_exporter.server import text_encoding
 from ksm_exporter.server.exposition import Exposition
 from ksm_exporter.sources.kernel_file import read_bytes
@@ -68,7 +69,7 @@ def main() -> int:
     report("sysfs", *alternate(held.read, lambda: read_ksm_sysfs(roots.sysfs), 50))
     held.close()
 
-    collection = KsmCollection(roots)
+    collection = KsmCollection(HostReader(roots))
     families = asyncio.run(collection.collect_async())
     collection.close()
     fmt = text_encoding.format_of(generate_latest)

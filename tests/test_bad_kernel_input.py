@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ksm_exporter.collector.collection import KsmCollection
+from ksm_exporter.reading.host_reader import HostReader
 from ksm_exporter.server.app import make_app
 from ksm_exporter.sources.kernel_file import BadValue
 from ksm_exporter.sources.ksm_files import DECLARED, KSM_FILES
@@ -119,7 +120,7 @@ def sysfs_rejections(tree: dict[str, bytes]) -> int:
 
 async def scrape_twice(roots: Roots) -> list[tuple[int, str]]:
     """Two scrapes through the real app: the second reads through held descriptors."""
-    collection = KsmCollection(roots, 4096)
+    collection = KsmCollection(HostReader(roots, 4096))
     async with TestClient(TestServer(make_app(collection))) as client:
         answers = []
         for _ in range(2):
@@ -158,7 +159,7 @@ def test_any_bytes_in_kernel_files(tree: dict[str, bytes]) -> None:
         roots = write_tree(Path(tmp), tree)
 
         # The sources and the collection never raise.
-        collection = KsmCollection(roots, 4096)
+        collection = KsmCollection(HostReader(roots, 4096))
         families_of(collection)
 
         # The scrape answers 200 with the metrics it could read, and counts the rest.

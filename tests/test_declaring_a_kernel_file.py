@@ -10,6 +10,7 @@ import pytest
 
 import docs.generate
 from ksm_exporter.collector.collection import KsmCollection
+from ksm_exporter.reading.host_reader import HostReader
 from ksm_exporter.sources import ksm_files
 from ksm_exporter.sources.ksm_files import KSM_FILES, KsmFile, index_of
 from ksm_exporter.sources.roots import Roots
@@ -35,7 +36,7 @@ def one_more_file(tmp_path: Path) -> Roots:
 
 
 def test_a_declared_file_is_served_with_its_help_and_type(one_more_file: Roots) -> None:
-    text = render(KsmCollection(one_more_file, 4096, ksm_files=DECLARED))
+    text = render(KsmCollection(HostReader(one_more_file, 4096, ksm_files=DECLARED)))
     assert "# HELP ksm_pages_migrated_total Pages moved.\n" in text
     assert "# TYPE ksm_pages_migrated_total counter\n" in text
     assert value(parse_samples(text), "ksm_pages_migrated_total") == 4242
@@ -57,7 +58,9 @@ def test_a_declared_file_is_held_open_like_the_others(one_more_file: Roots) -> N
 def test_a_declared_file_that_does_not_parse_is_counted(one_more_file: Roots) -> None:
     ksm = Path(one_more_file.sysfs, "kernel", "mm", "ksm")
     (ksm / "pages_migrated").write_text("many\n")
-    samples = parse_samples(render(KsmCollection(one_more_file, 4096, ksm_files=DECLARED)))
+    samples = parse_samples(
+        render(KsmCollection(HostReader(one_more_file, 4096, ksm_files=DECLARED)))
+    )
     assert ("ksm_pages_migrated_total", ()) not in samples
     assert value(samples, "ksm_exporter_collect_errors_total", source="sysfs") == 1
 

@@ -12,7 +12,8 @@ import pytest
 
 from docs.generate import with_declared_rows
 from ksm_exporter.collector.collection import KsmCollection
-from ksm_exporter.collector.processes import ProcessOptions
+from ksm_exporter.reading.host_reader import HostReader
+from ksm_exporter.reading.processes import ProcessOptions
 from ksm_exporter.sources import ksm_stat
 from ksm_exporter.sources.ksm_stat import PROCESS_FIELDS, ProcessField
 from ksm_exporter.sources.process_identity import LABELS, ProcessLabel
@@ -46,14 +47,14 @@ def one_more_line(tmp_path: Path) -> Roots:
 
 
 def test_a_declared_line_is_served_per_process(one_more_line: Roots) -> None:
-    text = render(KsmCollection(one_more_line, 4096, process_fields=FIELDS))
+    text = render(KsmCollection(HostReader(one_more_line, 4096, process_fields=FIELDS)))
     assert "# HELP ksm_process_swapped_pages Merged pages of the process swapped out.\n" in text
     assert by_pid(parse_samples(text), "ksm_process_swapped_pages") == SWAPPED
 
 
 def test_a_declared_line_is_summed_over_the_other_processes(one_more_line: Roots) -> None:
     options = ProcessOptions(limit=2)  # 1201 and 1302 merge the most pages
-    collection = KsmCollection(one_more_line, 4096, options, process_fields=FIELDS)
+    collection = KsmCollection(HostReader(one_more_line, 4096, options, process_fields=FIELDS))
     samples = parse_samples(render(collection))
     shown = {
         pid
@@ -76,7 +77,7 @@ def by_pid(samples: Samples, name: str) -> dict[int, float]:
 
 
 def test_an_undeclared_line_is_not_served(one_more_line: Roots) -> None:
-    text = render(KsmCollection(one_more_line, 4096))
+    text = render(KsmCollection(HostReader(one_more_line, 4096)))
     assert "ksm_process_swapped_pages" not in text
 
 
@@ -105,7 +106,9 @@ def test_a_declared_label_is_served(tmp_path: Path) -> None:
     roots = Roots(str(tmp_path / "current" / "sys"), str(proc))
     labels = (*LABELS, ProcessLabel("vm_smbios", ("cmdline",), qemu_smbios))
     options = ProcessOptions(labels=("vm", "vm_smbios"))
-    samples = parse_samples(render(KsmCollection(roots, 4096, options, process_labels=labels)))
+    samples = parse_samples(
+        render(KsmCollection(HostReader(roots, 4096, options, process_labels=labels)))
+    )
     assert value(
         samples, "ksm_process_merging_pages", pid="1201", vm="web01", vm_smbios=smbios
     ) == (120000)

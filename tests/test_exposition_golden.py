@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ksm_exporter.collector.collection import KsmCollection
+from ksm_exporter.reading.host_reader import HostReader
 from ksm_exporter.sources.roots import Roots
 from tests.support.exposition import parse_samples, render, value, without_self_metrics
 from tests.support.paths import GOLDEN, fixture_roots
@@ -30,7 +31,9 @@ def matches_golden(text: str, name: str) -> None:
 
 @pytest.mark.parametrize("fixture", ["current", "old-kernel", "broken"])
 def test_exposition_matches_golden_file(fixture: str) -> None:
-    collection = KsmCollection(fixture_roots(fixture), PAGE_SIZE, clock_ticks=CLOCK_TICKS)
+    collection = KsmCollection(
+        HostReader(fixture_roots(fixture), PAGE_SIZE, clock_ticks=CLOCK_TICKS)
+    )
     matches_golden(without_self_metrics(render(collection)), fixture)
 
 
@@ -41,7 +44,7 @@ def test_sampled_exposition_matches_golden_file(tmp_path: Path) -> None:
 
 
 def test_current_kernel_values() -> None:
-    samples = parse_samples(render(KsmCollection(fixture_roots("current"), PAGE_SIZE)))
+    samples = parse_samples(render(KsmCollection(HostReader(fixture_roots("current"), PAGE_SIZE))))
     assert value(samples, "ksm_memory_saved_bytes") == (30000 + 250) * 4096
     assert value(samples, "ksm_memory_saved_ratio") == (30250 * 4096) / (16384000 * 1024)
     assert value(samples, "ksm_mappings_per_shared_page") == 26.0
@@ -57,7 +60,9 @@ def test_current_kernel_values() -> None:
 
 
 def test_old_kernel_omits_what_it_lacks() -> None:
-    samples = parse_samples(render(KsmCollection(fixture_roots("old-kernel"), PAGE_SIZE)))
+    samples = parse_samples(
+        render(KsmCollection(HostReader(fixture_roots("old-kernel"), PAGE_SIZE)))
+    )
     present = {name for name, _ in samples if not name.startswith("ksm_exporter_")}
     assert present == {
         "ksm_available",
@@ -88,7 +93,7 @@ def test_old_kernel_omits_what_it_lacks() -> None:
 
 
 def test_broken_files_count_as_errors_on_every_collection() -> None:
-    collection = KsmCollection(fixture_roots("broken"), PAGE_SIZE)
+    collection = KsmCollection(HostReader(fixture_roots("broken"), PAGE_SIZE))
     render(collection)
     samples = parse_samples(render(collection))
     assert value(samples, "ksm_exporter_collect_errors_total", source="sysfs") == 18
@@ -97,7 +102,7 @@ def test_broken_files_count_as_errors_on_every_collection() -> None:
 
 
 def test_no_ksm_serves_available_zero(tmp_path: os.PathLike[str]) -> None:
-    samples = parse_samples(render(KsmCollection(Roots(str(tmp_path), str(tmp_path)))))
+    samples = parse_samples(render(KsmCollection(HostReader(Roots(str(tmp_path), str(tmp_path))))))
     assert value(samples, "ksm_available") == 0
     assert {n for n, _ in samples if not n.startswith("ksm_exporter_")} == {
         "ksm_available",
@@ -106,12 +111,12 @@ def test_no_ksm_serves_available_zero(tmp_path: os.PathLike[str]) -> None:
 
 
 def test_default_page_size_is_the_systems() -> None:
-    samples = parse_samples(render(KsmCollection(fixture_roots("current"))))
+    samples = parse_samples(render(KsmCollection(HostReader(fixture_roots("current")))))
     assert value(samples, "ksm_page_size_bytes") == os.sysconf("SC_PAGE_SIZE")
 
 
 def test_build_info_and_durations_per_source() -> None:
-    samples = parse_samples(render(KsmCollection(fixture_roots("current"))))
+    samples = parse_samples(render(KsmCollection(HostReader(fixture_roots("current")))))
     (build,) = [labels for name, labels in samples if name == "ksm_exporter_build_info"]
     assert dict(build).keys() == {"version", "python_version"}
     for source in ("sysfs", "meminfo"):

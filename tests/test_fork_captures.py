@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from ksm_exporter.collector.collection import KsmCollection
+from ksm_exporter.reading.host_reader import HostReader
 from ksm_exporter.sources.roots import Roots
 from lab import forks
 from lab.compare import checks, differences
@@ -58,7 +59,9 @@ def test_an_inherited_count_is_counted_twice_in_the_per_process_sum(release: str
 def test_the_exporter_serves_each_phase_as_the_kernel_wrote_it(release: str, phase: str) -> None:
     fork = recorded(release)
     root = forks.FORK_CAPTURES / release / phase
-    text = render(KsmCollection(Roots(str(root / "sys"), str(root / "proc")), fork.page_size))
+    text = render(
+        KsmCollection(HostReader(Roots(str(root / "sys"), str(root / "proc")), fork.page_size))
+    )
     capture = fork.phases[phase]
     assert differences(checks(capture, text)) == []
     if phase == "forked" and forks.findings(fork).inherited:

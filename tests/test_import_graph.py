@@ -12,7 +12,23 @@ pytestmark = pytest.mark.unit
 
 PACKAGE = Path(__file__).resolve().parent.parent / "ksm_exporter"
 # Layers in the order data flows; a module may import only from its own layer or earlier ones.
-LAYERS = ("sources", "derive", "collector", "status", "server")
+# The front ends share a rank and stand side by side: none imports another.
+RANKS = {
+    "sources": 0,
+    "derive": 1,
+    "reading": 2,
+    "collector": 3,
+    "status": 3,
+    "tune": 3,
+    "audit": 3,
+    "config": 4,
+    "logs": 4,
+    "privileges": 4,
+    "server": 5,
+    "cli": 6,
+    "__main__": 7,
+}
+FRONT_ENDS = ("collector", "status", "tune", "audit")
 
 
 def module_name(path: Path) -> str:
@@ -73,18 +89,54 @@ def test_the_package_has_no_import_cycle() -> None:
     assert find_cycle(graph) is None
 
 
-def layer(module: str) -> int | None:
+def layer(module: str) -> str | None:
+    """The layer of a module of the package (its folder, or the top-level module), None for
+    the package itself, which every layer may import (its version)."""
     parts = module.split(".")
-    return LAYERS.index(parts[1]) if len(parts) > 2 and parts[1] in LAYERS else None
+    return parts[1] if len(parts) > 1 else None
+
+
+def test_every_module_has_a_layer() -> None:
+    unranked = {layer(name) for name in import_graph()} - {None, *RANKS}
+    assert unranked == set()
+
+
+def crossings() -> list[tuple[str, str, str, str]]:
+    """(module, imported, its layer, the imported one's layer) for every import between two
+    layers of the package."""
+    return [
+        (name, imported, mine, theirs)
+        for name, imported_modules in import_graph().items()
+        for imported in imported_modules
+        if (mine := layer(name)) is not None
+        and (theirs := layer(imported)) is not None
+        and mine != theirs
+    ]
 
 
 def test_data_flows_one_way_through_the_layers() -> None:
     backwards = sorted(
         f"{name} imports {imported}"
-        for name, imported_modules in import_graph().items()
-        for imported in imported_modules
-        if (mine := layer(name)) is not None
-        and (theirs := layer(imported)) is not None
-        and theirs > mine
+        for name, imported, mine, theirs in crossings()
+        if RANKS[theirs] > RANKS[mine]
     )
     assert backwards == []
+
+
+def test_the_front_ends_stand_side_by_side() -> None:
+    """collector, status, tune and audit each turn the host reader's readings into their
+    own output: none of them reads the host through, or builds on, another."""
+    across = sorted(
+        f"{name} imports {imported}"
+        for name, imported, mine, theirs in crossings()
+        if mine in FRONT_ENDS and theirs in FRONT_ENDS
+    )
+    assert across == []
+
+
+def test_the_checks_see_a_wrong_import() -> None:
+    assert layer("ksm_exporter.tune.tuner") == "tune"
+    assert layer("ksm_exporter.config") == "config"
+    assert layer("ksm_exporter") is None
+    assert RANKS["reading"] > RANKS["derive"] > RANKS["sources"]
+    assert RANKS["server"] > RANKS["collector"] == RANKS["status"] == RANKS["tune"]

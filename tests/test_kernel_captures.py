@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ksm_exporter.collector.collection import KsmCollection
+from ksm_exporter.reading.host_reader import HostReader
 from ksm_exporter.sources.roots import Roots
 from lab.captures import KERNEL_CAPTURES, Capture
 from lab.compare import checks, differences, unknown_files
@@ -47,7 +48,7 @@ def test_the_scrape_taken_in_the_guest_agrees_with_the_kernel_files(release: str
 def test_the_exporter_on_the_captured_tree_serves_the_captured_values(release: str) -> None:
     capture, directory = captured(release)
     roots = Roots(str(directory / "sys"), str(directory / "proc"))
-    text = render(KsmCollection(roots, capture.page_size))
+    text = render(KsmCollection(HostReader(roots, capture.page_size)))
     assert differences(checks(capture, text)) == []
 
 

@@ -8,12 +8,13 @@ import pytest
 
 from ksm_exporter.cli import build_parser, load_settings, process_options
 from ksm_exporter.collector.collection import KsmCollection
-from ksm_exporter.collector.processes import ProcessOptions
 from ksm_exporter.derive.process_selection import (
     ProcessSelection,
     process_profit_bytes,
     select_processes,
 )
+from ksm_exporter.reading.host_reader import HostReader
+from ksm_exporter.reading.processes import ProcessOptions
 from ksm_exporter.sources.ksm_stat import KsmStat
 from ksm_exporter.sources.process_sweep import ProcessKsm
 from tests.support.exposition import Samples, names, parse_samples, render, value
@@ -46,9 +47,11 @@ TOTALS = {
 
 def collect(**options: object) -> Samples:
     collection = KsmCollection(
-        fixture_roots("current"),
-        PAGE_SIZE,
-        ProcessOptions(**options),  # type: ignore[arg-type]
+        HostReader(
+            fixture_roots("current"),
+            PAGE_SIZE,
+            ProcessOptions(**options),  # type: ignore[arg-type]
+        )
     )
     return parse_samples(render(collection))
 
@@ -137,7 +140,9 @@ def test_labels_choose_what_is_exported(labels: tuple[str, ...], expected: dict[
 
 
 def test_the_sweep_can_be_turned_off() -> None:
-    collection = KsmCollection(fixture_roots("current"), PAGE_SIZE, ProcessOptions(enabled=False))
+    collection = KsmCollection(
+        HostReader(fixture_roots("current"), PAGE_SIZE, ProcessOptions(enabled=False))
+    )
     samples = parse_samples(render(collection))
     assert not {n for n in names(samples) if n.startswith(("ksm_process", "ksm_exporter_proc"))}
     assert ("ksm_exporter_collect_errors_total", (("source", "process"),)) not in samples

@@ -154,11 +154,12 @@ def test_unreadable_processes_are_counted_and_logged_once(tmp_path: Path) -> Non
     script = """
 import logging, sys
 from ksm_exporter.collector.collection import KsmCollection
+from ksm_exporter.reading.host_reader import HostReader
 from ksm_exporter.sources.roots import Roots
 from ksm_exporter.logs import configure_logging
 from tests.support.exposition import parse_samples, render, value
 configure_logging("info", "logfmt")
-collection = KsmCollection(Roots(sys.argv[1], sys.argv[1]))
+collection = KsmCollection(HostReader(Roots(sys.argv[1], sys.argv[1])))
 for _ in range(3):
     samples = parse_samples(render(collection))
 print(value(samples, "ksm_exporter_processes_unreadable"),

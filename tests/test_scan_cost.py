@@ -9,6 +9,7 @@ import pytest
 
 from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.derive.scan_cost import ScanCost, advance
+from ksm_exporter.reading.host_reader import HostReader
 from ksm_exporter.sources import ksmd as ksmd_module
 from ksm_exporter.sources.host import ScanReading
 from ksm_exporter.sources.ksmd import (
@@ -138,13 +139,13 @@ def test_sampled_collection_exports_exact_figures(tmp_path: Path) -> None:
 def test_sampler_follows_a_reset_in_the_tree(tmp_path: Path) -> None:
     roots = copy_fixture("current", tmp_path)
     clock = ManualClock()
-    collection = KsmCollection(roots, clock=clock, clock_ticks=CLOCK_TICKS)
+    collection = KsmCollection(HostReader(roots, clock=clock, clock_ticks=CLOCK_TICKS))
     for offset, full_scans, ticks in [(0, 7, 100), (1, 8, 120), (3, 9, 160), (4, 0, 160),
                                       (5, 1, 170), (9, 2, 250)]:  # fmt: skip
         clock.now = 1000.0 + offset
         write_full_scans(roots, full_scans)
         write_stat(roots, KSMD_PID, utime=0, stime=ticks)
-        cost = collection.sampler.tick()
+        cost = collection.reader.sampler.tick()
         if offset == 4:
             assert (cost.full_scan_seconds, cost.cpu_seconds_per_full_scan) == (2.0, 0.4)
     samples = parse_samples(render(collection))
@@ -155,7 +156,7 @@ def test_sampler_follows_a_reset_in_the_tree(tmp_path: Path) -> None:
 
 
 def test_before_sampling_only_the_cpu_counter_is_there() -> None:
-    collection = KsmCollection(fixture_roots("current"), clock_ticks=CLOCK_TICKS)
+    collection = KsmCollection(HostReader(fixture_roots("current"), clock_ticks=CLOCK_TICKS))
     samples = parse_samples(render(collection))
     assert value(samples, "ksm_ksmd_cpu_seconds_total") == 12.351234567  # schedstat
     assert names(samples) & COST_METRICS == set()
@@ -165,11 +166,11 @@ def test_ksmd_missing_omits_its_metrics(tmp_path: Path) -> None:
     roots = copy_fixture("current", tmp_path)
     shutil.rmtree(Path(roots.procfs) / str(KSMD_PID))
     clock = ManualClock()
-    collection = KsmCollection(roots, clock=clock, clock_ticks=CLOCK_TICKS)
+    collection = KsmCollection(HostReader(roots, clock=clock, clock_ticks=CLOCK_TICKS))
     for offset, full_scans in [(0, 1), (1, 2), (3, 3)]:
         clock.now = 1000.0 + offset
         write_full_scans(roots, full_scans)
-        collection.sampler.tick()
+        collection.reader.sampler.tick()
     samples = parse_samples(render(collection))
     present = names(samples)
     assert "ksm_ksmd_cpu_seconds_total" not in present
@@ -183,9 +184,9 @@ def test_without_ksm_the_sampler_does_not_look_for_ksmd(
 ) -> None:
     searches = Calls(monkeypatch, ksmd_module, "find_ksmd")
     write_stat(Roots(str(tmp_path), str(tmp_path)), KSMD_PID, utime=1, stime=1)
-    collection = KsmCollection(Roots(str(tmp_path), str(tmp_path)))
-    collection.sampler.tick()
-    collection.sampler.tick()
+    collection = KsmCollection(HostReader(Roots(str(tmp_path), str(tmp_path))))
+    collection.reader.sampler.tick()
+    collection.reader.sampler.tick()
     samples = parse_samples(render(collection))
     assert searches.count == 0
     assert names(samples) & (COST_METRICS | {"ksm_ksmd_cpu_seconds_total"}) == set()
@@ -233,7 +234,7 @@ def test_memory_offline_pauses_the_clock_too() -> None:
 def test_the_sampler_reads_run_from_the_tree(tmp_path: Path) -> None:
     roots = copy_fixture("current", tmp_path)
     clock = ManualClock()
-    collection = KsmCollection(roots, clock=clock, clock_ticks=CLOCK_TICKS)
+    collection = KsmCollection(HostReader(roots, clock=clock, clock_ticks=CLOCK_TICKS))
     for offset, run, full_scans, ticks in [(0, 1, 7, 100), (10, 1, 8, 200), (11, 0, 8, 205),
                                            (7211, 0, 8, 205), (7212, 1, 8, 205),
                                            (7221, 1, 9, 300)]:  # fmt: skip
@@ -241,7 +242,7 @@ def test_the_sampler_reads_run_from_the_tree(tmp_path: Path) -> None:
         write_ksm(roots, "run", run)
         write_full_scans(roots, full_scans)
         write_stat(roots, KSMD_PID, utime=0, stime=ticks)
-        collection.sampler.tick()
+        collection.reader.sampler.tick()
     samples = parse_samples(render(collection))
     assert value(samples, "ksm_full_scan_duration_seconds") == 10.0
     assert value(samples, "ksm_full_scan_ksmd_cpu_seconds") == 1.0
@@ -252,14 +253,16 @@ def test_the_sampler_reads_run_from_the_tree(tmp_path: Path) -> None:
 
 def test_schedstat_is_preferred_to_clock_ticks() -> None:
     """The `current` fixture has both: schedstat's nanoseconds win over stat's 1235 ticks."""
-    samples = parse_samples(render(KsmCollection(fixture_roots("current"), clock_ticks=100)))
+    samples = parse_samples(
+        render(KsmCollection(HostReader(fixture_roots("current"), clock_ticks=100)))
+    )
     assert value(samples, "ksm_ksmd_cpu_seconds_total") == 12.351234567
 
 
 def test_clock_ticks_where_schedstat_is_missing(tmp_path: Path) -> None:
     roots = copy_fixture("current", tmp_path)
     (Path(roots.procfs) / str(KSMD_PID) / "schedstat").unlink()
-    samples = parse_samples(render(KsmCollection(roots, clock_ticks=250)))
+    samples = parse_samples(render(KsmCollection(HostReader(roots, clock_ticks=250))))
     assert value(samples, "ksm_ksmd_cpu_seconds_total") == 1235 / 250
 
 
@@ -267,12 +270,12 @@ def test_sub_tick_cpu_per_scan_is_measured(tmp_path: Path) -> None:
     """0.2 s scans costing 4 ms each: ticks of 10 ms would read 0 or 10 ms."""
     roots = copy_fixture("current", tmp_path)
     clock = ManualClock()
-    collection = KsmCollection(roots, clock=clock, clock_ticks=CLOCK_TICKS)
+    collection = KsmCollection(HostReader(roots, clock=clock, clock_ticks=CLOCK_TICKS))
     for step in range(6):
         clock.now = 1000.0 + 0.2 * step
         write_full_scans(roots, 100 + step)
         write_schedstat(roots, KSMD_PID, 5_000_000_000 + 4_000_000 * step)
-        collection.sampler.tick()
+        collection.reader.sampler.tick()
     samples = parse_samples(render(collection))
     assert value(samples, "ksm_full_scan_ksmd_cpu_seconds") == 0.004
     assert value(samples, "ksm_ksmd_cpu_ratio") == pytest.approx(0.02)

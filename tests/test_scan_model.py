@@ -117,7 +117,7 @@ def test_smart_scan_cycle_is_calibrated_over_whole_cycles(tmp_path: Path) -> Non
     r.sim.set(pages_to_scan=2000)
     r.run_scans(16)  # past the early ages: visited 1 scan in 9 from here
     r.run_scans(28)  # scans shorter than 2 samples: three whole cycles
-    cost = r.collection.sampler.cost
+    cost = r.collection.reader.sampler.cost
     skipped = [scan for scan in cost.scans if scan.pages_skipped]
     assert skipped, "smart_scan skipped nothing"
     model = r.advice().model
@@ -138,7 +138,7 @@ def test_a_part_of_a_smart_scan_cycle_gives_no_model(tmp_path: Path) -> None:
     r.sim.set(pages_to_scan=2000)
     r.run_scans(16)
     r.sim.set(pages_to_scan=4000)  # a new setting: its scans start a new window
-    r.collection.sampler.cost = ScanCost()  # a fresh sampler
+    r.collection.reader.sampler.cost = ScanCost()  # a fresh sampler
     r.run_scans(6)
     advice = r.advice()
     assert advice.model is None
@@ -149,9 +149,9 @@ def test_where_hz_is_wrong_the_advice_says_the_model_does_not_hold(tmp_path: Pat
     """A kernel at HZ=1000 without a readable configuration: HZ=250 assumed gives sleeps
     4x too long at 2 ms; the model misses the measured scan, so nothing is predicted."""
     r = rig(tmp_path, hz=1000, sleep_millisecs=2)
-    config = Path(r.collection.roots.procfs, "config.gz")
+    config = Path(r.collection.reader.roots.procfs, "config.gz")
     config.unlink()
-    r.collection.host.kernel_hz = KernelHz(250, "assumed")  # as read without it
+    r.collection.reader.kernel_hz = KernelHz(250, "assumed")  # as read without it
     r.run_scans(7)
     advice = r.advice()
     assert advice.model is not None

@@ -10,6 +10,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from pytest_aiohttp import AiohttpClient
 
 from ksm_exporter.collector.collection import KsmCollection
+from ksm_exporter.reading.host_reader import HostReader
 from ksm_exporter.server.app import make_app
 from ksm_exporter.sources.roots import Roots
 from tests.support.calls import Calls
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.unit
 async def client_for(
     aiohttp_client: AiohttpClient, roots: Roots, path: str = "/metrics"
 ) -> TestClient:  # type: ignore[type-arg]
-    return await aiohttp_client(make_app(KsmCollection(roots, 4096), path))
+    return await aiohttp_client(make_app(KsmCollection(HostReader(roots, 4096)), path))
 
 
 async def test_metrics_in_prometheus_text(aiohttp_client: AiohttpClient) -> None:
@@ -88,7 +89,7 @@ async def test_health_and_readiness(aiohttp_client: AiohttpClient) -> None:
 
 
 async def test_concurrent_scrapes_share_one_collection(aiohttp_client: AiohttpClient) -> None:
-    collection = KsmCollection(fixture_roots("current"), 4096)
+    collection = KsmCollection(HostReader(fixture_roots("current"), 4096))
     gate = asyncio.Event()
     original = collection.collect_async
     collections = 0
@@ -127,8 +128,8 @@ async def test_unknown_path_and_method(aiohttp_client: AiohttpClient) -> None:
 async def test_cost_sampler_runs_while_the_app_serves(
     aiohttp_client: AiohttpClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    collection = KsmCollection(fixture_roots("current"), 4096, sample_interval=0.01)
-    ticks = Calls(monkeypatch, collection.sampler, "tick")
+    collection = KsmCollection(HostReader(fixture_roots("current"), 4096, sample_interval=0.01))
+    ticks = Calls(monkeypatch, collection.reader.sampler, "tick")
     client = await aiohttp_client(make_app(collection))
 
     async def ticked() -> bool:

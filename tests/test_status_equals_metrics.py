@@ -9,7 +9,8 @@ import pytest
 from pytest_aiohttp import AiohttpClient
 
 from ksm_exporter.collector.collection import KsmCollection
-from ksm_exporter.collector.processes import ProcessOptions
+from ksm_exporter.reading.host_reader import HostReader
+from ksm_exporter.reading.processes import ProcessOptions
 from ksm_exporter.server.app import make_app
 from ksm_exporter.sources.ksm_files import KSM_FILES
 from ksm_exporter.status.render import to_json
@@ -28,7 +29,9 @@ async def served_and_stated(
     aiohttp_client: AiohttpClient,
 ) -> tuple[Samples, dict[str, Any]]:
     roots = fixture_roots("current")  # read, never written
-    collection = KsmCollection(roots, PAGE_SIZE, ProcessOptions(limit=TOP), clock_ticks=CLOCK_TICKS)
+    collection = KsmCollection(
+        HostReader(roots, PAGE_SIZE, ProcessOptions(limit=TOP), clock_ticks=CLOCK_TICKS)
+    )
     client = await aiohttp_client(make_app(collection))
     served = parse_samples(await (await client.get("/metrics")).text())
     await client.close()

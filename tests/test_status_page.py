@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
 from ksm_exporter.collector.collection import KsmCollection
+from ksm_exporter.reading.host_reader import HostReader
 from ksm_exporter.server.app import make_app
 from ksm_exporter.server.basic_auth import BasicAuth
 from ksm_exporter.sources.host import ScanReading
@@ -142,7 +143,9 @@ def test_the_style_sheet_is_the_one_the_policy_allows(tmp_path: Path) -> None:
 async def client_for(
     aiohttp_client: AiohttpClient, roots: Roots, auth: BasicAuth | None = None
 ) -> TestClient:  # type: ignore[type-arg]
-    return await aiohttp_client(make_app(KsmCollection(roots, PAGE_SIZE), "/metrics", auth))
+    return await aiohttp_client(
+        make_app(KsmCollection(HostReader(roots, PAGE_SIZE)), "/metrics", auth)
+    )
 
 
 async def test_page_is_served_with_its_policy(aiohttp_client: AiohttpClient) -> None:

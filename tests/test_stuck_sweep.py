@@ -13,6 +13,7 @@ import pytest
 from pytest_aiohttp import AiohttpClient
 
 from ksm_exporter.collector.collection import KsmCollection
+from ksm_exporter.reading.host_reader import HostReader
 from ksm_exporter.server.app import make_app
 from ksm_exporter.sources.roots import Roots
 from tests.support.eventually import eventually_async
@@ -55,7 +56,7 @@ def process_errors(samples: Samples) -> float:
 
 async def errors_of_a_plain_sweep() -> float:
     """The fixture holds a few broken processes of its own, counted on every sweep."""
-    collection = KsmCollection(fixture_roots("current"), 4096)
+    collection = KsmCollection(HostReader(fixture_roots("current"), 4096))
     return process_errors(parse_samples(await render_async(collection)))
 
 
@@ -65,7 +66,7 @@ async def test_scrapes_go_on_without_a_stuck_sweep(
     proc = tmp_path / "proc"
     shutil.copytree(FIXTURES / "current" / "proc", proc)
     roots = Roots(str(FIXTURES / "current" / "sys"), str(proc))
-    collection = KsmCollection(roots, 4096, sweep_deadline=DEADLINE)
+    collection = KsmCollection(HostReader(roots, 4096, sweep_deadline=DEADLINE))
     client = await aiohttp_client(make_app(collection))
     with stuck_ksm_stat(proc) as (stat, content):
         timings, answers = [], []
@@ -86,7 +87,7 @@ async def test_scrapes_go_on_without_a_stuck_sweep(
         release(stat, content)
 
         async def finished() -> bool:
-            return not collection.sweep.busy
+            return not collection.reader.sweep.busy
 
         await eventually_async(finished, 5, what="the released sweep finished")
         stat.unlink()  # the process's lock is free again: its file reads as usual

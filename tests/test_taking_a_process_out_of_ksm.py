@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from ksm_exporter.collector.collection import KsmCollection
-from ksm_exporter.collector.processes import ProcessOptions
+from ksm_exporter.reading.host_reader import HostReader
+from ksm_exporter.reading.processes import ProcessOptions
 from ksm_exporter.sources.roots import Roots
 from tests.support.eventually import eventually
 from tests.support.exposition import parse_samples, render
@@ -27,7 +28,9 @@ def process_figures(collection: KsmCollection, pid: int) -> dict[str, float]:
 
 @pytest.mark.parametrize(("method", "merge_any"), [("madvise", 0.0), ("prctl", 1.0)])
 def test_a_process_taken_out_of_ksm_loses_its_series(method: str, merge_any: float) -> None:
-    collection = KsmCollection(Roots("/sys", "/proc"), processes=ProcessOptions(limit=100_000))
+    collection = KsmCollection(
+        HostReader(Roots("/sys", "/proc"), processes=ProcessOptions(limit=100_000))
+    )
     with ksm_control() as ksm, merging_child(method=method) as child:
         ksm.set(pages_to_scan=1000, sleep_millisecs=10, run=1)
         child.wait_merged(1000)

@@ -15,6 +15,7 @@ from prometheus_client.core import (
 )
 
 from ksm_exporter.collector.collection import KsmCollection
+from ksm_exporter.reading.host_reader import HostReader
 from ksm_exporter.server import text_encoding
 from ksm_exporter.server.exposition import negotiate
 from tests.support.exposition import families_of
@@ -83,7 +84,7 @@ def test_same_bytes_as_the_library(metrics: list[Metric], accept: str) -> None:
 
 @pytest.mark.parametrize("accept", ACCEPTS)
 def test_the_exporters_own_families_take_the_fast_path(accept: str) -> None:
-    collection = KsmCollection(fixture_roots("current"), 4096)
+    collection = KsmCollection(HostReader(fixture_roots("current"), 4096))
     fast, library = both(families_of(collection), accept)
     verbatim = "dots" not in accept and "values" not in accept
     assert fast == (library if verbatim else None)

@@ -18,6 +18,7 @@ from ksm_exporter.derive.other_tuners import AdvisorLimits, advisor_step, kernel
 from ksm_exporter.derive.scan_cost import FullScan, raw_state
 from ksm_exporter.derive.scan_trend import Trend, next_trend
 from ksm_exporter.derive.tuning import Advice, Model, TuningOptions, advise, fit_cost, host_now
+from ksm_exporter.reading.host_reader import HostReader
 from tests.support.exposition import parse_samples, render, value
 from tests.support.ksmd_simulator import KsmdSimulator, run_for, saturating
 from tests.support.sampling import CLOCK_TICKS, ManualClock, copy_fixture
@@ -38,7 +39,7 @@ class Rig:
     step: float
 
     def run(self, seconds: float) -> None:
-        run_for(self.sim, self.collection.sampler.tick, seconds, self.step)
+        run_for(self.sim, self.collection.reader.sampler.tick, seconds, self.step)
 
     def run_scans(self, scans: int) -> None:
         """Until `scans` more full scans completed and the sampler saw the last one."""
@@ -50,10 +51,11 @@ class Rig:
     def advice(self) -> Advice:
         collection = self.collection
         sample = replace(
-            collection.read(), processes=collection.record_sweep(collection.sweep_processes())
+            collection.reader.read(),
+            processes=collection.reader.record_sweep(collection.reader.sweep_processes()),
         )
-        host = host_now(sample.sysfs.snapshot, sample.processes, collection.host.kernel_hz)
-        return advise(collection.sampler.cost, host, collection.tuning)
+        host = host_now(sample.sysfs.snapshot, sample.processes, collection.reader.kernel_hz)
+        return advise(collection.reader.sampler.cost, host, collection.tuning)
 
     def apply(self, advice: Advice) -> None:
         assert advice.pages_to_scan is not None
@@ -93,8 +95,11 @@ def rig(
         unmerged=unmerged,
         skip_cpu=skip_cpu,
     )
-    collection = KsmCollection(  # after the simulator wrote the kernel's configuration
-        roots, 4096, clock=clock, clock_ticks=CLOCK_TICKS, tuning=TuningOptions(budget, steady)
+    collection = KsmCollection(
+        HostReader(  # after the simulator wrote the kernel's configuration
+            roots, 4096, clock=clock, clock_ticks=CLOCK_TICKS
+        ),
+        tuning=TuningOptions(budget, steady),
     )
     return Rig(collection, sim, step)
 
@@ -146,7 +151,7 @@ def test_pages_per_scan_from_rmap_items_where_the_kernel_has_no_pages_scanned(
 ) -> None:
     r = rig(tmp_path, counts_pages=False)
     r.run_scans(7)
-    sysfs = Path(r.collection.roots.sysfs, "kernel/mm/ksm")
+    sysfs = Path(r.collection.reader.roots.sysfs, "kernel/mm/ksm")
     # The kernel's rmap items: pages_volatile_show() is ksm_rmap_items minus the other three.
     rmap_items = sum(
         int((sysfs / name).read_text())
@@ -256,7 +261,7 @@ def test_each_state_is_reached(tmp_path: Path) -> None:
     r.sim.set(run=0)
     assert state_of(r) == "stopped"
     r.sim.set(run=1)
-    for stat in Path(r.collection.roots.procfs).glob("*/ksm_stat"):
+    for stat in Path(r.collection.reader.roots.procfs).glob("*/ksm_stat"):
         if stat.is_file():
             stat.write_text("ksm_rmap_items 0\nksm_zero_pages 0\nksm_merging_pages 0\n")
     assert state_of(r) == "idle"

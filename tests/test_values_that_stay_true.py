@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from ksm_exporter.collector.collection import KsmCollection
+from ksm_exporter.reading.host_reader import HostReader
 from ksm_exporter.sources.kernel_file import BadValue
 from ksm_exporter.sources.ksm_stat import parse_ksm_stat
 from ksm_exporter.sources.roots import Roots
@@ -24,7 +25,7 @@ def test_negative_zero_page_count_leaves_saved_memory_out(tmp_path: Path) -> Non
     """Some 6.6-6.9 kernels show ksm_zero_pages as -1: omitted, counted, never taken as 0."""
     roots = copy_fixture("current", tmp_path)
     write_ksm(roots, "ksm_zero_pages", -1)
-    samples = parse_samples(render(KsmCollection(roots, PAGE_SIZE)))
+    samples = parse_samples(render(KsmCollection(HostReader(roots, PAGE_SIZE))))
     assert ("ksm_memory_saved_bytes", ()) not in samples
     assert ("ksm_memory_saved_ratio", ()) not in samples
     assert ("ksm_zero_pages", ()) not in samples
@@ -38,7 +39,7 @@ def test_unshared_pages_with_none_sharing_serve_plus_infinity(tmp_path: Path) ->
     write_ksm(roots, "pages_shared", 0)
     write_ksm(roots, "pages_sharing", 0)
     write_ksm(roots, "pages_unshared", 4500)
-    text = render(KsmCollection(roots, PAGE_SIZE))
+    text = render(KsmCollection(HostReader(roots, PAGE_SIZE)))
     assert "ksm_unshared_pages_per_sharing_page +Inf\n" in text
     assert "ksm_mappings_per_shared_page" not in text
 
@@ -46,7 +47,7 @@ def test_unshared_pages_with_none_sharing_serve_plus_infinity(tmp_path: Path) ->
 def test_run_with_the_offline_bit_is_served_as_read(tmp_path: Path) -> None:
     roots = copy_fixture("current", tmp_path)
     write_ksm(roots, "run", 5)
-    samples = parse_samples(render(KsmCollection(roots, PAGE_SIZE)))
+    samples = parse_samples(render(KsmCollection(HostReader(roots, PAGE_SIZE))))
     assert value(samples, "ksm_run") == 5
     assert value(samples, "ksm_exporter_collect_errors_total", source="sysfs") == 0
 

@@ -14,6 +14,7 @@ import pytest
 from pytest_aiohttp import AiohttpClient
 
 from ksm_exporter.collector.collection import KsmCollection
+from ksm_exporter.reading.host_reader import HostReader
 from ksm_exporter.server.app import make_app
 from ksm_exporter.server.basic_auth import BasicAuth
 from ksm_exporter.server.web_config import WebConfigError, load_web_config
@@ -39,7 +40,7 @@ def certificate(tmp_path: Path) -> Certificate:
 
 
 def fixture_collection() -> KsmCollection:
-    return KsmCollection(fixture_roots("current"), 4096)
+    return KsmCollection(HostReader(fixture_roots("current"), 4096))
 
 
 def write_config(directory: Path, text: str) -> Path:

@@ -51,15 +51,16 @@ def make_app(
     """Every path sits behind `auth` when given: the web-config format has no exemptions.
     `server_families`: the HTTP side's own metrics, served after the collection's."""
     app = web.Application(middlewares=[auth.middleware] if auth else [])
-    history = History(collection.page_size)
-    collection.sampler.observers.append(history.observe)
+    reader = collection.reader
+    history = History(reader.page_size)
+    reader.sampler.observers.append(history.observe)
 
     async def scrape_once() -> Exposition:
         return Exposition([*await collection.collect_async(), *server_families()])
 
     async def sampling(_: web.Application) -> AsyncIterator[None]:
         """The scan-cost sampler runs while the app serves."""
-        task = asyncio.create_task(collection.sampler.run(), name="ksm-cost-sampler")
+        task = asyncio.create_task(reader.sampler.run(), name="ksm-cost-sampler")
         yield
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

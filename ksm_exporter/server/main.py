@@ -10,9 +10,10 @@ import os
 
 from ksm_exporter import __version__
 from ksm_exporter.collector.collection import KsmCollection
-from ksm_exporter.collector.processes import ProcessOptions
 from ksm_exporter.config import ListenAddress, Settings
 from ksm_exporter.privileges import make_effective
+from ksm_exporter.reading.host_reader import HostReader
+from ksm_exporter.reading.processes import ProcessOptions
 from ksm_exporter.server.app import make_app
 from ksm_exporter.server.limits import raise_open_files_limit
 from ksm_exporter.server.run import run
@@ -55,12 +56,12 @@ def serve(settings: Settings, web_config: FollowedWebConfig | None) -> int:
     reads_any_process = make_effective()
     open_files_limit = raise_open_files_limit()  # before the sweep sizes its budget by it
     host, port = ListenAddress.split(settings.web_listen_address)
-    collection = KsmCollection(
+    reader = HostReader(
         Roots(settings.path_sysfs, settings.path_procfs),
         processes=process_options(settings),
         sample_interval=settings.collector_sample_interval,
-        tuning=settings.tuning,
     )
+    collection = KsmCollection(reader, settings.tuning)
     ssl_context = web_config.listening_context() if web_config else None
     app = make_app(
         collection,

@@ -14,9 +14,10 @@ import os
 import time
 from dataclasses import dataclass, replace
 
-from ksm_exporter.collector.collection import HostReading, KsmCollection
+from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.derive.process_selection import ProcessReading, ProcessSelection
 from ksm_exporter.derive.scan_cost import ScanCost
+from ksm_exporter.reading.host_reader import HostReading
 from ksm_exporter.sources.host import ScanReading
 from ksm_exporter.sources.process_sweep import ProcessSweep
 from ksm_exporter.status.history import History, Point
@@ -41,20 +42,22 @@ class ServerReading:
 
 def reading_now(collection: KsmCollection, history: History) -> ServerReading | None:
     """None before the first collection."""
-    host = collection.last
+    reader = collection.reader
+    host = reader.last
     if host is None:
         return None
-    cost = collection.sampler.cost
+    cost = reader.sampler.cost
     first = history.previous if history.latest is cost.last else None
-    start = first or cost.last or ScanReading(collection.host.clock(), None)
-    points = history.points(collection.host.clock())
+    start = first or cost.last or ScanReading(reader.clock(), None)
+    points = history.points(reader.clock())
     return ServerReading(host, cost, start, points, time.time())
 
 
 def snapshot_of(collection: KsmCollection, reading: ServerReading) -> Snapshot:
     """`status`'s document from the server's reading; with the sweep off, no processes."""
     host = replace(reading.host, processes=top_processes(reading.host.processes, TOP))
-    snapshot = build_snapshot(collection, host, CpuWindow(reading.first, reading.cost))
+    window = CpuWindow(reading.first, reading.cost)
+    snapshot = build_snapshot(collection.reader, collection.tuning, host, window)
     return snapshot if reading.host.processes else replace(snapshot, processes=None)
 
 
@@ -71,7 +74,7 @@ def unavailable(collection: KsmCollection, host: HostReading) -> str | None:
     sysfs = host.sysfs
     if sysfs.snapshot.available:
         return None
-    return no_ksm_sentence(collection.roots.sysfs, sysfs.problems)
+    return no_ksm_sentence(collection.reader.roots.sysfs, sysfs.problems)
 
 
 def html_page(collection: KsmCollection, reading: ServerReading, telemetry_path: str) -> str:

@@ -1,8 +1,8 @@
 """Everything `status` shows: one reading of the host through the server's reader, plus the
 sampler's readings over a window.
 
-`build_snapshot(collection, reading, window)` builds it from any collection's reading and
-sampler figures (what `status --json` renders, via status/render.py's `to_json`).
+`build_snapshot(reader, options, reading, window)` builds it from any host reader's reading
+and sampler figures (what `status --json` renders, via status/render.py's `to_json`).
 """
 
 from __future__ import annotations
@@ -11,9 +11,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from ksm_exporter.collector.collection import HostReading, KsmCollection
-from ksm_exporter.collector.cost_sampler import CostSampler
-from ksm_exporter.collector.processes import ProcessOptions
 from ksm_exporter.derive.fork_inheritance import fork_inheritance_sentence
 from ksm_exporter.derive.other_tuners import (
     AdvisorChoice,
@@ -27,10 +24,13 @@ from ksm_exporter.derive.process_selection import ProcessReading
 from ksm_exporter.derive.savings import Savings, derive_savings
 from ksm_exporter.derive.scan_cost import ScanCost, cpu_ratio
 from ksm_exporter.derive.tuning import Advice, HostNow, TuningOptions, advise, host_now
+from ksm_exporter.reading.cost_sampler import CostSampler
+from ksm_exporter.reading.host_reader import HostReader, HostReading
+from ksm_exporter.reading.processes import ProcessOptions
 from ksm_exporter.sources.host import ScanReading
 from ksm_exporter.sources.host_memory import QemuProcess
 from ksm_exporter.sources.kernel_file import NANOSECONDS, Problem
-from ksm_exporter.sources.kernel_release import osrelease_path, read_release
+from ksm_exporter.sources.kernel_release import osrelease_path
 from ksm_exporter.sources.meminfo import Meminfo
 from ksm_exporter.sources.procfs_mount import hidepid_problems
 from ksm_exporter.sources.roots import Roots
@@ -124,39 +124,35 @@ def take_snapshot(
     clock_ticks: int | None = None,
     tuning: TuningOptions | None = None,
 ) -> Snapshot:
-    """Reads the host through the server's reader (`KsmCollection`): one reading of every
+    """Reads the host through the server's reader (`HostReader`): one reading of every
     source, then the sampler's readings over the window, fed to the same cost code.
 
     Raises KsmUnreadable where the kernel's KSM directory cannot be read.
     """
-    collection = KsmCollection(
-        roots,
-        page_size,
-        ProcessOptions(limit=top),
-        clock=clock,
-        clock_ticks=clock_ticks,
-        tuning=tuning,
+    reader = HostReader(
+        roots, page_size, ProcessOptions(limit=top), clock=clock, clock_ticks=clock_ticks
     )
     try:
-        reading = collection.read_all()
+        reading = reader.read_all()
         if not reading.sysfs.snapshot.available:
             raise KsmUnreadable(no_ksm_sentence(roots.sysfs, reading.sysfs.problems))
-        window = watch_ksmd(collection.sampler, window_seconds, sleep)
+        window = watch_ksmd(reader.sampler, window_seconds, sleep)
+        return build_snapshot(reader, tuning or TuningOptions(), reading, window)
     finally:
-        collection.close()
-    return build_snapshot(collection, reading, window)
+        reader.close()
 
 
-def build_snapshot(collection: KsmCollection, reading: HostReading, window: CpuWindow) -> Snapshot:
+def build_snapshot(
+    reader: HostReader, options: TuningOptions, reading: HostReading, window: CpuWindow
+) -> Snapshot:
     """The status document's content from one reading of the host and the sampler's figures
-    over `window`: what `status` shows, and what the server can show from its own reader."""
+    over `window`: what `status` shows, and what the server shows from its own reader."""
     ksm = reading.sysfs.snapshot
     processes = reading.processes
-    assert processes is not None  # the collection sweeps processes: status asks it to
-    page_size = collection.page_size
+    assert processes is not None  # the reader sweeps processes: status asks it to
+    page_size = reader.page_size
     mem_total = reading.meminfo.mem_total_bytes
-    options = collection.tuning
-    now = settings_at_end(host_now(ksm, processes, collection.host.kernel_hz), window)
+    now = settings_at_end(host_now(ksm, processes, reader.kernel_hz), window)
     advice = advise(window.cost, now, options)
     ksmd_problems = () if reading.ksmd is None else reading.ksmd.problems
     return Snapshot(
@@ -171,28 +167,25 @@ def build_snapshot(collection: KsmCollection, reading: HostReading, window: CpuW
             *reading.meminfo.problems,
             *ksmd_problems,
             *processes.problems,
-            *hidepid_problems(collection.roots.procfs),
-            *fork_inheritance_problems(collection.roots.procfs),
+            *hidepid_problems(reader.roots.procfs),
+            *fork_inheritance_problems(reader.roots.procfs, reader.kernel_release),
         ),
         tuning=compare_tuners(
-            collection.roots,
+            reader.roots,
             ksm,
             now,
             advice,
             options,
             meminfo=reading.meminfo.meminfo,
-            qemu=collection.host.read_qemu_processes(),
-            ksmtuned_running=any(
-                name == "ksmtuned" for _pid, name in collection.host.read_rival_tuners()
-            ),
+            qemu=reader.read_qemu_processes(),
+            ksmtuned_running=any(name == "ksmtuned" for _pid, name in reader.read_rival_tuners()),
         ),
     )
 
 
-def fork_inheritance_problems(procfs_root: str) -> tuple[Problem, ...]:
+def fork_inheritance_problems(procfs_root: str, release: str | None) -> tuple[Problem, ...]:
     """A kernel the lab saw give a forked child its parent's KSM counters, as a problem
     beside the unreadable files: the per-process figures may count pages twice."""
-    release = read_release(procfs_root)
     sentence = None if release is None else fork_inheritance_sentence(release)
     if release is None or sentence is None:
         return ()

@@ -1,6 +1,6 @@
 """`ksm-exporter tune`: reads the host every interval, applies the advice in bounded steps.
 
-It reads the host through the exporter's own reader (`KsmCollection`): each tick its
+It reads the host through the exporter's own reader (`HostReader`): each tick its
 sampler reads full_scans, run, the settings and ksmd's CPU time and advances the same
 scan-cost figures; every DECIDE_SECONDS a whole reading (sysfs, the per-process sweep) feeds
 the same advice as `/metrics` and `status` (derive/tuning.py), and the tuner makes at most
@@ -17,11 +17,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ksm_exporter.collector.collection import KsmCollection
-from ksm_exporter.collector.processes import ProcessOptions
 from ksm_exporter.derive.scan_cost import cpu_ratio
 from ksm_exporter.derive.tuner_policy import Change, TunerInput, next_change
 from ksm_exporter.derive.tuning import TuningOptions, advise, host_now
+from ksm_exporter.reading.host_reader import HostReader
+from ksm_exporter.reading.processes import ProcessOptions
 from ksm_exporter.sources.host import ScanReading
 from ksm_exporter.sources.roots import Roots
 from ksm_exporter.tune.ksm_writer import KsmWriter
@@ -84,12 +84,11 @@ class Tuner:
         self.clock = clock
         self.writer = writer or KsmWriter(roots.sysfs)
         # Only the sums of the registered processes count here: no series, no labels.
-        self.host = KsmCollection(
+        self.host = HostReader(
             roots,
             processes=ProcessOptions(limit=0, labels=()),
             clock=clock,
             clock_ticks=clock_ticks,
-            tuning=options,
         )
         self.new_memory = NewMemory()
         self.expected: dict[str, int | None] | None = None  # the settings as last written
@@ -129,7 +128,7 @@ class Tuner:
     def decide(self, sample: ScanReading) -> Change | None:
         reading = self.host.read_all()
         ksm = reading.sysfs.snapshot
-        host = host_now(ksm, reading.processes, self.host.host.kernel_hz)
+        host = host_now(ksm, reading.processes, self.host.kernel_hz)
         advice = advise(self.host.sampler.cost, host, self.options)
         rmap_items = sum(
             ksm.values.get(name) or 0

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ksm_exporter.collector.collection import KsmCollection
+from ksm_exporter.reading.host_reader import HostReader
 from ksm_exporter.sources.roots import Roots
 from tests.support.sampling import (
     CLOCK_TICKS,
@@ -231,10 +232,10 @@ def tuned_collection(directory: Path) -> KsmCollection:
     sim = simulated_ksmd(
         directory, 20_000, saturating(20_000, 0.9), pages_to_scan=1000, advisor=True
     )
-    collection = KsmCollection(sim.roots, clock=sim.clock, clock_ticks=CLOCK_TICKS)
+    collection = KsmCollection(HostReader(sim.roots, clock=sim.clock, clock_ticks=CLOCK_TICKS))
     for pages_to_scan in (1000, 2000):
         sim.set(pages_to_scan=pages_to_scan)
         target = sim.full_scans + 6
         while sim.full_scans < target:
-            run_for(sim, collection.sampler.tick, 0.1, 0.1)
+            run_for(sim, collection.reader.sampler.tick, 0.1, 0.1)
     return collection

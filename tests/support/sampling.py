@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ksm_exporter.collector.collection import KsmCollection
+from ksm_exporter.reading.host_reader import HostReader
 from ksm_exporter.sources.ksmd import PF_KTHREAD
 from ksm_exporter.sources.roots import Roots
 from tests.support.paths import FIXTURES
@@ -91,11 +92,11 @@ def sampled_collection(directory: Path, page_size: int | None = None) -> KsmColl
     """The `current` fixture after its sampler has seen FED_SAMPLES: every metric present."""
     roots = copy_fixture("current", directory)
     clock = ManualClock()
-    collection = KsmCollection(roots, page_size, clock=clock, clock_ticks=CLOCK_TICKS)
+    collection = KsmCollection(HostReader(roots, page_size, clock=clock, clock_ticks=CLOCK_TICKS))
     start = clock.now
     for offset, full_scans, ticks in FED_SAMPLES:
         clock.now = start + offset
         write_full_scans(roots, full_scans)
         write_stat(roots, KSMD_PID, utime=25, stime=ticks - 25)
-        collection.sampler.tick()
+        collection.reader.sampler.tick()
     return collection

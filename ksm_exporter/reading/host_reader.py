@@ -1,0 +1,175 @@
+"""`HostReader`: one reading of every source, the per-process sweep off the event loop, and
+the sampler behind the cost figures.
+
+Vocabulary: a *reading* is what one read of the host (or of one of its sources) returns, at
+one instant; nothing here is derived beyond choosing which processes get series of their own.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Protocol, TypeVar
+
+from ksm_exporter.derive.process_selection import ProcessReading
+from ksm_exporter.reading.cost_sampler import CostSampler
+from ksm_exporter.reading.off_loop import OffLoop
+from ksm_exporter.reading.processes import ProcessOptions, ProcessReader
+from ksm_exporter.reading.source_stats import SourceStats
+from ksm_exporter.sources.host import ScanReading, read_scan
+from ksm_exporter.sources.host_memory import QemuProcess, read_qemu_processes
+from ksm_exporter.sources.kernel_config import KernelHz, read_kernel_hz
+from ksm_exporter.sources.kernel_file import Problem
+from ksm_exporter.sources.kernel_release import read_release
+from ksm_exporter.sources.ksm_files import DECLARED, Declared
+from ksm_exporter.sources.ksm_stat import PROCESS_FIELDS, ProcessField
+from ksm_exporter.sources.ksmd import KsmdLocator, KsmdReading
+from ksm_exporter.sources.meminfo import MeminfoReading, read_meminfo
+from ksm_exporter.sources.process_identity import LABELS, ProcessLabel
+from ksm_exporter.sources.rival_tuners import running_rivals
+from ksm_exporter.sources.roots import Roots
+from ksm_exporter.sources.sysfs import HeldKsmSysfs, SysfsReading
+
+# How long a read waits for the per-process sweep: far above its cost on any real host
+# (about 10 µs a process), well within Prometheus' default 10 s scrape timeout.
+SWEEP_DEADLINE = 5.0
+
+
+class HasProblems(Protocol):
+    @property
+    def problems(self) -> tuple[Problem, ...]: ...
+
+
+R = TypeVar("R", bound=HasProblems)
+Timed = tuple[ProcessReading, float]  # a sweep and how long it took
+
+
+@dataclass(frozen=True, slots=True)
+class HostReading:
+    """Everything one read of the host returned."""
+
+    sysfs: SysfsReading
+    meminfo: MeminfoReading
+    processes: ProcessReading | None = None  # None when the per-process sweep is off
+    ksmd: KsmdReading | None = None  # None where the kernel has no KSM: no ksmd to look for
+
+
+class HostReader:
+    """The one reader of the host, for the server, `status` and `tune` alike.
+
+    Rooted at `Roots` as prometheus/procfs's `FS` is at its mount point: it builds every path
+    it reads, holds the open KSM files (`HeldKsmSysfs`) and the ksmd locator, and returns
+    typed readings; it never raises. The sysfs, meminfo and ksmd reads are a few dozen small
+    files: they run inline, as a hop to a worker thread costs more than the reads
+    themselves. The per-process sweep reads a file per process and runs in a worker thread
+    meanwhile (`read_async`). `sampler` holds the scan-cost figures; the server ticks it in
+    the background, `status` and `tune` tick it themselves. `close()` gives back the held
+    files and threads.
+    """
+
+    SOURCES = ("sysfs", "meminfo", "ksmd")
+
+    def __init__(
+        self,
+        roots: Roots,
+        page_size: int | None = None,
+        processes: ProcessOptions | None = None,
+        *,
+        sample_interval: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        clock_ticks: int | None = None,
+        sweep_deadline: float = SWEEP_DEADLINE,
+        process_fields: tuple[ProcessField, ...] = PROCESS_FIELDS,
+        process_labels: tuple[ProcessLabel, ...] = LABELS,
+        ksm_files: Declared = DECLARED,
+    ) -> None:
+        self.roots = roots
+        self.page_size = page_size or os.sysconf("SC_PAGE_SIZE")
+        self.ksm_files = ksm_files
+        self.clock = clock
+        options = processes or ProcessOptions()
+        self.processes = (
+            ProcessReader(roots.procfs, options, process_fields, process_labels)
+            if options.enabled
+            else None
+        )
+        sources = (*self.SOURCES, "process") if self.processes else self.SOURCES
+        self.stats = SourceStats(sources)
+        self.sysfs = HeldKsmSysfs(roots.sysfs, ksm_files)
+        self.ksmd = KsmdLocator(roots.procfs, clock, clock_ticks)
+        boot = "/boot" if os.path.realpath(roots.procfs) == "/proc" else None
+        self.kernel_hz: KernelHz = read_kernel_hz(roots.procfs, boot)
+        self.kernel_release: str | None = read_release(roots.procfs)
+        self.sampler = CostSampler(self.read_scan, sample_interval)
+        self.sweep = OffLoop(self.sweep_processes, sweep_deadline)
+        self.last: HostReading | None = None  # the latest whole reading: the status view's
+
+    def timed(self, source: str, read: Callable[[], R]) -> R:
+        started = time.perf_counter()
+        reading = read()
+        self.stats.record(source, time.perf_counter() - started, reading.problems)
+        return reading
+
+    def read_scan(self) -> ScanReading:
+        """What the sampler reads each tick: a few KSM files, opened afresh, and ksmd."""
+        return read_scan(self.roots.sysfs, self.ksmd, self.clock, self.ksm_files)
+
+    def read_qemu_processes(self) -> tuple[QemuProcess, ...] | None:
+        """What the other tuners count as QEMU's memory: never read by a scrape (it reads a
+        file of every process)."""
+        return read_qemu_processes(self.roots.procfs, sees_hidden=os.geteuid() == 0)
+
+    def read_rival_tuners(self) -> list[tuple[int, str]]:
+        """(pid, name) of the other tuners running."""
+        return running_rivals(self.roots.procfs)
+
+    def sweep_processes(self) -> Timed | None:
+        """The sweep and how long it took; the caller records it (it may run in a thread)."""
+        if self.processes is None:
+            return None
+        started = time.perf_counter()
+        sample = self.processes.read()
+        return sample, time.perf_counter() - started
+
+    def read(self) -> HostReading:
+        """Every source but the per-process sweep."""
+        sysfs = self.timed("sysfs", self.sysfs.read)
+        meminfo = self.timed("meminfo", lambda: read_meminfo(self.roots.meminfo))
+        ksmd = self.timed("ksmd", self.ksmd.read) if sysfs.snapshot.available else None
+        return HostReading(sysfs, meminfo, None, ksmd)
+
+    def read_all(self) -> HostReading:
+        """Every source, the per-process sweep inline: for `status` and `tune`, which have no
+        event loop."""
+        reading = self.read()
+        self.last = replace(reading, processes=self.record_sweep(self.sweep_processes()))
+        return self.last
+
+    async def read_async(self) -> HostReading:
+        """The server's read: the sweep runs in a worker thread, the rest inline."""
+        if self.processes is None:
+            self.last = self.read()
+            return self.last
+        running = self.sweep.start()
+        sample = self.read()
+        processes = self.record_sweep(await self.sweep.finish(running))
+        if processes is None:
+            reason = f"the per-process sweep is still running after {self.sweep.deadline:g} s"
+            problem = Problem(self.roots.procfs, "", reason)
+            self.stats.record("process", self.sweep.deadline, (problem,))
+        self.last = replace(sample, processes=processes)
+        return self.last
+
+    def record_sweep(self, timed: Timed | None) -> ProcessReading | None:
+        if timed is None:
+            return None
+        sample, seconds = timed
+        self.stats.record("process", seconds, sample.problems)
+        return sample
+
+    def close(self) -> None:
+        self.sysfs.close()
+        if self.processes is not None:
+            self.processes.close()
