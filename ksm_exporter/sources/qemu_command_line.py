@@ -139,3 +139,40 @@ def parse_qemu_command_line(cmdline: bytes) -> QemuGuest | None:
         uuid=uuid.decode(),
         memory_bytes=qemu_size_bytes(size) if size is not None else None,
     )
+
+
+# qapi_bool_parse() (qapi/qapi-util.c): the words QEMU takes for off.
+_OFF = frozenset((b"off", b"no", b"false", b"n"))
+
+
+def _option_value(argument: bytes, name: bytes) -> bytes | None:
+    """The last `name=value` of a QemuOpts argument, or None."""
+    prefix = name + b"="
+    value = None
+    for part in split_qemu_options(argument):
+        if part.startswith(prefix):
+            value = part[len(prefix) :]
+    return value
+
+
+def qemu_mem_merge_off(cmdline: bytes) -> str | None:
+    """The argument by which a QEMU command line keeps its guest's RAM out of KSM, or None.
+
+    QEMU registers guest RAM with madvise(MADV_MERGEABLE) unless the machine's `mem-merge`
+    property is off (`-machine mem-merge=off`, as libvirt writes for `<nosharepages/>` and
+    Proxmox for `allow-ksm: 0`) or the memory backend's `merge` is (`-object
+    memory-backend-ram,merge=off`; a backend's merge defaults to the machine's: host_memory_
+    backend_memory_complete() in backends/hostmem.c). The last `-machine` value wins.
+    """
+    argv = cmdline.split(b"\0")
+    if not argv or not is_qemu(argv[0]):
+        return None
+    found = None
+    for argument in _option_arguments(argv, (b"-machine", b"--machine", b"-M", b"--M")):
+        value = _option_value(argument, b"mem-merge")
+        if value is not None:
+            found = (b"-machine mem-merge=" + value) if value in _OFF else None
+    for argument in _option_arguments(argv, (b"-object", b"--object")):
+        if argument.startswith(b"memory-backend-") and _option_value(argument, b"merge") in _OFF:
+            found = b"-object " + argument
+    return text(found) if found is not None else None
