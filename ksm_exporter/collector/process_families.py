@@ -33,7 +33,7 @@ def process_families(
     other = sum_other(selection.other, page_size, fields)
     yield GaugeMetricFamily(
         "ksm_processes_registered",
-        "Processes registered with KSM (rmap items or merging pages above 0).",
+        "Processes registered with KSM (ksm_mergeable: yes, rmap items or merging pages above 0).",
         value=states.registered,
     )
     yield GaugeMetricFamily(

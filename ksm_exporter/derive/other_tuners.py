@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from ksm_exporter.derive.tuning import Model, Prediction
 from ksm_exporter.sources.host_memory import QemuProcess
 from ksm_exporter.sources.kernel_file import KIB
+from ksm_exporter.sources.ksm_files import RUN_RUNNING
 
 SIXTEEN_GIB_KIB = 16 * 1024 * 1024  # the host size the three rules' sleeps are scaled from
 
@@ -257,7 +258,9 @@ def kubevirt(inputs: RivalInputs) -> TunerChoice:  # noqa: PLR0911 (one return a
     if lacking or memory.total_bytes is None or memory.available_bytes is None or pages is None:
         return unknown(lacking)
     total, available = memory.total_bytes // KIB, memory.available_bytes // KIB
-    running = inputs.run == 1  # loadKSM(): the run file holds "1"
+    # loadKSM() compares the run file's text with "1": with KSM_RUN_OFFLINE added it reads
+    # KSM as off, and so does this model of it.
+    running = inputs.run == RUN_RUNNING
     threshold = float32(float32(total) * float32(KUBEVIRT_FREE_PERCENT))
     counted = Counted(threshold_bytes=threshold * KIB)
     used = (total - available) % 2**64

@@ -11,12 +11,11 @@ import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
+from ksm_exporter.derive.savings import RMAP_ITEM_BYTES
 from ksm_exporter.sources.kernel_file import Problem
 from ksm_exporter.sources.ksm_stat import PROCESS_FIELDS, KsmStat, ProcessField
 from ksm_exporter.sources.process_identity import ProcessIdentity
 from ksm_exporter.sources.process_sweep import ProcessKsm, ProcessSweep
-
-RMAP_ITEM_BYTES = 64  # sizeof(struct ksm_rmap_item) on 64-bit, per the kernel's KSM documentation
 
 
 def process_profit_bytes(stat: KsmStat, page_size: int) -> int | None:

@@ -22,7 +22,7 @@ from ksm_exporter.derive.savings import memory_profit_bytes, saved_pages
 from ksm_exporter.derive.scan_trend import GROWTH, SPAN, ScanClass, Trend, next_trend
 from ksm_exporter.sources.host import ScanReading
 from ksm_exporter.sources.kernel_file import NANOSECONDS
-from ksm_exporter.sources.ksm_files import RUN_RUNNING
+from ksm_exporter.sources.ksm_files import ksmd_scanning
 
 KEPT_SCANS = 32  # completed scans remembered for the tuning model: 3 smart_scan cycles
 KEPT_SETTINGS = 4  # distinct pages_to_scan values remembered for the fit of the cost per batch
@@ -121,7 +121,7 @@ def running_between(earlier: ScanReading, later: ScanReading) -> float:
     started or stopped in between (the best guess, off by half an interval at most)."""
     if later.at <= earlier.at:
         return 0.0
-    ends_running = (earlier.run == RUN_RUNNING) + (later.run == RUN_RUNNING)
+    ends_running = ksmd_scanning(earlier.run) + ksmd_scanning(later.run)
     return (later.at - earlier.at) * ends_running / 2
 
 

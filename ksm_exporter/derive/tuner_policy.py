@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ksm_exporter.derive.tuning import Advice, Prediction, TuningOptions, within_budget
+from ksm_exporter.sources.ksm_files import RUN_RUNNING, ksmd_scanning
 
 MAX_STEP = 2  # a step at most doubles pages_to_scan
 # Share of the budget a measured CPU share may exceed it by before the tuner acts: ksmd's
@@ -58,9 +59,9 @@ class Change:
 def next_change(now: TunerInput, options: TuningOptions) -> Change | None:
     """The one change to make now, None to leave the settings as they are."""
     advice = now.advice
-    if now.run != 1 or not now.pages_to_scan:
+    if not ksmd_scanning(now.run) or not now.pages_to_scan:
         return None  # stopped, unmerging or paused: the tuner never starts KSM
-    if advice.recommended_run is not None and advice.recommended_run not in (1, now.run):
+    if advice.recommended_run is not None and advice.recommended_run not in (RUN_RUNNING, now.run):
         return Change(
             "run",
             advice.recommended_run,

@@ -56,7 +56,7 @@ from ksm_exporter.derive.process_selection import ProcessReading
 from ksm_exporter.derive.savings import rmap_items
 from ksm_exporter.derive.scan_cost import FullScan, ScanCost
 from ksm_exporter.sources.kernel_config import ASSUMED_HZ, HzSource, KernelHz
-from ksm_exporter.sources.ksm_files import RUN_OFFLINE, RUN_RUNNING, RUN_UNMERGE
+from ksm_exporter.sources.ksm_files import RUN_RUNNING, RUN_UNMERGE, ksmd_scanning, merging_on
 from ksm_exporter.sources.sysfs import KsmSysfs
 
 State = Literal["stopped", "idle", "unprofitable", "backlog", "steady"]
@@ -464,7 +464,7 @@ def not_holding(model: Model, check: Check) -> str | None:
 def current_state(cost: ScanCost, host: HostNow) -> State | None:
     if host.run is None:
         return None
-    if host.run & ~RUN_OFFLINE != RUN_RUNNING:
+    if not merging_on(host.run):
         return "stopped"
     if host.registered == 0:
         return "idle"
@@ -513,7 +513,7 @@ def advise(cost: ScanCost, host: HostNow, options: TuningOptions) -> Advice:
     assert check is not None
     unsure = not_holding(model, check)
     current = None
-    if host.pages_to_scan and host.run == RUN_RUNNING and unsure is None:
+    if host.pages_to_scan and ksmd_scanning(host.run) and unsure is None:
         current = model.predict(host.pages_to_scan)
     if state not in ("backlog", "steady"):
         return Advice(
@@ -527,7 +527,7 @@ def advise(cost: ScanCost, host: HostNow, options: TuningOptions) -> Advice:
     # The current setting gives the same scan (as many batches) within the budget: keep it.
     if (
         now
-        and host.run == RUN_RUNNING
+        and ksmd_scanning(host.run)
         and now <= budget_pages
         and model.batches(now) == model.batches(pages)
     ):

@@ -17,6 +17,23 @@ RUN_UNMERGE = 2  # unmerge and free every rmap item (KSM_RUN_UNMERGE)
 RUN_OFFLINE = 4  # added to `run` while memory is taken offline; ksmd waits (KSM_RUN_OFFLINE)
 
 
+def run_setting(run: int) -> int:
+    """`run` as an operator or a tuner wrote it: the kernel adds KSM_RUN_OFFLINE while memory
+    goes offline and takes it away after (ksm_memory_callback())."""
+    return run & ~RUN_OFFLINE
+
+
+def merging_on(run: int | None) -> bool:
+    """KSM is set to merge (run=1), whether or not memory is going offline meanwhile."""
+    return run is not None and run_setting(run) == RUN_RUNNING
+
+
+def ksmd_scanning(run: int | None) -> bool:
+    """ksmd scans now: `run` is KSM_RUN_MERGE alone. While memory goes offline it waits in
+    wait_while_offlining(), and stopped or unmerging it does not scan at all."""
+    return run == RUN_RUNNING
+
+
 @dataclass(frozen=True, slots=True)
 class KsmFile:
     """One numeric KSM file and the metric it becomes (value / divisor)."""

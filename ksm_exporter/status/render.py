@@ -9,7 +9,7 @@ from typing import Any
 
 from ksm_exporter.derive.process_selection import count_states, process_profit_bytes
 from ksm_exporter.sources.kernel_file import Problem
-from ksm_exporter.sources.ksm_files import RUN_OFFLINE
+from ksm_exporter.sources.ksm_files import RUN_OFFLINE, merging_on, run_setting
 from ksm_exporter.sources.ksm_stat import PROCESS_FIELDS
 from ksm_exporter.sources.process_identity import ProcessIdentity
 from ksm_exporter.status.advice import advice_json, advice_lines
@@ -23,7 +23,7 @@ RUN_STATES = {0: "stopped", 1: "running", 2: "unmerging all pages"}
 def run_state(run: int | None) -> str:
     if run is None:
         return "unknown"
-    state = RUN_STATES.get(run & ~RUN_OFFLINE, "unknown")
+    state = RUN_STATES.get(run_setting(run), "unknown")
     if run & RUN_OFFLINE:
         return f"{state}, paused while memory is taken offline"
     return state
@@ -107,7 +107,7 @@ def memory_lines(snapshot: Snapshot) -> list[str]:
             ("zero", ksm.ksm_zero_pages),
         )
     )
-    if ksm.run is not None and ksm.run & ~RUN_OFFLINE != 1:
+    if ksm.run is not None and not merging_on(ksm.run):
         lines.append(
             "               (kept from the last pass while KSM is not running; the processes'"
         )

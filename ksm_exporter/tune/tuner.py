@@ -130,17 +130,15 @@ class Tuner:
         ksm = reading.sysfs.snapshot
         host = host_now(ksm, reading.processes, self.host.kernel_hz)
         advice = advise(self.host.sampler.cost, host, self.options)
-        rmap_items = sum(
-            ksm.values.get(name) or 0
-            for name in ("pages_shared", "pages_sharing", "pages_unshared", "pages_volatile")
-        )
         assert self.since is not None
         now = TunerInput(
             advice=advice,
             run=sample.run,
             pages_to_scan=sample.number("pages_to_scan"),
             cpu_ratio=cpu_ratio(self.since, sample),
-            new_memory=self.new_memory.seen(host.registered, rmap_items, sample.full_scans or 0),
+            new_memory=self.new_memory.seen(
+                host.registered, host.rmap_items, sample.full_scans or 0
+            ),
         )
         return next_change(now, self.options)
 
