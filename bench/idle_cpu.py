@@ -14,7 +14,7 @@ from contextlib import ExitStack
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tests.support.exporter_process import running_exporter
+from harness.exporter_process import running_exporter
 
 SETTLE_SECONDS = 3.0
 

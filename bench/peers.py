@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from re import Pattern
 
-from tests.support.exporter_process import (
+from harness.exporter_process import (
     LISTENING,
     TOOLKIT_LISTENING,
     child_process,

@@ -23,8 +23,8 @@ import time
 from collections.abc import Callable
 
 from bench.idle_processes import idle_processes
+from harness.exporter_process import running_exporter
 from ksm_exporter.reading.processes import ProcessOptions, ProcessReader
-from tests.support.exporter_process import running_exporter
 
 ROUNDS = 25
 SCRAPES = 60

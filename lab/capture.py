@@ -16,6 +16,8 @@ import sys
 import urllib.request
 from collections.abc import Iterator
 
+from harness.eventually import eventually
+from harness.merging_workload import CHILD
 from lab.guest import (
     KSM,
     command,
@@ -27,8 +29,6 @@ from lab.guest import (
     read_files,
     write_ksm,
 )
-from tests.support.eventually import eventually
-from tests.support.merging_workload import CHILD
 
 SAVED_SETTINGS = ("pages_to_scan", "sleep_millisecs", "run")  # restored in this order
 PID_FILES = ("comm", "cmdline", "cgroup", "stat", "schedstat", "ksm_stat", "ksm_merging_pages")

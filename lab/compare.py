@@ -14,8 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from harness.exposition import Samples, parse_samples
 from lab.captures import Capture
-from tests.support.exposition import Samples, parse_samples
 
 MILLISECONDS = 1000
 PERCENT = 100

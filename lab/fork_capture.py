@@ -27,6 +27,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 
+from harness.eventually import eventually
 from lab.guest import (
     KSM,
     command,
@@ -38,7 +39,6 @@ from lab.guest import (
     read_files,
     write_ksm,
 )
-from tests.support.eventually import eventually
 
 # Restored in this order, run last: use_zero_pages is written while ksmd is stopped.
 SAVED_SETTINGS = ("pages_to_scan", "sleep_millisecs", "use_zero_pages", "run")

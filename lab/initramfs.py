@@ -34,14 +34,13 @@ STDLIB_UNUSED = re.compile(
 OPTIONAL_DISTRIBUTIONS = frozenset({"uvloop", "bcrypt", "pyyaml"})
 PROJECT_PARTS = (
     "ksm_exporter",
-    "tests/__init__.py",
     "lab/__init__.py",
     "lab/guest.py",
     "lab/capture.py",
     "lab/fork_capture.py",
-    "tests/support/__init__.py",
-    "tests/support/eventually.py",
-    "tests/support/merging_workload.py",
+    "harness/__init__.py",
+    "harness/eventually.py",
+    "harness/merging_workload.py",
 )
 BUSYBOX = "/bin/busybox"
 

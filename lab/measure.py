@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from harness.real_ksm import host_in_use, ksm_lock, ksm_writable
 from lab.captures import REPO, Capture
 from lab.initramfs import initramfs
 from lab.kernels import CACHE, SUITES, Unavailable, fetch
 from lab.qemu import BOOT_TIMEOUT, run_guest
-from tests.support.real_ksm import host_in_use, ksm_lock, ksm_writable
 
 HOST = "host"  # the kernel this machine runs, measured without a guest
 LAB_KERNELS = (*SUITES, HOST)

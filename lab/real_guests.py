@@ -19,17 +19,17 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from harness.cgroups import cgroup_v2, cgroup_v2_unwritable
+from harness.dashboards import load, panels, queries
+from harness.eventually import eventually
+from harness.exporter_process import RunningExporter, running_exporter
+from harness.exposition import Samples, parse_samples
+from harness.prometheus_server import running_prometheus, scrape_config
+from harness.real_ksm import host_in_use, ksm_lock, ksm_writable, read_ksm, write_ksm
 from lab.captures import Capture
 from lab.initramfs import Cpio, static_busybox
 from lab.kernels import SUITES, Unavailable, fetch
 from lab.qemu import tcg_command
-from tests.support.cgroups import cgroup_v2, cgroup_v2_unwritable
-from tests.support.dashboards import load, panels, queries
-from tests.support.eventually import eventually
-from tests.support.exporter_process import RunningExporter, running_exporter
-from tests.support.exposition import Samples, parse_samples
-from tests.support.prometheus_server import running_prometheus, scrape_config
-from tests.support.real_ksm import host_in_use, ksm_lock, ksm_writable, read_ksm, write_ksm
 
 GUEST_MEMORY_MIB = 256
 # Both guests boot the same kernel: Debian 12's own, which boots reliably under TCG.

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import settings
 
-from tests.support.tools import skip_summary
+from harness.tools import skip_summary
 from tests.support.unprivileged import NobodyRuntime, nobody_runtime
 
 TIERS = ("unit", "e2e", "realksm", "lab")
@@ -79,7 +79,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 # Why each skipped test skipped, for the one line at the end that counts the skips by the
-# program that was missing (tests/support/tools.py words those reasons and counts them).
+# program that was missing (harness/tools.py words those reasons and counts them).
 _skipped: dict[str, str] = {}
 
 

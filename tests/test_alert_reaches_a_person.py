@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.exporter_process import running_exporter
+from harness.prometheus_server import running_prometheus
+from harness.real_ksm import ksm_control, merging_child
+from harness.rule_files import ALERTING_RULES
 from ksm_exporter.sources.ksmd import find_ksmd
 from mixin.render import evaluate, rule_files
 from tests.support.alertmanager import route_to, running_alertmanager, webhook_receiver
-from tests.support.exporter_process import running_exporter
 from tests.support.monitoring_stack import JOB, example_config_for
-from tests.support.prometheus_server import running_prometheus
-from tests.support.real_ksm import ksm_control, merging_child
-from tests.support.rule_files import ALERTING_RULES
 
 pytestmark = pytest.mark.realksm
 

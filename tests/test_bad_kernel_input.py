@@ -12,6 +12,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from harness.exposition import families_of, parse_samples, value
+from harness.paths import FIXTURES
 from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.reading.host_reader import HostReader
 from ksm_exporter.server.app import make_app
@@ -19,8 +21,6 @@ from ksm_exporter.sources.kernel_file import BadValue
 from ksm_exporter.sources.ksm_files import DECLARED, KSM_FILES
 from ksm_exporter.sources.roots import Roots
 from ksm_exporter.sources.sysfs import parser_of
-from tests.support.exposition import families_of, parse_samples, value
-from tests.support.paths import FIXTURES
 
 pytestmark = pytest.mark.unit
 

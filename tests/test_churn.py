@@ -13,9 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.eventually import eventually
-from tests.support.exporter_process import Child, RunningExporter, running_exporter
-from tests.support.exposition import names, parse_samples
+from harness.eventually import eventually
+from harness.exporter_process import Child, RunningExporter, running_exporter
+from harness.exposition import names, parse_samples
 
 pytestmark = pytest.mark.e2e
 

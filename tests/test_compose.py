@@ -16,11 +16,11 @@ import yaml
 from packaging.version import Version
 
 from dashboards.generate import GRAFANA_VERSION
+from harness.paths import REPO
+from harness.tools import promtool
 from ksm_exporter.cli import build_parser, load_settings
 from ksm_exporter.config import DEFAULT_PORT, ListenAddress
 from mixin.render import evaluate
-from tests.support.paths import REPO
-from tests.support.tools import promtool
 
 DEPLOY = REPO / "deploy"
 COMPOSE = DEPLOY / "docker-compose.yml"

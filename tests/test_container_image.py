@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.paths import REPO
+from harness.tools import require
 from ksm_exporter.privileges import file_capability, grant_to_file
-from tests.support.paths import REPO
-from tests.support.tools import require
 
 DOCKERFILE = REPO / "Dockerfile"
 HADOLINT = Path(sys.executable).parent / "hadolint"

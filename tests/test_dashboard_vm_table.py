@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.dashboards import queries
-from tests.support.exporter_process import running_exporter
+from harness.dashboards import queries
+from harness.exporter_process import running_exporter
+from harness.prometheus_server import running_prometheus, scrape_config
 from tests.support.guest_tree import FixtureGuest, guest_tree, kubevirt_cgroup
-from tests.support.prometheus_server import running_prometheus, scrape_config
 
 pytestmark = pytest.mark.e2e
 

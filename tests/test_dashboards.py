@@ -10,7 +10,7 @@ from grafana_foundation_sdk.models.dashboard import Dashboard, RowPanel
 
 from dashboards import fleet, host, thresholds
 from dashboards.generate import DASHBOARDS, render
-from tests.support.dashboards import (
+from harness.dashboards import (
     DASHBOARD_FILES,
     NEEDS_KERNEL_FILE,
     RECORDING_RULE,
@@ -21,9 +21,9 @@ from tests.support.dashboards import (
     queries,
     underlying_metrics,
 )
+from harness.paths import REPO
+from harness.rule_files import default_thresholds, recording_rule_names
 from tests.support.metrics_doc import documented_metrics
-from tests.support.paths import REPO
-from tests.support.rule_files import default_thresholds, recording_rule_names
 
 pytestmark = pytest.mark.unit
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.dashboards import (
+from harness.dashboards import (
     DASHBOARD_FILES,
     NEEDS_KERNEL_FILE,
     RECORDING_RULE,
@@ -31,18 +31,18 @@ from tests.support.dashboards import (
     panels,
     queries,
 )
-from tests.support.eventually import eventually
-from tests.support.exporter_process import running_exporter
-from tests.support.paths import FIXTURES
-from tests.support.prometheus_server import (
+from harness.eventually import eventually
+from harness.exporter_process import running_exporter
+from harness.paths import FIXTURES
+from harness.prometheus_server import (
     PrometheusError,
     RunningPrometheus,
     running_prometheus,
     scrape_config,
 )
-from tests.support.real_ksm import KSM, ksm_control, merging_child
-from tests.support.rule_files import RULE_FILES
-from tests.support.tools import require
+from harness.real_ksm import KSM, ksm_control, merging_child
+from harness.rule_files import RULE_FILES
+from harness.tools import require
 
 pytestmark = pytest.mark.realksm
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.paths import REPO
-from tests.support.tools import require, skip_summary
+from harness.paths import REPO
+from harness.tools import require, skip_summary
 
 SCRIPT = REPO / ".ci" / "debian-packages"
 # The packages a skip message names: require("program", "package") and the lab's

@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 
 import docs.generate
+from harness.exposition import parse_samples, render, value
+from harness.paths import FIXTURES
 from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.reading.host_reader import HostReader
 from ksm_exporter.sources import ksm_files
 from ksm_exporter.sources.ksm_files import KSM_FILES, KsmFile, index_of
 from ksm_exporter.sources.roots import Roots
 from ksm_exporter.sources.sysfs import HeldKsmSysfs, KsmNumber, KsmSysfs
-from tests.support.exposition import parse_samples, render, value
 from tests.support.metrics_doc import METRICS_DOC, documented_rows
-from tests.support.paths import FIXTURES
 
 pytestmark = pytest.mark.unit
 

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from docs.generate import with_declared_rows
+from harness.exposition import Samples, parse_samples, render, value
+from harness.paths import FIXTURES
 from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.reading.host_reader import HostReader
 from ksm_exporter.reading.processes import ProcessOptions
@@ -18,9 +20,7 @@ from ksm_exporter.sources import ksm_stat
 from ksm_exporter.sources.ksm_stat import PROCESS_FIELDS, ProcessField
 from ksm_exporter.sources.process_identity import LABELS, ProcessLabel
 from ksm_exporter.sources.roots import Roots
-from tests.support.exposition import Samples, parse_samples, render, value
 from tests.support.metrics_doc import METRICS_DOC
-from tests.support.paths import FIXTURES
 
 pytestmark = pytest.mark.unit
 

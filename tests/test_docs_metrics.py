@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.exposition import render
 from ksm_exporter.server.exposition import Exposition
 from ksm_exporter.server.web_config_reload import FollowedWebConfig
 from ksm_exporter.sources.ksm_files import KSM_FILES
 from lab.compare import NUMERIC_FILES
-from tests.support.exposition import render
 from tests.support.ksmd_simulator import tuned_collection
 from tests.support.metrics_doc import documented_rows, documented_types
 from tests.support.sampling import sampled_collection

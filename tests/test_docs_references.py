@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from harness.paths import REPO
 from tests.support.doc_references import (
     alerts,
     broken_link,
@@ -15,7 +16,6 @@ from tests.support.doc_references import (
     sysfs_files,
 )
 from tests.support.metrics_doc import documented_metrics
-from tests.support.paths import REPO
 
 pytestmark = pytest.mark.unit
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.exposition import parse_samples, render, value, without_self_metrics
+from harness.paths import GOLDEN, fixture_roots
 from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.reading.host_reader import HostReader
 from ksm_exporter.sources.roots import Roots
-from tests.support.exposition import parse_samples, render, value, without_self_metrics
-from tests.support.paths import GOLDEN, fixture_roots
 from tests.support.sampling import CLOCK_TICKS, sampled_collection
 
 pytestmark = pytest.mark.unit

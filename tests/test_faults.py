@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.exporter_process import RunningExporter, running_exporter
-from tests.support.exposition import Samples, parse_samples, value
-from tests.support.paths import FIXTURES
+from harness.exporter_process import RunningExporter, running_exporter
+from harness.exposition import Samples, parse_samples, value
+from harness.paths import FIXTURES
 from tests.support.unprivileged import NobodyRuntime, directory_for_nobody, readable_by_all
 
 pytestmark = pytest.mark.e2e

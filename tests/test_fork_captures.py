@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from harness.exposition import parse_samples, render
 from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.reading.host_reader import HostReader
 from ksm_exporter.sources.roots import Roots
 from lab import forks
 from lab.compare import checks, differences
 from lab.versions import shown
-from tests.support.exposition import parse_samples, render
 from tests.support.lab_kernels import sound_findings
 
 pytestmark = pytest.mark.unit

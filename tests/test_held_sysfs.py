@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.paths import FIXTURES
+from harness.real_ksm import KSM, ksm_control
 from ksm_exporter.sources.ksm_files import DECLARED
 from ksm_exporter.sources.sysfs import HeldKsmSysfs, SysfsReading, read_ksm_sysfs
-from tests.support.paths import FIXTURES
-from tests.support.real_ksm import KSM, ksm_control
 
 
 @pytest.fixture

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.eventually import eventually
-from tests.support.exporter_process import RunningExporter, running_exporter
-from tests.support.exposition import parse_samples, value
-from tests.support.paths import fixture_roots
+from harness.eventually import eventually
+from harness.exporter_process import RunningExporter, running_exporter
+from harness.exposition import parse_samples, value
+from harness.paths import fixture_roots
 
 pytestmark = pytest.mark.e2e
 

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from harness.exposition import render
+from harness.paths import REPO
 from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.reading.host_reader import HostReader
 from ksm_exporter.sources.roots import Roots
 from lab.captures import KERNEL_CAPTURES, Capture
 from lab.compare import checks, differences, unknown_files
 from lab.recording import drift, record
-from tests.support.exposition import render
-from tests.support.paths import REPO
 
 pytestmark = pytest.mark.unit
 

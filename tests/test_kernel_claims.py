@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.paths import REPO
 from lab.versions import lab_sources
-from tests.support.paths import REPO
 
 pytestmark = pytest.mark.unit
 

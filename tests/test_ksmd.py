@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from harness.paths import fixture_roots
 from ksm_exporter.sources import ksmd as ksmd_module
 from ksm_exporter.sources.kernel_file import BadValue
 from ksm_exporter.sources.ksmd import (
@@ -20,7 +21,6 @@ from ksm_exporter.sources.ksmd import (
 )
 from ksm_exporter.sources.roots import Roots
 from tests.support.calls import Calls
-from tests.support.paths import fixture_roots
 from tests.support.sampling import ManualClock, write_stat
 
 pytestmark = pytest.mark.unit

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.eventually import eventually
-from tests.support.real_ksm import KsmControl, ksm_control, read_advisor_mode, read_ksm
+from harness.eventually import eventually
+from harness.real_ksm import KsmControl, ksm_control, read_advisor_mode, read_ksm
 
 pytestmark = pytest.mark.realksm
 

@@ -16,13 +16,13 @@ import pytest
 import yaml
 from kubernetes_validate.utils import ValidationError, latest_version, validate
 
+from harness.exporter_process import running_exporter
+from harness.paths import REPO
+from harness.prometheus_server import running_prometheus, scrape_config
+from harness.tools import promtool, require
 from ksm_exporter.cli import build_parser, load_settings
 from ksm_exporter.config import DEFAULT_PORT, ListenAddress
-from tests.support.exporter_process import running_exporter
 from tests.support.guest_tree import FixtureGuest, guest_tree, kubevirt_cgroup
-from tests.support.paths import REPO
-from tests.support.prometheus_server import running_prometheus, scrape_config
-from tests.support.tools import promtool, require
 
 KUBERNETES = REPO / "deploy" / "kubernetes"
 BASE = KUBERNETES / "base"

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.tools import require
 from lab.initramfs import Cpio
 from lab.kernels import Unavailable
 from lab.qemu import qemu
-from tests.support.tools import require
 
 
 @pytest.mark.unit

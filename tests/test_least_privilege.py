@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.exporter_process import RunningExporter, running_exporter
+from harness.exposition import Samples, names, parse_samples, value
+from harness.real_ksm import MergingChild, ksm_control, merging_child
 from ksm_exporter.privileges import CAP_DAC_READ_SEARCH
 from ksm_exporter.sources.ksm_files import KSM_FILES
-from tests.support.exporter_process import RunningExporter, running_exporter
-from tests.support.exposition import Samples, names, parse_samples, value
-from tests.support.real_ksm import MergingChild, ksm_control, merging_child
 from tests.support.unprivileged import AMBIENT_DAC_READ_SEARCH, NobodyRuntime
 
 NOBODY_UID = 65534

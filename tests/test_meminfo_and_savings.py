@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.paths import FIXTURES
 from ksm_exporter.derive.savings import Savings, derive_savings
 from ksm_exporter.sources.meminfo import WANTED, parse_sizes, read_meminfo
 from ksm_exporter.sources.sysfs import KsmSysfs
-from tests.support.paths import FIXTURES
 
 pytestmark = pytest.mark.unit
 

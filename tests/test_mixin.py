@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import yaml
 
+from harness import rule_files as checked_in
+from harness.tools import promtool, require
 from mixin.render import REPO, evaluate, outputs, rule_files, rule_groups
-from tests.support import rule_files as checked_in
-from tests.support.tools import promtool, require
 
 MIXIN = REPO / "mixin"
 

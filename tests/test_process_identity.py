@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.paths import FIXTURES
 from ksm_exporter.sources.kernel_file import READ_LIMIT
 from ksm_exporter.sources.process_identity import (
     ProcessIdentity,
@@ -13,7 +14,6 @@ from ksm_exporter.sources.process_identity import (
     qemu_guest_name,
     read_identity,
 )
-from tests.support.paths import FIXTURES
 
 pytestmark = pytest.mark.unit
 

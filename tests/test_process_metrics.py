@@ -6,6 +6,8 @@ import re
 
 import pytest
 
+from harness.exposition import Samples, names, parse_samples, render, value
+from harness.paths import fixture_roots
 from ksm_exporter.cli import build_parser, load_settings, process_options
 from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.derive.process_selection import (
@@ -17,8 +19,6 @@ from ksm_exporter.reading.host_reader import HostReader
 from ksm_exporter.reading.processes import ProcessOptions
 from ksm_exporter.sources.ksm_stat import KsmStat
 from ksm_exporter.sources.process_sweep import ProcessKsm
-from tests.support.exposition import Samples, names, parse_samples, render, value
-from tests.support.paths import fixture_roots
 
 pytestmark = pytest.mark.unit
 

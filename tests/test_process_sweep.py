@@ -14,12 +14,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from harness.paths import FIXTURES, REPO
 from ksm_exporter.sources import process_sweep
 from ksm_exporter.sources.kernel_file import BadValue
 from ksm_exporter.sources.ksm_stat import KsmStat, parse_ksm_stat
 from ksm_exporter.sources.process_sweep import ProcessKsm, ProcessSweeper
 from tests.support.calls import Calls
-from tests.support.paths import FIXTURES, REPO
 from tests.support.privileges import without_file_capabilities
 
 CURRENT = str(FIXTURES / "current" / "proc")
@@ -157,7 +157,7 @@ from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.reading.host_reader import HostReader
 from ksm_exporter.sources.roots import Roots
 from ksm_exporter.logs import configure_logging
-from tests.support.exposition import parse_samples, render, value
+from harness.exposition import parse_samples, render, value
 configure_logging("info", "logfmt")
 collection = KsmCollection(HostReader(Roots(sys.argv[1], sys.argv[1])))
 for _ in range(3):

@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from mixin.render import evaluate
-from tests.support.paths import REPO, TESTS
-from tests.support.rule_files import (
+from harness.paths import REPO, TESTS
+from harness.rule_files import (
     ALERTING_RULES,
     EXAMPLE_CONFIG,
     RECORDING_RULES,
@@ -25,7 +24,8 @@ from tests.support.rule_files import (
     recording_rule_names,
     rules,
 )
-from tests.support.tools import promtool, require
+from harness.tools import promtool, require
+from mixin.render import evaluate
 
 UNIT_TESTS = sorted((TESTS / "rules").glob("*.yml"))
 RUNBOOK = REPO / "docs" / "runbook.md"

@@ -12,9 +12,9 @@ import contextlib
 
 import pytest
 
+from harness.prometheus_server import RunningPrometheus
+from harness.rule_files import RULE_FILES, recording_rule_names, rules
 from tests.support.monitoring_stack import JOB, monitored_exporter
-from tests.support.prometheus_server import RunningPrometheus
-from tests.support.rule_files import RULE_FILES, recording_rule_names, rules
 
 # A guest name the shipped sensitive-workload selector matches.
 GUEST = "sensitive-e2e"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.exporter_process import running_exporter
-from tests.support.paths import FIXTURES
-from tests.support.prometheus_server import (
+from harness.exporter_process import running_exporter
+from harness.paths import FIXTURES
+from harness.prometheus_server import (
     PrometheusError,
     parse_time,
     running_prometheus,

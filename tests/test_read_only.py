@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.exporter_process import running_exporter
-from tests.support.real_ksm import ksm_control, merging_child
-from tests.support.tools import require
+from harness.exporter_process import running_exporter
+from harness.real_ksm import ksm_control, merging_child
+from harness.tools import require
 
 pytestmark = pytest.mark.realksm
 

@@ -9,13 +9,13 @@ import sys
 
 import pytest
 
+from harness.eventually import eventually
+from harness.exporter_process import RunningExporter, running_exporter
+from harness.exposition import Samples, names, parse_samples, value
+from harness.real_ksm import ksm_control, merging_child, read_ksm
+from harness.tools import promtool
 from ksm_exporter.sources.ksm_files import KSM_FILES
 from ksm_exporter.sources.ksmd import find_ksmd, parse_stat
-from tests.support.eventually import eventually
-from tests.support.exporter_process import RunningExporter, running_exporter
-from tests.support.exposition import Samples, names, parse_samples, value
-from tests.support.real_ksm import ksm_control, merging_child, read_ksm
-from tests.support.tools import promtool
 
 pytestmark = pytest.mark.realksm
 

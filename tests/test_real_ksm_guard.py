@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.real_ksm import REAL_KSM_ALLOWED, host_in_use
+from harness.real_ksm import REAL_KSM_ALLOWED, host_in_use
 
 pytestmark = pytest.mark.unit
 

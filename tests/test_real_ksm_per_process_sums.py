@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.eventually import eventually
-from tests.support.real_ksm import KsmControl, ksm_control, merging_child, read_ksm, read_ksm_stat
+from harness.eventually import eventually
+from harness.real_ksm import KsmControl, ksm_control, merging_child, read_ksm, read_ksm_stat
 
 pytestmark = pytest.mark.realksm
 

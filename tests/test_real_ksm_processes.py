@@ -14,17 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from ksm_exporter.sources.process_sweep import ProcessSweeper
-from tests.support.cgroups import cgroup_v2, cgroup_v2_unwritable
-from tests.support.exporter_process import running_exporter
-from tests.support.exposition import Samples, parse_samples, value
-from tests.support.real_ksm import (
+from harness.cgroups import cgroup_v2, cgroup_v2_unwritable
+from harness.exporter_process import running_exporter
+from harness.exposition import Samples, parse_samples, value
+from harness.real_ksm import (
     KsmControl,
     ksm_control,
     merging_child,
     qemu_link,
     read_ksm_stat,
 )
+from ksm_exporter.sources.process_sweep import ProcessSweeper
 
 pytestmark = pytest.mark.realksm
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.paths import REPO
+from harness.paths import REPO
 
 WORKFLOW = REPO / ".github" / "workflows" / "release.yml"
 

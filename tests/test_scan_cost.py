@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.exposition import names, parse_samples, render, value
+from harness.paths import fixture_roots
 from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.derive.scan_cost import ScanCost, advance
 from ksm_exporter.reading.host_reader import HostReader
@@ -17,8 +19,6 @@ from ksm_exporter.sources.ksmd import (
 )
 from ksm_exporter.sources.roots import Roots
 from tests.support.calls import Calls
-from tests.support.exposition import names, parse_samples, render, value
-from tests.support.paths import fixture_roots
 from tests.support.sampling import (
     CLOCK_TICKS,
     KSMD_PID,

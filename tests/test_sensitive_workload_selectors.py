@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.paths import REPO
+from harness.tools import promtool
 from ksm_exporter.cli import build_parser, load_settings
 from ksm_exporter.derive.process_selection import always_included
 from ksm_exporter.sources.process_identity import ProcessIdentity
 from mixin.render import evaluate, rule_files
-from tests.support.paths import REPO
-from tests.support.tools import promtool
 
 RUNBOOK = REPO / "docs" / "runbook.md"
 

@@ -9,14 +9,14 @@ from aiohttp.test_utils import TestClient
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_families
 from pytest_aiohttp import AiohttpClient
 
+from harness.eventually import eventually_async
+from harness.exposition import parse_samples, value
+from harness.paths import fixture_roots
 from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.reading.host_reader import HostReader
 from ksm_exporter.server.app import make_app
 from ksm_exporter.sources.roots import Roots
 from tests.support.calls import Calls
-from tests.support.eventually import eventually_async
-from tests.support.exposition import parse_samples, value
-from tests.support.paths import fixture_roots
 
 pytestmark = pytest.mark.unit
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.exporter_process import child_process, wait_answering, wait_listening
-from tests.support.paths import FIXTURES
+from harness.exporter_process import child_process, wait_answering, wait_listening
+from harness.paths import FIXTURES
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("ksm-exporter")
 

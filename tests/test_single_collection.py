@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.eventually import eventually
-from tests.support.exporter_process import running_exporter
-from tests.support.exposition import parse_samples
-from tests.support.paths import FIXTURES
+from harness.eventually import eventually
+from harness.exporter_process import running_exporter
+from harness.exposition import parse_samples
+from harness.paths import FIXTURES
 
 pytestmark = pytest.mark.e2e
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.paths import FIXTURES, fixture_roots
 from ksm_exporter.sources.kernel_file import Problem
 from ksm_exporter.sources.roots import Roots
 from ksm_exporter.status.render import render_json, render_text
 from ksm_exporter.status.snapshot import KsmUnreadable, Snapshot, no_ksm_sentence, take_snapshot
-from tests.support.paths import FIXTURES, fixture_roots
 from tests.support.sampling import (
     CLOCK_TICKS,
     KSMD_PID,

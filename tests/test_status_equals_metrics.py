@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from pytest_aiohttp import AiohttpClient
 
+from harness.exposition import Samples, parse_samples, value
+from harness.paths import fixture_roots
 from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.reading.host_reader import HostReader
 from ksm_exporter.reading.processes import ProcessOptions
@@ -15,8 +17,6 @@ from ksm_exporter.server.app import make_app
 from ksm_exporter.sources.ksm_files import KSM_FILES
 from ksm_exporter.status.render import to_json
 from ksm_exporter.status.snapshot import take_snapshot
-from tests.support.exposition import Samples, parse_samples, value
-from tests.support.paths import fixture_roots
 from tests.support.sampling import CLOCK_TICKS, ManualClock
 
 pytestmark = pytest.mark.unit

@@ -13,6 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
+from harness.paths import fixture_roots
 from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.reading.host_reader import HostReader
 from ksm_exporter.server.app import make_app
@@ -26,7 +27,6 @@ from ksm_exporter.status.page import CONTENT_SECURITY_POLICY, PageContext, page
 from ksm_exporter.status.render import render_json
 from ksm_exporter.status.snapshot import take_snapshot
 from tests.support.hostile_names import IMG_GUEST, SCRIPT_CGROUP, SVG_COMM, add_hostile_processes
-from tests.support.paths import fixture_roots
 from tests.support.sampling import CLOCK_TICKS, copy_fixture
 
 pytestmark = pytest.mark.unit

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.exporter_process import running_exporter
+from harness.exporter_process import running_exporter
 from tests.support.hostile_names import IMG_GUEST, SCRIPT_CGROUP, SVG_COMM, add_hostile_processes
 from tests.support.sampling import copy_fixture
 from tests.test_status_page import parsed

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from pytest_aiohttp import AiohttpClient
 
+from harness.eventually import eventually_async
+from harness.exposition import Samples, parse_samples, render_async, value
+from harness.paths import FIXTURES, fixture_roots
 from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.reading.host_reader import HostReader
 from ksm_exporter.server.app import make_app
 from ksm_exporter.sources.roots import Roots
-from tests.support.eventually import eventually_async
-from tests.support.exposition import Samples, parse_samples, render_async, value
-from tests.support.paths import FIXTURES, fixture_roots
 
 # The sweep deadline is waited out in real time, with a thread held in the kernel by a FIFO.
 pytestmark = pytest.mark.e2e

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.paths import FIXTURES
 from ksm_exporter.sources.sysfs import AdvisorMode, KsmSysfs, parse_advisor_mode, read_ksm_sysfs
-from tests.support.paths import FIXTURES
 
 pytestmark = pytest.mark.unit
 

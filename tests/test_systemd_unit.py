@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.exporter_process import running_exporter
+from harness.exposition import parse_samples, value
+from harness.paths import REPO
+from harness.tools import require
 from ksm_exporter.tune.tuner import EXIT_OVERRIDDEN
-from tests.support.exporter_process import running_exporter
-from tests.support.exposition import parse_samples, value
-from tests.support.paths import REPO
-from tests.support.tools import require
 
 UNIT = REPO / "deploy" / "systemd" / "ksm-exporter.service"
 TUNE_UNIT = REPO / "deploy" / "systemd" / "ksm-exporter-tune.service"

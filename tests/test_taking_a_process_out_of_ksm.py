@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import pytest
 
+from harness.eventually import eventually
+from harness.exposition import parse_samples, render
+from harness.real_ksm import ksm_control, merging_child
 from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.reading.host_reader import HostReader
 from ksm_exporter.reading.processes import ProcessOptions
 from ksm_exporter.sources.roots import Roots
-from tests.support.eventually import eventually
-from tests.support.exposition import parse_samples, render
-from tests.support.real_ksm import ksm_control, merging_child
 
 pytestmark = pytest.mark.realksm
 

@@ -14,12 +14,12 @@ from prometheus_client.core import (
     SummaryMetricFamily,
 )
 
+from harness.exposition import families_of
+from harness.paths import fixture_roots
 from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.reading.host_reader import HostReader
 from ksm_exporter.server import text_encoding
 from ksm_exporter.server.exposition import negotiate
-from tests.support.exposition import families_of
-from tests.support.paths import fixture_roots
 
 pytestmark = pytest.mark.unit
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.eventually import eventually
+from harness.exporter_process import Child
 from ksm_exporter.sources.roots import Roots
-from tests.support.eventually import eventually
-from tests.support.exporter_process import Child
 from tests.support.sampling import KSMD_PID, copy_fixture, write_ksm
 from tests.support.unprivileged import NobodyRuntime, directory_for_nobody, readable_by_all
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.eventually import eventually
+from harness.exporter_process import Child
+from harness.real_ksm import ksm_control, merging_child
 from ksm_exporter.sources.roots import Roots
-from tests.support.eventually import eventually
-from tests.support.exporter_process import Child
-from tests.support.real_ksm import ksm_control, merging_child
 from tests.test_tune_command import CHANGED, started, stopped_by_sigterm, tune_argv
 
 REAL_SETTINGS = ("run", "pages_to_scan", "sleep_millisecs", "advisor_mode")

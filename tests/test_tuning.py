@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from harness.exposition import parse_samples, render, value
 from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.derive.other_tuners import AdvisorLimits, advisor_step, kernel_advisor
 from ksm_exporter.derive.scan_cost import FullScan, raw_state
 from ksm_exporter.derive.scan_trend import Trend, next_trend
 from ksm_exporter.derive.tuning import Advice, Model, TuningOptions, advise, fit_cost, host_now
 from ksm_exporter.reading.host_reader import HostReader
-from tests.support.exposition import parse_samples, render, value
 from tests.support.ksmd_simulator import KsmdSimulator, run_for, saturating
 from tests.support.sampling import CLOCK_TICKS, ManualClock, copy_fixture
 

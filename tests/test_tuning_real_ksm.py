@@ -33,11 +33,11 @@ from typing import Any
 
 import pytest
 
+from harness.eventually import eventually
+from harness.exporter_process import RunningExporter, running_exporter
+from harness.real_ksm import KSM, KsmControl, ksm_control, merging_child, read_ksm
 from ksm_exporter.derive.tuning import Model
 from ksm_exporter.sources.ksmd import find_ksmd
-from tests.support.eventually import eventually
-from tests.support.exporter_process import RunningExporter, running_exporter
-from tests.support.real_ksm import KSM, KsmControl, ksm_control, merging_child, read_ksm
 
 pytestmark = pytest.mark.realksm
 

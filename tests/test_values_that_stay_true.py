@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.exposition import parse_samples, render, value
 from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.reading.host_reader import HostReader
 from ksm_exporter.sources.kernel_file import BadValue
@@ -13,7 +14,6 @@ from ksm_exporter.sources.ksm_stat import parse_ksm_stat
 from ksm_exporter.sources.roots import Roots
 from ksm_exporter.status.render import render_text
 from ksm_exporter.status.snapshot import take_snapshot
-from tests.support.exposition import parse_samples, render, value
 from tests.support.sampling import ManualClock, copy_fixture, write_ksm
 
 pytestmark = pytest.mark.unit

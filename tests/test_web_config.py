@@ -13,14 +13,14 @@ import bcrypt
 import pytest
 from pytest_aiohttp import AiohttpClient
 
+from harness.exporter_process import running_exporter
+from harness.exposition import parse_samples, value
+from harness.paths import fixture_roots
 from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.reading.host_reader import HostReader
 from ksm_exporter.server.app import make_app
 from ksm_exporter.server.basic_auth import BasicAuth
 from ksm_exporter.server.web_config import WebConfigError, load_web_config
-from tests.support.exporter_process import running_exporter
-from tests.support.exposition import parse_samples, value
-from tests.support.paths import fixture_roots
 from tests.support.tls import Certificate, make_certificate
 from tests.test_cli import run_cli
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import bcrypt
 import pytest
 
+from harness.eventually import eventually
+from harness.exporter_process import RunningExporter, running_exporter
+from harness.exposition import parse_samples, value
 from ksm_exporter.server.web_config import WebConfigError
 from ksm_exporter.server.web_config_reload import FollowedWebConfig
-from tests.support.eventually import eventually
-from tests.support.exporter_process import RunningExporter, running_exporter
-from tests.support.exposition import parse_samples, value
 from tests.support.tls import Certificate, make_certificate
 
 PASSWORD = "correct horse"

@@ -18,9 +18,9 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.support.eventually import eventually
-from tests.support.prometheus_server import RunningServer, running_server
-from tests.support.tools import require
+from harness.eventually import eventually
+from harness.prometheus_server import RunningServer, running_server
+from harness.tools import require
 
 Notification = dict[str, Any]
 

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness import rule_files
+from harness.paths import REPO
 from ksm_exporter.cli import build_parser
 from ksm_exporter.sources.ksm_files import DECLARED
 from ksm_exporter.sources.process_identity import PROCESS_LABELS
-from tests.support import rule_files
-from tests.support.paths import REPO
 
 # A metric name, unless it is the last part of a path (`/proc/<pid>/ksm_stat`) or of a rule
 # name; a trailing `_*` or `*` makes it a prefix (`ksm_process_*`).

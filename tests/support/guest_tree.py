@@ -8,7 +8,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.paths import FIXTURES
+from harness.paths import FIXTURES
 
 
 @dataclass(frozen=True)

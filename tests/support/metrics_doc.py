@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.support.paths import REPO
+from harness.paths import REPO
 
 METRICS_DOC = REPO / "docs" / "metrics.md"
 # | `ksm_run` | gauge | ...

@@ -18,11 +18,11 @@ from typing import Any
 
 import yaml
 
-from tests.support.exporter_process import RunningExporter, running_exporter
-from tests.support.paths import FIXTURES
-from tests.support.prometheus_server import RunningPrometheus, running_prometheus
-from tests.support.real_ksm import ksm_control, ksm_writable, merging_child
-from tests.support.rule_files import EXAMPLE_CONFIG
+from harness.exporter_process import RunningExporter, running_exporter
+from harness.paths import FIXTURES
+from harness.prometheus_server import RunningPrometheus, running_prometheus
+from harness.real_ksm import ksm_control, ksm_writable, merging_child
+from harness.rule_files import EXAMPLE_CONFIG
 
 JOB = "ksm-exporter"
 

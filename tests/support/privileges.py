@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from tests.support.tools import require
+from harness.tools import require
 
 
 def without_file_capabilities() -> list[str]:

@@ -7,11 +7,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.paths import FIXTURES
 from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.reading.host_reader import HostReader
 from ksm_exporter.sources.ksmd import PF_KTHREAD
 from ksm_exporter.sources.roots import Roots
-from tests.support.paths import FIXTURES
 
 CLOCK_TICKS = 100  # fixed so expected figures hold on hosts with another SC_CLK_TCK
 KSMD_PID = 37  # as in the `current` fixture

@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
+from harness.paths import REPO
+from harness.tools import require
 from ksm_exporter.privileges import grant_to_file
-from tests.support.paths import REPO
-from tests.support.tools import require
 
 NOBODY = ("--reuid=nobody", "--regid=nogroup", "--clear-groups")
 # What systemd's DynamicUser= with AmbientCapabilities=CAP_DAC_READ_SEARCH hands over.

@@ -28,9 +28,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from tests.support.eventually import eventually
-from tests.support.exporter_process import TOOLKIT_LISTENING, ChildExited
-from tests.support.tools import require
+from harness.eventually import eventually
+from harness.exporter_process import TOOLKIT_LISTENING, ChildExited
+from harness.tools import require
 
 T = TypeVar("T")
 Config = dict[str, Any]

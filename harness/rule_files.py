@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from tests.support.paths import REPO
+from harness.paths import REPO
 
 PROMETHEUS_DEPLOY = REPO / "deploy" / "prometheus"
 RECORDING_RULES = PROMETHEUS_DEPLOY / "ksm-rules.yml"

@@ -11,8 +11,8 @@ from grafana_foundation_sdk.cog.plugins import register_default_plugins
 from grafana_foundation_sdk.models.dashboard import Dashboard, Panel
 from grafana_foundation_sdk.models.prometheus import Dataquery
 
-from tests.support.paths import REPO
-from tests.support.rule_files import rules
+from harness.paths import REPO
+from harness.rule_files import rules
 
 DASHBOARD_FILES = ("ksm-host.json", "ksm-fleet.json")
 # Decode panel options and Prometheus queries into their typed models, not untyped bags.

@@ -1,13 +1,15 @@
+"""Where the repository and the tests' fixtures are."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 from ksm_exporter.sources.roots import Roots
 
-TESTS = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parent.parent
+TESTS = REPO / "tests"
 FIXTURES = TESTS / "fixtures"
 GOLDEN = TESTS / "golden"
-REPO = TESTS.parent
 
 
 def fixture_roots(name: str) -> Roots:

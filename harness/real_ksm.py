@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.support.eventually import eventually
-from tests.support.merging_workload import CHILD
+from harness.eventually import eventually
+from harness.merging_workload import CHILD
 
 KSM = "/sys/kernel/mm/ksm"
 SAVED_SETTINGS = ("run", "pages_to_scan", "sleep_millisecs")

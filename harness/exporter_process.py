@@ -19,7 +19,7 @@ import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from tests.support.eventually import eventually
+from harness.eventually import eventually
 
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
