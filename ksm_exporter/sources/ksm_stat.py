@@ -88,6 +88,7 @@ PROCESS_FIELDS: tuple[ProcessField, ...] = (
 )
 
 
+@dataclass(frozen=True, slots=True, init=False)
 class KsmStat:
     """A process's KSM counters by field name; a field is absent when the kernel does not
     report it.
@@ -98,13 +99,13 @@ class KsmStat:
     `ksm_mergeable:` too.
     """
 
-    __slots__ = ("values",)
+    values: dict[str, int | bool]
 
     def __init__(
         self, values: Mapping[str, int | bool] | None = None, **fields: int | bool | None
     ) -> None:
         given = {**(values or {}), **fields}
-        self.values: dict[str, int | bool] = {k: v for k, v in given.items() if v is not None}
+        object.__setattr__(self, "values", {k: v for k, v in given.items() if v is not None})
 
     def get(self, name: str) -> int | bool | None:
         return self.values.get(name)
@@ -144,16 +145,6 @@ class KsmStat:
 
     def with_values(self, **fields: int | bool) -> KsmStat:
         return KsmStat({**self.values, **fields})
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, KsmStat):
-            return NotImplemented
-        return self.values == other.values
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"KsmStat({self.values})"
 
 
 def keys_of(fields: tuple[ProcessField, ...]) -> dict[bytes, ProcessField]:

@@ -111,11 +111,13 @@ LABELS: tuple[ProcessLabel, ...] = (
 PROCESS_LABELS: tuple[str, ...] = tuple(label.name for label in LABELS)
 
 
+@dataclass(frozen=True, slots=True, init=False)
 class ProcessIdentity:
     """A process's labels by name; "" where unknown: not a QEMU process, no cgroup v2 line,
     gone, or not asked for."""
 
-    __slots__ = ("guest_memory_bytes", "labels")
+    labels: dict[str, str]
+    guest_memory_bytes: int | None
 
     def __init__(
         self,
@@ -124,8 +126,8 @@ class ProcessIdentity:
         **named: str,
     ) -> None:
         given = {**(labels or {}), **named}
-        self.labels: dict[str, str] = {k: v for k, v in given.items() if v}
-        self.guest_memory_bytes = guest_memory_bytes
+        object.__setattr__(self, "labels", {k: v for k, v in given.items() if v})
+        object.__setattr__(self, "guest_memory_bytes", guest_memory_bytes)
 
     def get(self, name: str) -> str:
         return self.labels.get(name, "")
@@ -144,19 +146,6 @@ class ProcessIdentity:
 
     def as_dict(self, names: Collection[str] = PROCESS_LABELS) -> dict[str, str]:
         return {name: self.get(name) for name in names}
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ProcessIdentity):
-            return NotImplemented
-        return (self.labels, self.guest_memory_bytes) == (
-            other.labels,
-            other.guest_memory_bytes,
-        )
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"ProcessIdentity({self.labels}, guest_memory_bytes={self.guest_memory_bytes})"
 
 
 def read_identity(

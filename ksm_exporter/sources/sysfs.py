@@ -67,6 +67,7 @@ class KsmNumber:
         return self if ksm is None else ksm.values.get(self.name)
 
 
+@dataclass(frozen=True, slots=True, init=False)
 class KsmSysfs:
     """One reading of every KSM file, by file name (`ksm.pages_sharing`, or `ksm.values` for
     any declared file).
@@ -74,9 +75,14 @@ class KsmSysfs:
     A file's value is None when the file is absent (an older kernel) or unusable; the names of
     the files that are present but could not be read or parsed are in `unreadable`, so that a
     figure built on one of them is left out rather than computed as if the file held 0.
+    The constructor takes the numbers by file name too (`KsmSysfs(True, run=1)`), as tests
+    and simulations write a reading.
     """
 
-    __slots__ = ("advisor_mode", "available", "unreadable", "values")
+    available: bool
+    unreadable: frozenset[str]
+    advisor_mode: AdvisorMode | None
+    values: dict[str, int]
 
     def __init__(
         self,
@@ -87,11 +93,10 @@ class KsmSysfs:
         values: Mapping[str, int] | None = None,
         **numbers: int,
     ) -> None:
-        values = {**(values or {}), **numbers}
-        self.available = available
-        self.unreadable = unreadable
-        self.advisor_mode = advisor_mode
-        self.values: dict[str, int] = values
+        object.__setattr__(self, "available", available)
+        object.__setattr__(self, "unreadable", unreadable)
+        object.__setattr__(self, "advisor_mode", advisor_mode)
+        object.__setattr__(self, "values", {**(values or {}), **numbers})
 
     run = KsmNumber()
     pages_to_scan = KsmNumber()
@@ -129,24 +134,6 @@ class KsmSysfs:
             None if mode is None else {"active": mode.active, "modes": list(mode.modes)}
         )
         return {"available": self.available, **numbers}
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, KsmSysfs):
-            return NotImplemented
-        return (self.available, self.unreadable, self.advisor_mode, self.values) == (
-            other.available,
-            other.unreadable,
-            other.advisor_mode,
-            other.values,
-        )
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return (
-            f"KsmSysfs(available={self.available}, unreadable={sorted(self.unreadable)}, "
-            f"advisor_mode={self.advisor_mode}, values={self.values})"
-        )
 
 
 def parser_of(name: str, declared: Declared) -> Callable[[bytes], object]:
