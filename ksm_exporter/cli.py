@@ -1,5 +1,6 @@
 """Command line: `ksm-exporter [flags]` serves metrics; `ksm-exporter status` prints one
-snapshot; `ksm-exporter tune` applies the tuning advice (the only command that writes).
+snapshot; `ksm-exporter tune` applies the tuning advice (the only command that writes);
+`ksm-exporter audit` tells who shares KSM pages with whom (read-only, as root).
 
 argparse parses the flags and pydantic-settings validates them together with the
 environment variables (a flag wins over its variable) into the one typed `Settings`. Flags
@@ -17,7 +18,9 @@ from typing import NoReturn
 from pydantic import ValidationError
 
 from ksm_exporter import __version__
+from ksm_exporter.audit.command import audit as run_audit
 from ksm_exporter.config import Settings, env_of, flag_of, group_of
+from ksm_exporter.derive.tenants import BadTenantKey, parse_tenant_key
 from ksm_exporter.logs import configure_logging
 from ksm_exporter.privileges import make_effective
 from ksm_exporter.server.main import process_options, serve
@@ -36,6 +39,7 @@ SERVER_GROUPS = ("web", "path", "collector", "tuning", "log")
 STATUS_GROUPS = ("path", "tuning")
 # The tuner reads the host as the server does, follows the same advice, and logs.
 TUNE_GROUPS = ("path", "tuning", "log")
+AUDIT_GROUPS = ("path",)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"ksm-exporter {__version__}")
     add_setting_groups(parser, *SERVER_GROUPS)
-    commands = parser.add_subparsers(dest="command", metavar="{status,tune}")
+    commands = parser.add_subparsers(dest="command", metavar="{status,tune,audit}")
     status = commands.add_parser(
         "status",
         help="print one snapshot of KSM on this host and exit",
@@ -88,7 +92,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between readings of the host (default: 1, from 0.1 to 60)",
     )
     add_setting_groups(tune, *TUNE_GROUPS)
+    add_audit_parser(commands)
     return parser
+
+
+def add_audit_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    audit = commands.add_parser(
+        "audit",
+        help="who shares KSM pages with whom (read-only; needs root with CAP_SYS_ADMIN)",
+        description="Reads the KSM frames every registered process maps (pagemap, kpageflags) "
+        "and tells, per tenant, its KSM pages shared within itself and with other tenants, the "
+        "pages each pair of tenants shares, and the saving isolating a tenant would give up. "
+        "Needs CAP_SYS_ADMIN, without which the kernel hides every physical frame.",
+        argument_default=argparse.SUPPRESS,
+    )
+    audit.add_argument(
+        "--tenant-by",
+        metavar="KEY",
+        help="vm, namespace, uid, unit, cgroup, cgroup:DEPTH or cgroup:REGEX (default: vm)",
+    )
+    audit.add_argument("--json", action="store_true", help="JSON for scripts")
+    audit.add_argument("--top", type=int, metavar="N", help="pairs to list (default: 20)")
+    add_setting_groups(audit, *AUDIT_GROUPS)
 
 
 def add_setting_groups(parser: argparse.ArgumentParser, *groups: str) -> None:
@@ -178,6 +203,18 @@ def tune(args: argparse.Namespace, settings: Settings) -> int:
     )
 
 
+def audit(args: argparse.Namespace, settings: Settings) -> int:
+    top: int = getattr(args, "top", 20)
+    if not 0 <= top <= 100_000:
+        usage_error("--top", "must be between 0 and 100000")
+    try:
+        key = parse_tenant_key(getattr(args, "tenant_by", "vm"))
+    except BadTenantKey as err:
+        usage_error("--tenant-by", str(err))
+    roots = Roots(settings.path_sysfs, settings.path_procfs)
+    return run_audit(roots, key, getattr(args, "json", False), top)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = load_settings(args)
@@ -186,6 +223,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return status(args, settings)
     if command == "tune":
         return tune(args, settings)
+    if command == "audit":
+        return audit(args, settings)
     return run_server(settings)
 
 

@@ -1,0 +1,1 @@
+"""`ksm-exporter audit`: who shares KSM pages with whom (read-only, needs CAP_SYS_ADMIN)."""

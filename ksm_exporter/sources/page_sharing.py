@@ -1,0 +1,163 @@
+"""Which KSM frames each registered process maps: mergeable ranges, their frames, their flags.
+
+For every process registered with KSM (sources/process_sweep.py), its mergeable ranges
+(sources/mergeable_ranges.py), the frames of their present pages (sources/pagemap.py), then
+the flags of the distinct frames found (sources/kpageflags.py), so the reading grows with the
+registered memory, never with all of RAM. Two processes that map the same KSM frame share
+that page: each mapping is one rmap_item of the frame's stable node in mm/ksm.c.
+
+KSM keeps merging while this reads: pages_shared and pages_sharing are read before and after,
+so the reader can say how far the picture may be off. Nothing here raises: a process gone,
+unreadable or without smaps is recorded with the reason, and the reading is marked partial.
+"""
+
+from __future__ import annotations
+
+import os
+from array import array
+from collections.abc import Collection
+from dataclasses import dataclass, field
+
+from ksm_exporter.sources.kpageflags import read_frame_flags
+from ksm_exporter.sources.mergeable_ranges import read_mergeable_ranges, smaps_path
+from ksm_exporter.sources.pagemap import read_frames
+from ksm_exporter.sources.process_identity import PROCESS_LABELS, read_identity
+from ksm_exporter.sources.process_sweep import ProcessSweeper
+from ksm_exporter.sources.roots import Roots
+from ksm_exporter.sources.sysfs import read_numbers
+
+KSM_COUNTERS = ("pages_shared", "pages_sharing", "ksm_zero_pages", "use_zero_pages")
+MISSING_CAP_SYS_ADMIN = (
+    "the kernel hides physical frames from this reader (pagemap shows every frame as 0 "
+    "without CAP_SYS_ADMIN): run the audit as root with CAP_SYS_ADMIN"
+)
+
+
+@dataclass(slots=True)
+class ProcessPages:
+    """One registered process: who it is and the KSM frames it maps (one entry per mapping)."""
+
+    pid: int
+    labels: dict[str, str]
+    uid: int | None
+    merging_pages: int | None  # its ksm_stat's count: rmap_items in the stable tree
+    mergeable_bytes: int = 0
+    pages_present: int = 0
+    ksm_frames: array[int] = field(default_factory=lambda: array("Q"))
+    zero_page_mappings: int = 0
+    error: str = ""  # why it could not be read; its frames are then not counted
+    vanished: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PageSharingReading:
+    processes: tuple[ProcessPages, ...]
+    counters_before: dict[str, int]
+    counters_after: dict[str, int]
+    page_size: int
+    frames_hidden: bool = False  # every present frame read as 0: CAP_SYS_ADMIN missing
+    kpageflags_error: str = ""
+    sweep_error: str = ""
+    unreadable_processes: int = 0  # registered per the sweep, yet its files not readable
+
+    @property
+    def read(self) -> tuple[ProcessPages, ...]:
+        return tuple(p for p in self.processes if not p.error)
+
+    @property
+    def failed(self) -> tuple[ProcessPages, ...]:
+        return tuple(p for p in self.processes if p.error)
+
+    @property
+    def complete(self) -> bool:
+        return not (
+            self.frames_hidden
+            or self.kpageflags_error
+            or self.sweep_error
+            or self.failed
+            or self.unreadable_processes
+        )
+
+    @property
+    def missing_privilege(self) -> str:
+        if self.frames_hidden:
+            return MISSING_CAP_SYS_ADMIN
+        return ""
+
+
+def read_uid(procfs_root: str, pid: int) -> int | None:
+    """The real uid from `<procfs>/<pid>/status` (proc_pid_status(): "Uid:\treal\teffective...")."""
+    try:
+        with open(os.path.join(procfs_root, str(pid), "status"), "rb") as status:
+            for line in status:
+                if line.startswith(b"Uid:"):
+                    fields = line.split()
+                    return int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None
+    except OSError:
+        return None
+    return None
+
+
+def read_page_sharing(
+    roots: Roots,
+    labels: Collection[str] = PROCESS_LABELS,
+    page_size: int | None = None,
+) -> PageSharingReading:
+    """Every registered process's KSM frames; never raises."""
+    page_size = page_size or os.sysconf("SC_PAGE_SIZE")
+    before = dict(read_numbers(roots.sysfs, KSM_COUNTERS).values)
+    sweeper = ProcessSweeper(roots.procfs)
+    try:
+        sweep = sweeper.sweep()
+    finally:
+        sweeper.close()
+    processes: list[ProcessPages] = []
+    frames_by_pid: dict[int, array[int]] = {}
+    hidden = present = 0
+    for registered in sweep.registered:
+        pid = registered.pid
+        process = ProcessPages(
+            pid,
+            read_identity(roots.procfs, pid, labels).labels,
+            read_uid(roots.procfs, pid),
+            registered.stat.merging_pages,
+        )
+        processes.append(process)
+        ranges = read_mergeable_ranges(smaps_path(roots.procfs, pid))
+        if ranges.error:
+            process.error, process.vanished = f"smaps: {ranges.error}", ranges.vanished
+            continue
+        process.mergeable_bytes = ranges.size
+        frames = read_frames(
+            os.path.join(roots.procfs, str(pid), "pagemap"), pid, ranges.ranges, page_size
+        )
+        if frames.error:
+            process.error, process.vanished = f"pagemap: {frames.error}", frames.vanished
+            continue
+        process.pages_present = len(frames.frames) + frames.hidden
+        hidden += frames.hidden
+        present += process.pages_present
+        frames_by_pid[pid] = frames.frames
+    frames_hidden = present > 0 and hidden == present
+    distinct = sorted({pfn for frames in frames_by_pid.values() for pfn in frames})
+    flags = read_frame_flags(os.path.join(roots.procfs, "kpageflags"), distinct)
+    del distinct
+    if not flags.error:
+        ksm = flags.ksm
+        for process in processes:
+            found = frames_by_pid.pop(process.pid, None)
+            if found is None:
+                continue
+            process.ksm_frames = array("Q", [pfn for pfn in found if pfn in ksm])
+            process.zero_page_mappings = sum(found.count(pfn) for pfn in flags.zero_page)
+    after = dict(read_numbers(roots.sysfs, KSM_COUNTERS).values)
+    return PageSharingReading(
+        processes=tuple(processes),
+        counters_before=before,
+        counters_after=after,
+        page_size=page_size,
+        frames_hidden=frames_hidden,
+        kpageflags_error=flags.error,
+        sweep_error="; ".join(f"{p.path}: {p.reason}" for p in sweep.problems),
+        unreadable_processes=sweep.unreadable,
+    )
