@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from harness.paths import FIXTURES
 from ksm_exporter.cli import main
 from ksm_exporter.derive.sharing import TenantFrames, share
-from ksm_exporter.derive.tenants import BadTenantKey, parse_tenant_key, systemd_unit, tenant_of
-from tests.support.paths import FIXTURES
+from ksm_exporter.derive.tenants import BadTenantKey, parse_tenant_key, tenant_of
 
 pytestmark = pytest.mark.unit
 
@@ -160,21 +160,10 @@ def test_a_bad_tenant_key_is_refused(bad: str) -> None:
         parse_tenant_key(bad)
 
 
-def test_systemd_units_as_cg_path_get_unit_finds_them() -> None:
-    assert systemd_unit("/system.slice/foo.service") == "foo.service"
-    assert systemd_unit("/user.slice/user-1000.slice/user@1000.service/app.slice/x.scope") == (
-        "user@1000.service"
-    )
-    assert systemd_unit("/machine.slice") == ""
-    assert systemd_unit("/kubepods/burstable/pod1/abc") == ""
-    assert (
-        tenant_of(
-            parse_tenant_key("cgroup:/(pod[^/]+)/"),
-            {"cgroup": "/kubepods/burstable/pod1/abc"},
-            None,
-        )
-        == "pod1"
-    )
+def test_a_cgroup_expression_takes_its_first_group() -> None:
+    key = parse_tenant_key("cgroup:/(pod[^/]+)/")
+    assert tenant_of(key, {"cgroup": "/kubepods/burstable/pod1/abc"}, None) == "pod1"
+    assert tenant_of(key, {"cgroup": "/system.slice/a.service"}, None) == ""
 
 
 frames_of_tenants = st.lists(

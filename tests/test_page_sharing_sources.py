@@ -11,12 +11,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from harness.paths import FIXTURES, fixture_roots
 from ksm_exporter.sources.kpageflags import read_frame_flags, runs
-from ksm_exporter.sources.mergeable_ranges import parse_mergeable_ranges, read_mergeable_ranges
 from ksm_exporter.sources.page_sharing import read_page_sharing
 from ksm_exporter.sources.pagemap import decode_entry, present_frames, read_frames
 from ksm_exporter.sources.roots import Roots
-from tests.support.paths import FIXTURES, fixture_roots
+from ksm_exporter.sources.smaps import Unreadable, parse_mergeable_ranges, read_mergeable_ranges
 
 pytestmark = pytest.mark.unit
 
@@ -103,9 +103,9 @@ def test_only_areas_flagged_mg_are_mergeable_and_adjacent_ones_join() -> None:
 
 
 def test_smaps_of_a_process_gone_is_an_error(tmp_path: Path) -> None:
-    ranges = read_mergeable_ranges(str(tmp_path / "4242" / "smaps"))
+    ranges = read_mergeable_ranges(str(tmp_path), 4242)
+    assert isinstance(ranges, Unreadable)
     assert ranges.vanished
-    assert ranges.ranges == ()
 
 
 def test_pagemap_gives_the_frames_of_present_pages_in_the_ranges_read() -> None:

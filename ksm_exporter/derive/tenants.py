@@ -3,7 +3,8 @@
     vm            the QEMU guest name (`-name`), KubeVirt's VMI name
     namespace     the KubeVirt namespace of a guest
     uid           the process's real uid
-    unit          the systemd unit of its cgroup path, as systemd's cg_path_get_unit() finds it
+    unit          the systemd unit of its cgroup path: the last service or scope, the unit whose
+                  MemoryKSM= applies (sources/systemd_unit.py)
     cgroup        the whole cgroup v2 path
     cgroup:N      its first N components, e.g. cgroup:2 -> /machine.slice/machine-qemu-1.scope
     cgroup:REGEX  what the regular expression matches in it (its first group if it has one)
@@ -22,9 +23,9 @@ from dataclasses import dataclass
 
 from ksm_exporter.derive.sharing import TenantFrames
 from ksm_exporter.sources.page_sharing import ProcessPages
+from ksm_exporter.sources.systemd_unit import unit_of_cgroup
 
 KEYS = ("vm", "namespace", "cgroup", "uid", "unit")
-_UNIT_SUFFIXES = (".service", ".scope", ".socket", ".mount", ".swap", ".device", ".target")
 
 
 class BadTenantKey(ValueError):
@@ -63,17 +64,6 @@ def parse_tenant_key(text: str) -> TenantKey:
         raise BadTenantKey(f"{text!r}: not a regular expression: {err}") from err
 
 
-def systemd_unit(cgroup: str) -> str:
-    """The unit of a cgroup path: the first component after the slices that is a unit name
-    (systemd src/basic/cgroup-util.c cg_path_get_unit() skips slices with skip_slices() and
-    takes the next component if it is a valid unit name), "" where there is none."""
-    for part in cgroup.strip("/").split("/"):
-        if part.endswith(".slice"):
-            continue
-        return part if part.endswith(_UNIT_SUFFIXES) else ""
-    return ""
-
-
 def _cgroup_part(key: TenantKey, cgroup: str) -> str:
     if not cgroup:
         return ""
@@ -94,7 +84,7 @@ def tenant_of(key: TenantKey, labels: Mapping[str, str], uid: int | None) -> str
         "vm": lambda: labels.get("vm", ""),
         "namespace": lambda: labels.get("namespace", ""),
         "uid": lambda: "" if uid is None else str(uid),
-        "unit": lambda: systemd_unit(labels.get("cgroup", "")),
+        "unit": lambda: unit_of_cgroup(labels.get("cgroup", "")) or "",
         "cgroup": lambda: _cgroup_part(key, labels.get("cgroup", "")),
     }
     return extract[key.kind]()

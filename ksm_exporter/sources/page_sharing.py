@@ -1,7 +1,7 @@
 """Which KSM frames each registered process maps: mergeable ranges, their frames, their flags.
 
 For every process registered with KSM (sources/process_sweep.py), its mergeable ranges
-(sources/mergeable_ranges.py), the frames of their present pages (sources/pagemap.py), then
+(sources/smaps.py), the frames of their present pages (sources/pagemap.py), then
 the flags of the distinct frames found (sources/kpageflags.py), so the reading grows with the
 registered memory, never with all of RAM. Two processes that map the same KSM frame share
 that page: each mapping is one rmap_item of the frame's stable node in mm/ksm.c.
@@ -19,11 +19,11 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from ksm_exporter.sources.kpageflags import read_frame_flags
-from ksm_exporter.sources.mergeable_ranges import read_mergeable_ranges, smaps_path
 from ksm_exporter.sources.pagemap import read_frames
 from ksm_exporter.sources.process_identity import PROCESS_LABELS, read_identity
 from ksm_exporter.sources.process_sweep import ProcessSweeper
 from ksm_exporter.sources.roots import Roots
+from ksm_exporter.sources.smaps import Unreadable, read_mergeable_ranges
 from ksm_exporter.sources.sysfs import read_numbers
 
 KSM_COUNTERS = ("pages_shared", "pages_sharing", "ksm_zero_pages", "use_zero_pages")
@@ -123,13 +123,13 @@ def read_page_sharing(
             registered.stat.merging_pages,
         )
         processes.append(process)
-        ranges = read_mergeable_ranges(smaps_path(roots.procfs, pid))
-        if ranges.error:
-            process.error, process.vanished = f"smaps: {ranges.error}", ranges.vanished
+        ranges = read_mergeable_ranges(roots.procfs, pid)
+        if isinstance(ranges, Unreadable):
+            process.error, process.vanished = f"smaps: {ranges.reason}", ranges.vanished
             continue
-        process.mergeable_bytes = ranges.size
+        process.mergeable_bytes = sum(end - start for start, end in ranges)
         frames = read_frames(
-            os.path.join(roots.procfs, str(pid), "pagemap"), pid, ranges.ranges, page_size
+            os.path.join(roots.procfs, str(pid), "pagemap"), pid, ranges, page_size
         )
         if frames.error:
             process.error, process.vanished = f"pagemap: {frames.error}", frames.vanished

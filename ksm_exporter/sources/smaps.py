@@ -8,6 +8,14 @@ area. Opening either needs ptrace read access to the process (`proc_maps_open()`
 `proc_mem_open()` with PTRACE_MODE_READ): another user's process needs CAP_SYS_PTRACE, which
 CAP_DAC_READ_SEARCH does not give; the reason is then said, never a size of 0.
 
+The audit reads the mergeable areas' address ranges (`mergeable_ranges`) to read their pages'
+frames from pagemap: KSM merges only pages of VM_MERGEABLE areas (mm/ksm.c
+scan_get_next_rmap_item() skips the others) and MADV_UNMERGEABLE unmerges an area's pages
+before it clears the flag (unmerge_ksm_pages()), so every KSM frame a process maps lies in one.
+/proc/<pid>/maps has no flags and the PROCMAP_QUERY ioctl (6.11) only r/w/x/shared: smaps is
+the one listing of VM_MERGEABLE. Its page-table walk costs about what reading the same range's
+pagemap costs (5.4 against 4.3 ms for 512 MiB on this machine).
+
 On kernels without ksm_stat's `ksm_mergeable:` line (added by "ksm: add ksm involvement
 information for each process", in 6.14) the `mg` flags are the only sign that a process
 registered memory that ksmd has not visited yet.
@@ -152,3 +160,33 @@ def read_mergeable_areas(procfs_root: str, pid: int) -> MergeableAreas | Unreada
     if b"VmFlags:" not in raw:
         return Unreadable(path, "no VmFlags lines (a kernel before 3.8)")
     return parse_mergeable_areas(raw)
+
+
+def _header_range(block: bytes) -> tuple[int, int] | None:
+    """The [start, end) of an area's header line, `start-end perms offset dev inode path`."""
+    start, dash, rest = block.lstrip(b"\n").partition(b"-")
+    end = rest.split(b" ", 1)[0]
+    try:
+        return (int(start, 16), int(end, 16)) if dash else None
+    except ValueError:
+        return None
+
+
+def parse_mergeable_ranges(raw: bytes) -> tuple[tuple[int, int], ...]:
+    """The [start, end) ranges of the areas whose VmFlags hold `mg`, adjacent ones joined."""
+    ranges: list[tuple[int, int]] = []
+    for block, flags in _areas(raw):
+        if MERGEABLE_FLAG not in flags.split() or (area := _header_range(block)) is None:
+            continue
+        if ranges and ranges[-1][1] == area[0]:
+            ranges[-1] = (ranges[-1][0], area[1])
+        else:
+            ranges.append(area)
+    return tuple(ranges)
+
+
+def read_mergeable_ranges(procfs_root: str, pid: int) -> tuple[tuple[int, int], ...] | Unreadable:
+    """The process's VM_MERGEABLE address ranges; never raises. Empty content (no mm) is no
+    range."""
+    raw = _read_all(os.path.join(procfs_root, str(pid), "smaps"))
+    return raw if isinstance(raw, Unreadable) else parse_mergeable_ranges(raw)
