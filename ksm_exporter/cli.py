@@ -27,6 +27,7 @@ from ksm_exporter.server.main import process_options, serve
 from ksm_exporter.server.web_config import WebConfigError
 from ksm_exporter.server.web_config_reload import FollowedWebConfig
 from ksm_exporter.sources.roots import Roots
+from ksm_exporter.status.build import build_status
 from ksm_exporter.status.render import render_json, render_text
 from ksm_exporter.status.snapshot import KsmUnreadable, take_snapshot
 from ksm_exporter.tune.command import tune as run_tuner
@@ -185,7 +186,8 @@ def status(args: argparse.Namespace, settings: Settings) -> int:
     except KsmUnreadable as err:
         print(f"ksm-exporter status: {err}", file=sys.stderr)
         return 1
-    print(render_json(snapshot) if getattr(args, "json", False) else render_text(snapshot), end="")
+    model = build_status(snapshot)
+    print(render_json(model) if getattr(args, "json", False) else render_text(model), end="")
     return 0
 
 

@@ -18,6 +18,7 @@ import pytest
 from ksm_exporter.derive.scan_cost import ScanCost
 from ksm_exporter.derive.tuning import Model, TuningOptions
 from ksm_exporter.sources.kernel_config import KernelHz
+from ksm_exporter.status.build import build_status
 from ksm_exporter.status.render import render_json, render_text
 from ksm_exporter.status.snapshot import take_snapshot
 from tests.support.ksmd_simulator import KsmdSimulator, saturating
@@ -185,12 +186,12 @@ def test_status_says_where_the_model_does_not_hold(tmp_path: Path) -> None:
         clock_ticks=CLOCK_TICKS,
         tuning=TuningOptions(0.05, 200.0),
     )
-    advice = json.loads(render_json(snapshot))["advice"]
+    advice = json.loads(render_json(build_status(snapshot)))["advice"]
     assert advice["model"]["hz_source"] == "assumed"
     assert "HZ assumed" in advice["not_holding"]
     assert advice["predicted"] == {"current": None, "recommended": None}
     assert advice["others"]["kernel_advisor"] is None  # it would be predicted from the model
-    text = render_text(snapshot)
+    text = render_text(build_status(snapshot))
     assert "Predictions    none: the model does not hold here:" in text
     assert "HZ 250, assumed" in text
 

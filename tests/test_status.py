@@ -11,6 +11,7 @@ import pytest
 from harness.paths import FIXTURES, fixture_roots
 from ksm_exporter.sources.kernel_file import Problem
 from ksm_exporter.sources.roots import Roots
+from ksm_exporter.status.build import build_status
 from ksm_exporter.status.render import render_json, render_text
 from ksm_exporter.status.snapshot import KsmUnreadable, Snapshot, no_ksm_sentence, take_snapshot
 from tests.support.sampling import (
@@ -52,7 +53,7 @@ def busy_ksmd_snapshot(tmp_path: Path, scans_at: tuple[int, ...]) -> Snapshot:
 
 @pytest.mark.unit
 def test_text_has_state_savings_cost_and_top_processes(tmp_path: Path) -> None:
-    text = render_text(busy_ksmd_snapshot(tmp_path, scans_at=(2, 7)))
+    text = render_text(build_status(busy_ksmd_snapshot(tmp_path, scans_at=(2, 7))))
     lines = text.splitlines()
     for expected in [
         "KSM            running (run=1)",
@@ -87,16 +88,18 @@ def test_text_has_state_savings_cost_and_top_processes(tmp_path: Path) -> None:
 
 @pytest.mark.unit
 def test_full_scan_time_unknown_when_fewer_than_two_complete(tmp_path: Path) -> None:
-    one = render_text(busy_ksmd_snapshot(tmp_path / "one", scans_at=(4,)))
+    one = render_text(build_status(busy_ksmd_snapshot(tmp_path / "one", scans_at=(4,))))
     # The CPU per scan needs one completion only: the window's CPU divided by the scans in it.
     assert "Full scan      1 completed in 1.0 s, 300.0 ms CPU each; timing needs two" in one
-    none = render_text(busy_ksmd_snapshot(tmp_path / "none", scans_at=()))
+    none = render_text(build_status(busy_ksmd_snapshot(tmp_path / "none", scans_at=())))
     assert "Full scan      unknown: none completed in 1.0 s (watch longer: --window)" in none
 
 
 @pytest.mark.unit
 def test_several_scans_in_one_step_are_averaged(tmp_path: Path) -> None:
-    document = json.loads(render_json(busy_ksmd_snapshot(tmp_path, scans_at=(1, 3, 3, 3))))
+    document = json.loads(
+        render_json(build_status(busy_ksmd_snapshot(tmp_path, scans_at=(1, 3, 3, 3))))
+    )
     assert document["full_scan"]["completed_in_window"] == 4
     assert document["full_scan"]["duration_seconds"] == pytest.approx(0.2 / 3)
     assert document["full_scan"]["ksmd_cpu_seconds"] == pytest.approx(0.3 / 4)  # the window's
@@ -104,7 +107,7 @@ def test_several_scans_in_one_step_are_averaged(tmp_path: Path) -> None:
 
 @pytest.mark.unit
 def test_json_holds_the_same_figures(tmp_path: Path) -> None:
-    document = json.loads(render_json(busy_ksmd_snapshot(tmp_path, scans_at=(2, 7))))
+    document = json.loads(render_json(build_status(busy_ksmd_snapshot(tmp_path, scans_at=(2, 7)))))
     assert document["ksm"]["run"] == 1
     assert document["ksm"]["advisor_mode"] == {
         "active": "scan-time",
@@ -138,7 +141,7 @@ def test_json_holds_the_same_figures(tmp_path: Path) -> None:
 def test_without_ksmd_cpu_is_unknown(tmp_path: Path) -> None:
     roots = copy_fixture("current", tmp_path)
     (Path(roots.procfs) / str(KSMD_PID) / "stat").unlink()
-    text = render_text(take_snapshot(roots, 0.1, page_size=PAGE_SIZE))
+    text = render_text(build_status(take_snapshot(roots, 0.1, page_size=PAGE_SIZE)))
     assert "ksmd CPU       unknown: no ksmd under --path.procfs (use the host's /proc)" in text
 
 
@@ -155,15 +158,17 @@ def test_a_procfs_mounted_with_hidepid_is_a_problem(tmp_path: Path) -> None:
     )
     snapshot = take_snapshot(roots, 0.1, page_size=PAGE_SIZE)
     assert "is mounted with hidepid=invisible: other users' processes are hidden" in (
-        " ".join(render_text(snapshot).split())
+        " ".join(render_text(build_status(snapshot)).split())
     )
-    document = json.loads(render_json(snapshot))
+    document = json.loads(render_json(build_status(snapshot)))
     assert {p["value"] for p in document["problems"]} >= {"hidepid=invisible"}
 
 
 @pytest.mark.unit
 def test_old_kernel_shows_what_it_has() -> None:
-    text = render_text(take_snapshot(fixture_roots("old-kernel"), 0.1, page_size=PAGE_SIZE))
+    text = render_text(
+        build_status(take_snapshot(fixture_roots("old-kernel"), 0.1, page_size=PAGE_SIZE))
+    )
     assert "Memory saved   0.2 MiB" in text
     assert "Advisor" not in text
     assert "Processes      1 registered with KSM, 1 merging" in text

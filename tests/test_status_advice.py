@@ -10,6 +10,7 @@ import pytest
 
 from ksm_exporter.derive.tuning import TuningOptions
 from ksm_exporter.sources.roots import Roots
+from ksm_exporter.status.build import build_status
 from ksm_exporter.status.render import render_json, render_text
 from ksm_exporter.status.snapshot import Snapshot, take_snapshot
 from tests.support.ksmd_simulator import KsmdSimulator, run_for, saturating, simulated_ksmd
@@ -48,12 +49,12 @@ def watched(
 
 def test_advice_block_gives_the_command_and_its_prediction_holds(tmp_path: Path) -> None:
     snapshot, sim, roots = watched(tmp_path)
-    document = json.loads(render_json(snapshot))["advice"]
+    document = json.loads(render_json(build_status(snapshot)))["advice"]
     recommended = document["recommended"]
     pages = recommended["pages_to_scan"]
     assert document["state"] == "backlog"
     assert recommended["commands"] == [f"echo {pages} > {roots.sysfs}/kernel/mm/ksm/pages_to_scan"]
-    text = render_text(snapshot).splitlines()
+    text = render_text(build_status(snapshot)).splitlines()
     start = text.index("Run as root:")
     assert text[start + 1] == f"  echo {pages} > {roots.sysfs}/kernel/mm/ksm/pages_to_scan"
     assert "Advice         backlog: saved memory still grows: as fast as the budget allows" in text
@@ -84,27 +85,27 @@ def test_where_the_kernel_advisor_runs_the_advice_caps_its_pages(tmp_path: Path)
     raises its pages to 10% of a CPU whatever advisor_max_cpu says: only
     advisor_max_pages_to_scan, applied last, binds."""
     snapshot, _sim, roots = watched(tmp_path, advisor=True, budget=0.05)
-    document = json.loads(render_json(snapshot))["advice"]
+    document = json.loads(render_json(build_status(snapshot)))["advice"]
     pages = document["recommended"]["pages_to_scan"]
     ksm = f"{roots.sysfs}/kernel/mm/ksm"
     assert document["recommended"]["commands"] == [
         f"echo {pages} > {ksm}/advisor_max_pages_to_scan"
     ]
-    text = render_text(snapshot)
+    text = render_text(build_status(snapshot))
     assert "only its page cap binds" in text
 
 
 def test_short_window_says_how_many_more_scans_and_how_long_to_watch(tmp_path: Path) -> None:
     snapshot, _sim, _roots = watched(tmp_path, window=1.0)
-    lines = render_text(snapshot).splitlines()
+    lines = render_text(build_status(snapshot)).splitlines()
     advice = lines[lines.index("Advice         unknown until 3 more full scans complete") :]
     assert advice[1] == f"{'':15}watch longer: --window 3"
-    assert json.loads(render_json(snapshot))["advice"]["full_scans_needed"] == 3
+    assert json.loads(render_json(build_status(snapshot)))["advice"]["full_scans_needed"] == 3
 
 
 def test_the_other_tuners_and_the_kernel_advisor_side_by_side(tmp_path: Path) -> None:
     snapshot, _sim, _roots = watched(tmp_path)
-    others = json.loads(render_json(snapshot))["advice"]["others"]
+    others = json.loads(render_json(build_status(snapshot)))["advice"]["others"]
     assert list(others) == ["ksmtuned", "mom", "kubevirt", "kernel_advisor"]
     # The fixture: 16,384,000 kB of RAM, 10,100,000 kB free (MemFree + Buffers + Cached), no
     # QEMU memory in sight: under 20% of RAM, ksmtuned stops KSM.
@@ -145,8 +146,8 @@ def write_status(roots: Roots, pid: int, vm_size_kib: int, vm_rss_kib: int) -> N
 
 def others_of(roots: Roots) -> tuple[dict[str, dict[str, object]], list[str]]:
     snapshot = take_snapshot(roots, 0.1, page_size=4096, sleep=lambda _s: None)
-    others = json.loads(render_json(snapshot))["advice"]["others"]
-    return others, render_text(snapshot).splitlines()
+    others = json.loads(render_json(build_status(snapshot)))["advice"]["others"]
+    return others, render_text(build_status(snapshot)).splitlines()
 
 
 def test_each_other_tuner_counts_qemu_as_its_source_does(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from ksm_exporter.reading.host_reader import HostReader
 from ksm_exporter.reading.processes import ProcessOptions
 from ksm_exporter.server.app import make_app
 from ksm_exporter.sources.ksm_files import KSM_FILES
+from ksm_exporter.status.build import build_status
 from ksm_exporter.status.render import to_json
 from ksm_exporter.status.snapshot import take_snapshot
 from tests.support.sampling import CLOCK_TICKS, ManualClock
@@ -43,7 +44,7 @@ async def served_and_stated(
     snapshot = take_snapshot(
         roots, 0.2, TOP, clock=clock, sleep=sleep, page_size=PAGE_SIZE, clock_ticks=CLOCK_TICKS
     )
-    return served, to_json(snapshot)
+    return served, to_json(build_status(snapshot))
 
 
 async def test_settings_and_counters_are_the_same(

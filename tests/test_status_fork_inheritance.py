@@ -11,6 +11,7 @@ import pytest
 
 from ksm_exporter.derive.fork_inheritance import INHERITING_SERIES, series
 from ksm_exporter.sources.roots import Roots
+from ksm_exporter.status.build import build_status
 from ksm_exporter.status.render import render_text, to_json
 from ksm_exporter.status.snapshot import Snapshot, take_snapshot
 from lab import forks
@@ -48,9 +49,9 @@ def test_status_lists_it_on_the_kernel_that_showed_it(fork: forks.ForkCapture) -
     assert problem.value == fork.release
     major, minor = fork.release.split(".")[:2]
     assert problem.reason.startswith(f"kernel {major}.{minor} (measured on {fork.release})")
-    assert f"Problem        {problem.reason}:" in render_text(snapshot)
+    assert f"Problem        {problem.reason}:" in render_text(build_status(snapshot))
     assert {"path": osrelease, "value": fork.release, "reason": problem.reason} in to_json(
-        snapshot
+        build_status(snapshot)
     )["problems"]
 
 

@@ -21,6 +21,7 @@ from ksm_exporter.server.basic_auth import BasicAuth
 from ksm_exporter.sources.host import ScanReading
 from ksm_exporter.sources.roots import Roots
 from ksm_exporter.sources.sysfs import KsmSysfs
+from ksm_exporter.status.build import build_status
 from ksm_exporter.status.chart import line_chart, nice_ceiling, segments
 from ksm_exporter.status.history import History
 from ksm_exporter.status.page import CONTENT_SECURITY_POLICY, PageContext, page
@@ -116,7 +117,7 @@ def hostile_page(tmp_path: Path) -> str:
     snapshot = take_snapshot(
         roots, 0.1, 10, sleep=lambda _: None, page_size=PAGE_SIZE, clock_ticks=CLOCK_TICKS
     )
-    return page(snapshot, (), PageContext("<b>host</b>", "/metrics", 0.0))
+    return page(build_status(snapshot), (), PageContext("<b>host</b>", "/metrics", 0.0))
 
 
 def test_names_from_the_host_are_text_never_markup(tmp_path: Path) -> None:
@@ -173,7 +174,9 @@ async def test_api_status_is_the_status_json(aiohttp_client: AiohttpClient) -> N
     assert response.content_type == "application/json"
     served = await response.json()
     printed = json.loads(
-        render_json(take_snapshot(roots, 0.1, 10, sleep=lambda _: None, page_size=PAGE_SIZE))
+        render_json(
+            build_status(take_snapshot(roots, 0.1, 10, sleep=lambda _: None, page_size=PAGE_SIZE))
+        )
     )
     assert served.keys() == printed.keys()
     for part in ("ksm", "memory", "problems"):
@@ -223,7 +226,9 @@ async def test_the_page_and_its_json_show_each_other_tuner(
         assert f"{name} {setting}" in text
     served = (await (await client.get("/api/status")).json())["advice"]["others"]
     printed = json.loads(
-        render_json(take_snapshot(roots, 0.1, 10, sleep=lambda _: None, page_size=PAGE_SIZE))
+        render_json(
+            build_status(take_snapshot(roots, 0.1, 10, sleep=lambda _: None, page_size=PAGE_SIZE))
+        )
     )["advice"]["others"]
     assert list(served) == ["ksmtuned", "mom", "kubevirt", "kernel_advisor"]
     for key in ("ksmtuned", "mom", "kubevirt"):

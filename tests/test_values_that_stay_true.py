@@ -12,6 +12,7 @@ from ksm_exporter.reading.host_reader import HostReader
 from ksm_exporter.sources.kernel_file import BadValue
 from ksm_exporter.sources.ksm_stat import parse_ksm_stat
 from ksm_exporter.sources.roots import Roots
+from ksm_exporter.status.build import build_status
 from ksm_exporter.status.render import render_text
 from ksm_exporter.status.snapshot import take_snapshot
 from tests.support.sampling import ManualClock, copy_fixture, write_ksm
@@ -68,7 +69,7 @@ def status_text(tmp_path: Path) -> str:
         page_size=PAGE_SIZE,
         clock_ticks=100,
     )
-    return render_text(snapshot)
+    return render_text(build_status(snapshot))
 
 
 def test_status_explains_the_offline_bit(tmp_path: Path) -> None:

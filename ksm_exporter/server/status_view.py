@@ -20,7 +20,9 @@ from ksm_exporter.derive.scan_cost import ScanCost
 from ksm_exporter.reading.host_reader import HostReading
 from ksm_exporter.sources.host import ScanReading
 from ksm_exporter.sources.process_sweep import ProcessSweep
+from ksm_exporter.status.build import build_status
 from ksm_exporter.status.history import History, Point
+from ksm_exporter.status.model import View
 from ksm_exporter.status.page import PageContext, page, unavailable_page
 from ksm_exporter.status.render import render_json
 from ksm_exporter.status.snapshot import CpuWindow, Snapshot, build_snapshot, no_ksm_sentence
@@ -82,7 +84,8 @@ def html_page(collection: KsmCollection, reading: ServerReading, telemetry_path:
     sentence = unavailable(collection, reading.host)
     if sentence is not None:
         return unavailable_page(sentence, context)
-    return page(snapshot_of(collection, reading), reading.history, context)
+    status = build_status(snapshot_of(collection, reading), View.SERVER)
+    return page(status, reading.history, context)
 
 
 def json_document(collection: KsmCollection, reading: ServerReading) -> tuple[int, str]:
@@ -91,7 +94,7 @@ def json_document(collection: KsmCollection, reading: ServerReading) -> tuple[in
     sentence = unavailable(collection, reading.host)
     if sentence is not None:
         return 503, json.dumps({"error": sentence}) + "\n"
-    return 200, render_json(snapshot_of(collection, reading))
+    return 200, render_json(build_status(snapshot_of(collection, reading), View.SERVER))
 
 
 def host_name() -> str:

@@ -1,5 +1,6 @@
-"""The "Advice" block of `status`: the state, the measured cost, what to set and what it
-will do, beside what ksmtuned, oVirt MOM, KubeVirt and the kernel's advisor would set."""
+"""The "Advice" section of the status model: the state, the measured cost, what to set and
+what it will do, beside what ksmtuned, oVirt MOM, KubeVirt and the kernel's advisor would set;
+and its JSON figures."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import os
 from typing import Any
 
 from ksm_exporter.derive.other_tuners import RIVALS, AdvisorChoice, TunerChoice
-from ksm_exporter.derive.tuning import Advice, Model, Prediction
+from ksm_exporter.derive.tuning import Advice, Prediction
 from ksm_exporter.sources.ksm_files import RUN_UNMERGE
+from ksm_exporter.status.formats import micro, prediction, seconds
+from ksm_exporter.status.model import Row, Section, View
 from ksm_exporter.status.snapshot import Snapshot, Tuning
 
 STATE_SENTENCES = {
@@ -23,11 +26,10 @@ STATE_SENTENCES = {
 
 
 # Why the advice caps the advisor's pages: scan_time_advisor() never goes below 10% of a CPU.
-ADVISOR_WHY = [
-    "               (under the kernel's advisor only its page cap binds: it",
-    "               holds ksmd at 10% of a CPU or more, whatever advisor_max_cpu",
-    "               says; or echo none > advisor_mode and set pages_to_scan)",
-]
+ADVISOR_WHY = (
+    "(under the kernel's advisor only its page cap binds: it holds ksmd at 10% of a CPU or "
+    "more, whatever advisor_max_cpu says; or echo none > advisor_mode and set pages_to_scan)"
+)
 
 
 def commands(tuning: Tuning, ksm_advisor_active: bool) -> list[str]:
@@ -51,158 +53,189 @@ def advisor_active(snapshot: Snapshot) -> bool:
     return mode is not None and mode.scan_time
 
 
-def prediction(p: Prediction | None) -> str:
-    if p is None:
-        return "unknown"
-    return f"{seconds(p.full_scan_seconds)} a full scan, {100 * p.cpu_ratio:.3g}% of a CPU"
-
-
-def seconds(value: float) -> str:
-    return f"{value:,.2f} s" if value < 100 else f"{value:,.0f} s"
-
-
-def micro(value: float) -> str:
-    return f"{value * 1e6:.3f} µs"
-
-
-def needs_more(snapshot: Snapshot, advice: Advice) -> list[str]:
-    """How many more full scans the advice needs, and how to see them."""
+def needs_more(snapshot: Snapshot, advice: Advice, view: View) -> tuple[str, tuple[str, ...]]:
+    """How many more full scans the advice needs and, for `status`, how to see them."""
     scans = advice.scans_needed
-    lines = [f"unknown until {scans} more full scan{'s' if scans != 1 else ''} complete"]
+    first = f"unknown until {scans} more full scan{'s' if scans != 1 else ''} complete"
+    if view is not View.COMMAND:  # the server watches all the time
+        return first, ()
     last = snapshot.window.cost.full_scan_seconds
     wanted = None if last is None else math.ceil(snapshot.window.seconds + (scans + 1) * last)
     if wanted is not None and wanted <= 60:
-        lines.append(f"watch longer: --window {wanted}")
-    else:
-        lines.append("watch longer (--window, at most 60 s), or read the exporter's")
-        lines.append("ksm_tuning_* metrics: it watches all the time")
-    return lines
+        return first, (f"watch longer: --window {wanted}",)
+    return first, (
+        "watch longer (--window, at most 60 s), or read the exporter's ksm_tuning_* metrics: "
+        "it watches all the time",
+    )
 
 
-def advice_lines(snapshot: Snapshot) -> list[str]:
+def advice_section(snapshot: Snapshot, view: View) -> Section:
+    """The state, the measured cost, what to set and what it will do, then the other tuners."""
     tuning = snapshot.tuning
     if tuning is None:
-        return []
-    advice = tuning.advice
-    budget = tuning.options.cpu_budget
-    lines = []
+        return Section("advice", "Advice", (), {"advice": None}, wide=True)
+    rows = [
+        state_row(snapshot, tuning.advice, view),
+        *model_rows(snapshot, tuning.advice, view),
+        *recommendation_rows(snapshot, tuning),
+        *other_rows(tuning),
+    ]
+    return Section("advice", "Advice", tuple(rows), {"advice": advice_json(snapshot)}, wide=True)
+
+
+def state_row(snapshot: Snapshot, advice: Advice, view: View) -> Row:
+    figures = {"advice.state": advice.state, "advice.full_scans_needed": advice.scans_needed}
     if advice.state is None:
-        first, *rest = needs_more(snapshot, advice)
-        lines.append(f"Advice         {first}")
-        lines.extend(f"{'':15}{line}" for line in rest)
-    else:
-        lines.append(f"Advice         {advice.state}: {STATE_SENTENCES[advice.state]}")
+        first, hints = needs_more(snapshot, advice, view)
+        return Row("Advice", first, hints, figures=figures)
+    return Row("Advice", f"{advice.state}: {STATE_SENTENCES[advice.state]}", figures=figures)
+
+
+def model_rows(snapshot: Snapshot, advice: Advice, view: View) -> list[Row]:
+    """ksmd's measured cost, how the model times a batch (whole jiffies, the wait for a CPU,
+    smart_scan's cycle), how it compares with the scans it was fitted to, and why it predicts
+    nothing where it does not hold."""
     model = advice.model
-    if model is None and advice.state not in (None, "stopped", "idle"):
-        first, *rest = needs_more(snapshot, advice)
-        lines.append(f"Measured cost  {first.replace('unknown', 'unknown:', 1)}")
-        lines.extend(f"{'':15}{line}" for line in rest)
-    if model is not None:
-        estimated = " (estimated from rmap items)" if model.n_source == "rmap_items" else ""
-        if model.settings_seen > 1:
-            lines.append(
-                f"Measured cost  {micro(model.c)} of ksmd CPU a page, {micro(model.b)} a batch"
-            )
-        else:
-            lines.append(f"Measured cost  {micro(model.c)} of ksmd CPU a page")
-            lines.append(f"{'':15}(per batch: needs a pages_to_scan 2x apart; CPU overstated)")
-        lines.append(f"               {model.n:,.0f} pages a full scan{estimated}")
-        lines.extend(model_lines(model, advice))
-    if advice.current is not None:
-        lines.append(f"Now            {prediction(advice.current)}")
-    todo = commands(tuning, advisor_active(snapshot))
-    if advice.recommended is not None and advice.target_full_scan_seconds is not None:
-        lines.append(
-            f"Recommended    full scan in {seconds(advice.target_full_scan_seconds)}, "
-            f"within {100 * budget:g}% of a CPU (--tuning.cpu-budget)"
-        )
-        lines.append(f"Then           {prediction(advice.recommended)}")
-        lines.extend(ADVISOR_WHY if advisor_active(snapshot) else [])
-        if advice.pages_to_scan == 1 and advice.recommended.full_scan_seconds < (
-            0.95 * advice.target_full_scan_seconds
-        ):
-            lines.append("               (the slowest pages_to_scan; slower needs a longer sleep)")
-    if todo:
-        lines.append("Run as root:")
-        lines.extend(f"  {line}" for line in todo)
-    elif (
-        advice.state in ("backlog", "steady") and advice.pages_to_scan == snapshot.ksm.pages_to_scan
-    ):
-        lines.append("               the current setting is the recommended one")
-    lines.extend(other_lines(tuning))
-    return lines
-
-
-def choice_lines(name: str, choice: TunerChoice) -> list[str]:
-    label = f"{name:<14} "
-    if choice.run is None:
-        return [f"{label}{choice.reason}"]
-    if choice.run == 0:
-        return [f"{label}would set run=0"]
-    what = f"pages_to_scan={choice.pages_to_scan}, sleep_millisecs={choice.sleep_millisecs}"
-    lines = [f"{label}would set {what}"]
-    if choice.predicted is not None:
-        lines.append(f"               then {prediction(choice.predicted)}")
-    return lines
-
-
-def model_lines(model: Model, advice: Advice) -> list[str]:
-    """How the model times a batch (whole jiffies, the wait for a CPU, smart_scan's cycle),
-    how it compares with the scans it was fitted to, and why it predicts nothing where it
-    does not hold."""
-    not_holding, check = advice.not_holding, advice.check
+    if model is None:
+        if advice.state in (None, "stopped", "idle"):
+            return []
+        first, hints = needs_more(snapshot, advice, view)
+        return [Row("Measured cost", first.replace("unknown", "unknown:", 1), hints)]
+    notes = []
+    if model.settings_seen > 1:
+        cost = f"{micro(model.c)} of ksmd CPU a page, {micro(model.b)} a batch"
+    else:
+        cost = f"{micro(model.c)} of ksmd CPU a page"
+        notes.append("(per batch: needs a pages_to_scan 2x apart; CPU overstated)")
+    estimated = " (estimated from rmap items)" if model.n_source == "rmap_items" else ""
     assumed = ", assumed" if model.hz_source == "assumed" else ""
-    lines = [
-        f"{'':15}sleep {model.sleep_millisecs} ms = {model.sleep_jiffies} "
+    notes += [
+        f"{model.n:,.0f} pages a full scan{estimated}",
+        f"sleep {model.sleep_millisecs} ms = {model.sleep_jiffies} "
         f"jiff{'y' if model.sleep_jiffies == 1 else 'ies'} at HZ {model.hz}{assumed}, "
         "+1 for the timer",
     ]
     if model.run_delay + model.off_cpu >= 0.05:
-        lines.append(
-            f"{'':15}for each second on a CPU ksmd waited {model.run_delay:.2g} s for one "
-            f"and {model.off_cpu:.2g} s"
+        notes.append(
+            f"for each second on a CPU ksmd waited {model.run_delay:.2g} s for one and "
+            f"{model.off_cpu:.2g} s off it: the load lengthens its scans, and the figures move "
+            "with it"
         )
-        lines.append(f"{'':15}off it: the load lengthens its scans, and the figures move with it")
     if model.skipped:
-        lines.append(
-            f"{'':15}smart_scan skipped {model.skipped:,.0f} pages a scan: figures over "
+        notes.append(
+            f"smart_scan skipped {model.skipped:,.0f} pages a scan: figures over "
             f"{model.scans} scans"
         )
+    check, not_holding = advice.check, advice.not_holding
     if check is not None and not_holding is None:
-        lines.append(
-            f"{'':15}at {check.pages_to_scan} pages {seconds(check.predicted_seconds)} a "
-            f"full scan modelled, {seconds(check.measured_seconds)} seen"
+        notes.append(
+            f"at {check.pages_to_scan} pages {seconds(check.predicted_seconds)} a full scan "
+            f"modelled, {seconds(check.measured_seconds)} seen"
         )
+    rows = [
+        Row(
+            "Measured cost",
+            cost,
+            tuple(notes),
+            figures={
+                "advice.model.ksmd_cpu_seconds_per_page": model.c,
+                "advice.model.ksmd_cpu_seconds_per_batch": model.b,
+                "advice.model.pages_per_full_scan": model.n,
+            },
+        )
+    ]
     if not_holding is not None:
-        lines.append("Predictions    none: the model does not hold here:")
-        lines.extend(f"{'':15}{line}" for line in wrap(not_holding, 64))
-    return lines
+        rows.append(
+            Row(
+                "Predictions",
+                "none: the model does not hold here:",
+                (not_holding,),
+                figures={"advice.not_holding": not_holding},
+            )
+        )
+    return rows
 
 
-def wrap(text: str, width: int) -> list[str]:
-    lines: list[str] = []
-    for word in text.split():
-        if lines and len(lines[-1]) + 1 + len(word) <= width:
-            lines[-1] += " " + word
-        else:
-            lines.append(word)
-    return lines
+def recommendation_rows(snapshot: Snapshot, tuning: Tuning) -> list[Row]:
+    """What the current setting costs, what to set and what it will cost, and the commands."""
+    advice = tuning.advice
+    rows = []
+    if advice.current is not None:
+        rows.append(
+            Row(
+                "Now",
+                prediction(advice.current),
+                figures={"advice.predicted.current": prediction_json(advice.current)},
+            )
+        )
+    advisor = advisor_active(snapshot)
+    target = advice.target_full_scan_seconds
+    if advice.recommended is not None and target is not None:
+        budget = tuning.options.cpu_budget
+        rows.append(
+            Row(
+                "Recommended",
+                f"full scan in {seconds(target)}, within {100 * budget:g}% of a CPU "
+                "(--tuning.cpu-budget)",
+                figures={
+                    "advice.recommended.full_scan_seconds": target,
+                    "advice.cpu_budget_ratio": budget,
+                },
+            )
+        )
+        notes = [ADVISOR_WHY] if advisor else []
+        if advice.pages_to_scan == 1 and advice.recommended.full_scan_seconds < 0.95 * target:
+            notes.append("(the slowest pages_to_scan; slower needs a longer sleep)")
+        rows.append(
+            Row(
+                "Then",
+                prediction(advice.recommended),
+                tuple(notes),
+                figures={"advice.predicted.recommended": prediction_json(advice.recommended)},
+            )
+        )
+    todo = tuple(commands(tuning, advisor))
+    if todo:
+        rows.append(
+            Row("Run as root", commands=todo, figures={"advice.recommended.commands": list(todo)})
+        )
+    return rows
 
 
-def other_lines(tuning: Tuning) -> list[str]:
-    lines = []
+def other_rows(tuning: Tuning) -> list[Row]:
+    """What ksmtuned, oVirt MOM and KubeVirt would set now, and where the kernel's advisor
+    would settle."""
+    rows = []
     for rival in RIVALS:
-        lines.extend(choice_lines(rival.name, tuning.others[rival.key]))
+        choice = tuning.others[rival.key]
+        figures = {f"advice.others.{rival.key}": choice_json(choice, rival.interval_seconds)}
+        rows.append(Row(rival.name, *choice_text(choice), figures=figures))
     advisor = tuning.kernel_advisor
     if advisor is not None:
-        lines.append(
-            f"Kernel advisor would settle at pages_to_scan={advisor.pages_to_scan} "
-            f"(target {advisor.target_scan_time} s, max {advisor.max_cpu_percent}%)"
-        )
-        lines.append(f"               then {prediction(advisor.predicted)}")
+        notes = [f"then {prediction(advisor.predicted)}"]
         if advisor.floor_binds:
-            lines.append("               (held there by its fixed floor of 10% of a CPU)")
-    return lines
+            notes.append("(held there by its fixed floor of 10% of a CPU)")
+        rows.append(
+            Row(
+                "Kernel advisor",
+                f"would settle at pages_to_scan={advisor.pages_to_scan} "
+                f"(target {advisor.target_scan_time} s, max {advisor.max_cpu_percent}%)",
+                tuple(notes),
+                figures={"advice.others.kernel_advisor": advisor_json(advisor)},
+            )
+        )
+    return rows
+
+
+def choice_text(choice: TunerChoice) -> tuple[str, tuple[str, ...]]:
+    """What a tuner would set, and what the model predicts of it."""
+    if choice.run is None:
+        return choice.reason, ()
+    if choice.run == 0:
+        return "would set run=0", ()
+    what = f"pages_to_scan={choice.pages_to_scan}, sleep_millisecs={choice.sleep_millisecs}"
+    then = () if choice.predicted is None else (f"then {prediction(choice.predicted)}",)
+    return f"would set {what}", then
 
 
 def prediction_json(p: Prediction | None) -> dict[str, float] | None:

@@ -1,9 +1,11 @@
-"""The status view served at `/`: what `status` prints, as one self-contained HTML page.
+"""The status view served at `/`: the status model (status/model.py) as one self-contained
+HTML page.
 
-A pure function of the status snapshot (what `status --json` renders) and the history of the
-last hour. Figures come from the same formatters and lines as `status`, so the page and the
-terminal agree. Every string from the host (command names, guest names, cgroup paths, file
-paths) goes through `html.escape`: any local user can name a process `<script>`.
+A pure function of the model (what `status` and `status --json` render too) and the history
+of the last hour: each section's rows become a definition list, one <dt> and one <dd> a row
+(the value, its notes, its commands), so the page and the terminal agree by construction.
+Every string from the host (command names, guest names, cgroup paths, file paths) goes
+through `html.escape`: any local user can name a process `<script>`.
 The only inline style sheet is allowed by its hash in the Content-Security-Policy; the page
 has no script, and reloads itself with a meta refresh.
 """
@@ -13,33 +15,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
-from ksm_exporter.derive.process_selection import count_states
-from ksm_exporter.status.advice import (
-    STATE_SENTENCES,
-    advice_lines,
-    advisor_active,
-    commands,
-    needs_more,
-)
+from ksm_exporter.sources.kernel_file import Problem
 from ksm_exporter.status.chart import line_chart, nice_ceiling
+from ksm_exporter.status.formats import size
 from ksm_exporter.status.history import SPAN_SECONDS, STEP_SECONDS, Point
-from ksm_exporter.status.render import (
-    cpu_time,
-    memory_lines,
-    mib,
-    percent,
-    problem_lines,
-    process_rows,
-    size,
-    state_lines,
-)
-from ksm_exporter.status.snapshot import Snapshot
+from ksm_exporter.status.model import ProcessTable, Row, Section, Status, Tile
 
-LABEL_WIDTH = 15  # the label column of `status`'s lines
 REFRESH_SECONDS = 10
 
 STYLE = """
@@ -63,6 +48,7 @@ svg.chart{display:block;width:100%;height:auto}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;margin:0}
 dt{color:#57606a}
 dd{margin:0;overflow-wrap:anywhere}
+.note{color:#57606a;font-size:13px}
 pre{background:#f6f8fa;border:1px solid #d0d7de;border-radius:6px;padding:6px 8px;margin:4px 0;
 overflow-x:auto;font-size:13px}
 .scroll{overflow-x:auto}
@@ -91,20 +77,15 @@ class PageContext:
     taken_at: float  # Unix time of the reading
 
 
-def page(snapshot: Snapshot, history: Sequence[Point], context: PageContext) -> str:
+def page(status: Status, history: Sequence[Point], context: PageContext) -> str:
     body = [
-        tiles(snapshot),
+        tiles(status.tiles),
         '<div class="grid">',
         charts(history),
         "</div>",
-        '<div class="grid">',
-        rows_section("KSM", state_lines(snapshot)),
-        rows_section("Memory", memory_lines(snapshot)),
-        cost_section(snapshot),
-        "</div>",
-        advice_section(snapshot),
-        processes_section(snapshot),
-        problems_section(snapshot),
+        sections(status.sections),
+        processes_section(status.processes),
+        problems_section(status.problems),
     ]
     return document(context, "".join(body))
 
@@ -133,44 +114,16 @@ def document(context: PageContext, body: str) -> str:
     )
 
 
-def tile(key: str, name: str, value: str, sub: str = "") -> str:
-    extra = f'<div class="s">{escape(sub)}</div>' if sub else ""
+def tile_html(tile: Tile) -> str:
+    extra = f'<div class="s">{escape(tile.sub)}</div>' if tile.sub else ""
     return (
-        f'<div class="tile" id="{key}"><div class="k">{escape(name)}</div>'
-        f'<div class="v">{escape(value)}</div>{extra}</div>'
+        f'<div class="tile" id="{escape(tile.key, quote=True)}"><div class="k">'
+        f'{escape(tile.name)}</div><div class="v">{escape(tile.value)}</div>{extra}</div>'
     )
 
 
-def tiles(snapshot: Snapshot) -> str:
-    savings, ksm, window = snapshot.savings, snapshot.ksm, snapshot.window
-    ram = "" if snapshot.mem_total_bytes is None else f" of {size(snapshot.mem_total_bytes)} RAM"
-    scan = window.cost.full_scan_seconds
-    advice = None if snapshot.tuning is None else snapshot.tuning.advice
-    state = "unknown" if advice is None else advice.state or "measuring"
-    if advice is None:
-        sentence = ""
-    elif advice.state is None:
-        sentence = f"until {advice.scans_needed} more full scans complete"
-    else:
-        sentence = STATE_SENTENCES[advice.state]
-    parts = [
-        tile(
-            "saved", "Memory saved", mib(savings.saved_bytes), percent(savings.saved_ratio, 2) + ram
-        ),
-    ]
-    if ksm.general_profit is not None:
-        parts.append(tile("profit", "Net profit", mib(ksm.general_profit), "after metadata"))
-    parts += [
-        tile("ksmd-cpu", "ksmd CPU", percent(window.cpu_ratio), "of one CPU"),
-        tile(
-            "full-scan",
-            "Full scan",
-            "unknown" if scan is None else f"{scan:.2f} s",
-            "" if scan is None else "time KSM ran for the last one",
-        ),
-        tile("tuning", "Tuning", state, sentence),
-    ]
-    return f'<div class="tiles">{"".join(parts)}</div>'
+def tiles(found: Sequence[Tile]) -> str:
+    return f'<div class="tiles">{"".join(tile_html(tile) for tile in found)}</div>'
 
 
 def charts(history: Sequence[Point]) -> str:
@@ -213,105 +166,71 @@ def chart_section(key: str, heading: str, svg: str) -> str:
     return f'<section id="{key}"><h2>{escape(heading)}</h2>{svg}</section>'
 
 
-def label_rows(lines: Iterable[str], code: frozenset[str] = frozenset()) -> str:
-    """`status` lines as a definition list: its 15-column label, then the text; lines with an
-    empty label continue the row above; the exact commands become code blocks."""
-    out: list[str] = []
-    for line in lines:
-        if line.strip() in code:
-            out.append(f"<dd><pre><code>{escape(line.strip())}</code></pre></dd>")
-            continue
-        label, text = line[:LABEL_WIDTH].strip(), line[LABEL_WIDTH:].strip()
-        if label.endswith(":") and not text:  # "Run as root:", its commands follow
-            label = label.removesuffix(":")
-        if label:
-            out.append(f"<dt>{escape(label)}</dt>")
-        if text:
-            out.append(f"<dd>{escape(text)}</dd>")
-    return f"<dl>{''.join(out)}</dl>"
+def row_html(row: Row) -> str:
+    """One <dt> and one <dd>: two cells of the list's grid whatever the row holds, so no
+    value ever lands in the label column."""
+    notes = "".join(f'<div class="note">{escape(note)}</div>' for note in row.notes)
+    code = "".join(f"<pre><code>{escape(command)}</code></pre>" for command in row.commands)
+    return f"<dt>{escape(row.label)}</dt><dd>{escape(row.value)}{notes}{code}</dd>"
 
 
-def rows_section(heading: str, lines: list[str], code: frozenset[str] = frozenset()) -> str:
-    if not lines:
+def definitions(rows: Sequence[Row]) -> str:
+    return f"<dl>{''.join(row_html(row) for row in rows)}</dl>"
+
+
+def section_html(section: Section) -> str:
+    if not section.rows:
         return ""
-    return f"<section><h2>{escape(heading)}</h2>{label_rows(lines, code)}</section>"
-
-
-def cost_section(snapshot: Snapshot) -> str:
-    """ksmd's CPU and the full scans, as the server's sampler sees them."""
-    window = snapshot.window
-    last = window.cost.last
-    lines = []
-    if window.cpu_ratio is None or last is None:
-        lines.append("ksmd CPU       unknown: no ksmd under --path.procfs (use the host's /proc)")
-    else:
-        lines.append(
-            f"ksmd CPU       {percent(window.cpu_ratio)} of one CPU over the last "
-            f"{window.seconds:.1f} s (pid {last.ksmd_pid}, "
-            f"{window.ksmd_cpu_seconds:.2f} s CPU in all)"
-        )
-    cost = window.cost
-    if cost.full_scan_seconds is None:
-        lines.append("Full scan      unknown: none seen to complete since the exporter started")
-    else:
-        each = cost.cpu_seconds_per_full_scan
-        cpu = "" if each is None else f", {cpu_time(each)} of ksmd CPU each"
-        lines.append(f"Full scan      {cost.full_scan_seconds:.2f} s{cpu}")
-    full_scans = snapshot.ksm.full_scans if last is None else last.full_scans
-    if full_scans is not None:
-        lines.append(f"Full scans     {full_scans} since KSM started or was reset")
-    return rows_section("Cost", lines)
-
-
-def advice_section(snapshot: Snapshot) -> str:
-    """`status`'s advice, without its hints about the terminal command's --window."""
-    tuning = snapshot.tuning
-    if tuning is None:
-        return ""
-    hints = set(needs_more(snapshot, tuning.advice)[1:])
-    lines = [line for line in advice_lines(snapshot) if line[LABEL_WIDTH:] not in hints]
-    code = frozenset(commands(tuning, advisor_active(snapshot)))
-    return rows_section("Advice", lines, code)
-
-
-def processes_section(snapshot: Snapshot) -> str:
-    sample = snapshot.processes
-    if sample is None:
-        return rows_section("Processes", ["Processes      not read: --no-collector.process"])
-    if not sample.sweep.fields:
-        return rows_section(
-            "Processes", ["Processes      unknown: this kernel has no per-process KSM counters"]
-        )
-    states = count_states(sample.sweep.registered)
-    unreadable = sample.sweep.unreadable
-    summary = f"{states.registered} registered with KSM, {states.merging} merging" + (
-        f", {unreadable} unreadable (run as root or with CAP_DAC_READ_SEARCH to read them all)"
-        if unreadable
-        else ""
+    return (
+        f'<section id="{escape(section.key, quote=True)}"><h2>{escape(section.heading)}</h2>'
+        f"{definitions(section.rows)}</section>"
     )
-    rows = []
-    for row in process_rows(snapshot):
-        rows.append(
-            f'<tr><td class="n">{row.pid}</td><td>{escape(row.comm)}</td>'
-            f'<td class="n">{size(row.merging_bytes)}</td>'
-            f'<td class="n">{size(row.profit_bytes)}</td>'
-            f'<td class="w">{escape(row.where)}</td></tr>'
-        )
-    table = ""
+
+
+def sections(found: Sequence[Section]) -> str:
+    """Narrow sections side by side in a grid, a wide one across the page."""
+    out: list[str] = []
+    narrow: list[str] = []
+    for section in found:
+        if section.wide:
+            out += [grid(narrow), section_html(section)]
+            narrow = []
+        else:
+            narrow.append(section_html(section))
+    return "".join([*out, grid(narrow)])
+
+
+def grid(parts: list[str]) -> str:
+    return f'<div class="grid">{"".join(parts)}</div>' if any(parts) else ""
+
+
+def processes_section(table: ProcessTable) -> str:
+    summary = table.summary
+    if table.counts is None:
+        return f"<section><h2>Processes</h2>{definitions([summary])}</section>"
+    said = " ".join((summary.value, *summary.notes))
+    rows = [
+        f'<tr><td class="n">{row.pid}</td><td>{escape(row.comm)}</td>'
+        f'<td class="n">{size(row.merging_bytes)}</td>'
+        f'<td class="n">{size(row.profit_bytes)}</td>'
+        f'<td class="w">{escape(row.where)}</td></tr>'
+        for row in table.rows
+    ]
+    listing = ""
     if rows:
-        table = (
+        listing = (
             '<div class="scroll"><table id="processes"><thead><tr><th class="n">PID</th>'
             '<th>COMM</th><th class="n">MERGING</th><th class="n">PROFIT</th>'
             f"<th>VM OR CGROUP</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
         )
     return (
-        f'<section><h2>Top processes by merging pages</h2><p id="registered">{escape(summary)}</p>'
-        f"{table}</section>"
+        f'<section><h2>Top processes by merging pages</h2><p id="registered">{escape(said)}</p>'
+        f"{listing}</section>"
     )
 
 
-def problems_section(snapshot: Snapshot) -> str:
-    if not snapshot.problems:
+def problems_section(problems: Sequence[Problem]) -> str:
+    if not problems:
         return ""
-    lines = [line for p in snapshot.problems for line in problem_lines(p)]
-    return f'<section class="problem" id="problems"><h2>Problems</h2>{label_rows(lines)}</section>'
+    rows = [Row("Problem", f"{p.reason}:", (p.path,)) for p in problems]
+    return f'<section class="problem" id="problems"><h2>Problems</h2>{definitions(rows)}</section>'
