@@ -202,6 +202,7 @@ def tune(args: argparse.Namespace, settings: Settings) -> int:
         dry_run=getattr(args, "dry_run", False),
         take_over=getattr(args, "take_over", False),
         interval=interval,
+        state_file=settings.tuning_state_file or None,
     )
 
 

@@ -133,6 +133,30 @@ class Settings(BaseSettings):
         "growing, unless the CPU budget needs longer (200 s, as the kernel's advisor).",
         json_schema_extra=flag("tuning.steady-full-scan-seconds"),
     )
+    tuning_pressure_cpu_budget: float = Field(
+        0.25,
+        gt=0,
+        le=1,
+        description="Share of one CPU the tuner grants ksmd while the host is short of memory "
+        "(MemAvailable under a tenth of MemTotal, or PSI's memory `some avg10` above 5): a "
+        "saved page is worth more then.",
+        json_schema_extra=flag("tuning.pressure-cpu-budget"),
+    )
+    tuning_probe_seconds: float = Field(
+        3600.0,
+        ge=60,
+        le=7 * 86400,
+        description="Where the tuner unmerged (run=2) and nothing says mergeable memory "
+        "appeared, it lets ksmd look again this often.",
+        json_schema_extra=flag("tuning.probe-seconds"),
+    )
+    tuning_state_file: str = Field(
+        "/var/lib/ksm-exporter/tune.json",
+        description="File where `ksm-exporter tune` keeps the settings it wrote, its latest "
+        "change and why it stopped; the exporter serves it as the ksm_tuner_* metrics (empty "
+        "for none).",
+        json_schema_extra=flag("tuning.state-file"),
+    )
     log_level: Literal["debug", "info", "warn", "error"] = Field(
         "info",
         description="Only log messages with the given severity or above.",
@@ -179,7 +203,12 @@ class Settings(BaseSettings):
 
     @property
     def tuning(self) -> TuningOptions:
-        return TuningOptions(self.tuning_cpu_budget, self.tuning_steady_full_scan_seconds)
+        return TuningOptions(
+            self.tuning_cpu_budget,
+            self.tuning_steady_full_scan_seconds,
+            self.tuning_pressure_cpu_budget,
+            self.tuning_probe_seconds,
+        )
 
     @property
     def process_labels(self) -> tuple[str, ...]:

@@ -16,6 +16,7 @@ from harness.exporter_process import running_exporter
 from harness.exposition import parse_samples, value
 from harness.paths import REPO
 from harness.tools import require
+from ksm_exporter.config import Settings
 from ksm_exporter.tune.tuner import EXIT_OVERRIDDEN
 
 UNIT = REPO / "deploy" / "systemd" / "ksm-exporter.service"
@@ -98,6 +99,12 @@ def test_the_tuner_writes_ksm_settings_only_and_is_not_restarted_over_an_operato
     assert ("NoNewPrivileges", "yes") in unit
     assert {"ProtectHome", "PrivateTmp", "SystemCallFilter", "MemoryDenyWriteExecute"} <= keys
     assert ("ExecStart", "/usr/local/bin/ksm-exporter tune") in unit
+    # Its state file at --tuning.state-file's default, in the one directory it may write
+    # besides KSM's, readable by the exporter's user.
+    default = Path(Settings.model_fields["tuning_state_file"].get_default())
+    assert ("StateDirectory", default.parent.name) in unit
+    assert default.parent.parent == Path("/var/lib")
+    assert ("StateDirectoryMode", "0755") in unit
     # Someone else wrote a setting: never fight the operator's write.
     assert ("RestartPreventExitStatus", str(EXIT_OVERRIDDEN)) in unit
 

@@ -39,7 +39,12 @@ def ksm_files(roots: Roots) -> dict[str, tuple[bytes, int]]:
     return {file.name: (file.read_bytes(), file.stat().st_mtime_ns) for file in directory.iterdir()}
 
 
-def tune_argv(roots: Roots, *flags: str, python: str = sys.executable) -> list[str]:
+def tune_argv(
+    roots: Roots, *flags: str, python: str = sys.executable, state_dir: Path | None = None
+) -> list[str]:
+    """The tuner's command line; its state file beside the fixture tree (or in
+    `state_dir`), never the host's /var/lib."""
+    state = (state_dir or Path(roots.sysfs).parent) / "tune.json"
     return [
         python,
         "-m",
@@ -48,6 +53,7 @@ def tune_argv(roots: Roots, *flags: str, python: str = sys.executable) -> list[s
         f"--path.sysfs={roots.sysfs}",
         f"--path.procfs={roots.procfs}",
         f"--interval={INTERVAL}",
+        f"--tuning.state-file={state}",
         *flags,
     ]
 

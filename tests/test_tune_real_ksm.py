@@ -29,7 +29,9 @@ def real_settings() -> dict[str, str]:
 
 
 @pytest.mark.realksm
-def test_on_real_ksm_it_raises_the_pace_in_bounded_steps_and_leaves_it_at_the_stop() -> None:
+def test_on_real_ksm_it_raises_the_pace_in_bounded_steps_and_leaves_it_at_the_stop(
+    tmp_path: Path,
+) -> None:
     with ksm_control() as control:
         advisor = Path(HOST.sysfs) / "kernel" / "mm" / "ksm" / "advisor_mode"
         advisor_before = advisor.read_text() if advisor.exists() else None
@@ -38,7 +40,9 @@ def test_on_real_ksm_it_raises_the_pace_in_bounded_steps_and_leaves_it_at_the_st
                 advisor.write_text("none")
             control.set(pages_to_scan=100, sleep_millisecs=20, run=1)
             # The budget sets the pace: a steady scan as short as it allows.
-            child = Child(tune_argv(HOST, "--tuning.steady-full-scan-seconds=0.1"))
+            child = Child(
+                tune_argv(HOST, "--tuning.steady-full-scan-seconds=0.1", state_dir=tmp_path)
+            )
             try:
                 started(child)
                 # Memory registered once the tuner is watching: new memory to scan.

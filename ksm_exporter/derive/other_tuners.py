@@ -24,17 +24,16 @@ Three rules, each modelled from its own source, one step as the tuner would take
 None of them looks at what scanning costs or finds. An input a rule needs that cannot be
 read leaves its choice unknown, with the inputs named; never computed as 0.
 
-The kernel's scan-time advisor (advisor_mode: in 6.12, not in 6.1) rewrites pages_to_scan at
-the end of every full scan (`scan_time_advisor()` in mm/ksm.c): towards its target full-scan
-time, then per_page_cost = pages_to_scan / cpu%, capped at per_page_cost * advisor_max_cpu,
-raised to at least per_page_cost * KSM_ADVISOR_MIN_CPU (10, fixed), capped last at
-advisor_max_pages_to_scan. advisor_min_pages_to_scan is only the starting value
+The kernel's scan-time advisor (advisor_mode: since 6.7, in 6.12, not in 6.1) rewrites
+pages_to_scan at the end of every full scan (`scan_time_advisor()` in mm/ksm.c): towards its
+target full-scan time, then per_page_cost = pages_to_scan / cpu%, capped at per_page_cost *
+advisor_max_cpu, raised to at least per_page_cost * KSM_ADVISOR_MIN_CPU (10, fixed), capped last
+at advisor_max_pages_to_scan. advisor_min_pages_to_scan is only the starting value
 (`set_advisor_defaults()`), not a floor. The kernel counts the scan time in whole seconds (at
-least 1) and the CPU in whole percent (at least 1) of that: so it never settles below about
-10% of a CPU unless advisor_max_pages_to_scan caps it, and where a full scan takes under a
-second it takes the CPU of one scan for the CPU of a second and settles far above. Where it
-settles is found here by running that arithmetic on the measured model, scan after scan.
-"""
+least 1) and the CPU in whole percent (at least 1) of that: so it never settles below about 10%
+of a CPU unless advisor_max_pages_to_scan caps it, and where a full scan takes under a second it
+takes the CPU of one scan for the CPU of a second and settles far above. Where it settles is
+found here by running that arithmetic on the measured model, scan after scan."""
 
 from __future__ import annotations
 

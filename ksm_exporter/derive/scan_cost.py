@@ -5,9 +5,9 @@ known only to within one sampling interval. Its duration is the time KSM spent r
 (`run` = 1; an interval in which it started or stopped counts half) since the previous
 observed completion: a maintenance stop of hours between two scans adds nothing. When
 several scans complete within one interval, each is taken to have lasted the average.
-`full_scans` going down (run set to 2) forgets the last completion, so the next figures
-start from the next one; the last figures are kept until then, since they still describe the
-last complete scan.
+`full_scans` going down (run set to 2) forgets the last completion and the trend, so the next
+figures start from the next one; the last figures are kept until then, since they still
+describe the last complete scan.
 
 The tuning model needs the CPU per scan at more than one `pages_to_scan`: `settled` keeps the
 latest few scans of each of the last few settings, which outlive the last 32 scans.
@@ -181,7 +181,11 @@ def advance(cost: ScanCost, sample: ScanReading) -> ScanCost:
     if sample.full_scans is None or last.full_scans is None:
         completion = None if sample.full_scans is None else completion
     elif sample.full_scans < last.full_scans:
-        completion = None  # reset by run=2: no known start for the scan under way
+        # Reset by run=2 (unmerge_and_remove_all_rmap_items() sets ksm_scan.seqnr to 0):
+        # no known start for the scan under way, and the scans before unmerged memory that
+        # is merged again from nothing: the trend starts afresh from the next scans.
+        completion = None
+        updated = replace(updated, scans=(), trend=Trend())
     elif sample.full_scans > last.full_scans:
         if completion is not None and completion.sample.full_scans is not None:
             scans = sample.full_scans - completion.sample.full_scans

@@ -75,6 +75,17 @@ MAX_OFF_CPU = 20.0  # seconds off a CPU per CPU-second: past this, something els
 class TuningOptions:
     cpu_budget: float = 0.1  # share of one CPU granted to ksmd
     steady_full_scan_seconds: float = 200.0  # the kernel advisor's default target
+    # While the host is short of memory (derive/memory_pressure.py) a saved page is worth more
+    # CPU: the tuner grants ksmd this share instead.
+    pressure_cpu_budget: float = 0.25
+    # After the tuner unmerged (run=2), it lets ksmd look again this often where nothing
+    # else says mergeable memory appeared (derive/tuner_policy.py).
+    probe_seconds: float = 3600.0
+
+    def budget(self, short_of_memory: bool) -> float:
+        if short_of_memory:
+            return max(self.cpu_budget, self.pressure_cpu_budget)
+        return self.cpu_budget
 
 
 @dataclass(frozen=True, slots=True)

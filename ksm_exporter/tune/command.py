@@ -20,6 +20,7 @@ from ksm_exporter.sources.rival_tuners import running_rivals
 from ksm_exporter.sources.roots import Roots
 from ksm_exporter.sources.sysfs import ksm_dir, read_ksm_sysfs
 from ksm_exporter.tune.ksm_writer import KsmWriteError, KsmWriter
+from ksm_exporter.tune.state_file import StateFile
 from ksm_exporter.tune.tuner import EXIT_OVERRIDDEN, Overridden, Tuner
 
 log = logging.getLogger("ksm_exporter.tune")
@@ -46,9 +47,16 @@ def check_start(roots: Roots, writer: KsmWriter, *, dry_run: bool, take_over: bo
     if take_over and advisor is None:
         raise CannotTune(
             "--take-over: this kernel has no advisor_mode (the scan-time advisor came with "
-            "6.12): there is no advisor to take over from"
+            "6.7): there is no advisor to take over from"
         )
     if advisor is not None and advisor.active == "scan-time":
+        if dry_run and not take_over:
+            log.info(
+                "the kernel's scan-time advisor tunes pages_to_scan (advisor_mode=scan-time): "
+                "this dry run says what the tuner would set instead, and tells the advisor's "
+                "writes from anyone else's"
+            )
+            return
         if not take_over:
             raise CannotTune(
                 "the kernel's scan-time advisor tunes pages_to_scan (advisor_mode=scan-time): "
@@ -69,6 +77,7 @@ def tune(
     dry_run: bool = False,
     take_over: bool = False,
     interval: float = 1.0,
+    state_file: str | None = None,
 ) -> int:
     writer = KsmWriter(roots.sysfs)
     try:
@@ -82,27 +91,34 @@ def tune(
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    tuner = Tuner(roots, options, dry_run=dry_run, writer=writer)
+    state = StateFile(state_file) if state_file else None
+    tuner = Tuner(roots, options, dry_run=dry_run, writer=writer, state_file=state)
     log.info(
         "tuning KSM",
         extra={
             "dry_run": dry_run,
             "cpu_budget": options.cpu_budget,
             "steady_full_scan_seconds": options.steady_full_scan_seconds,
+            "pressure_cpu_budget": options.pressure_cpu_budget,
+            "state_file": None if dry_run else state_file,
             "pid": os.getpid(),
         },
     )
+    tuner.save(force=True)
     try:
         tuner.run(stop, interval)
     except Overridden as err:
         log.warning("someone else changed KSM's settings: this tuner stops", extra={"err": err})
+        tuner.save(force=True, state="overridden", why=str(err))
         return EXIT_OVERRIDDEN
     except KsmWriteError as err:
         print(f"ksm-exporter tune: {err}", file=sys.stderr)
+        tuner.save(force=True, state="failed", why=str(err))
         return 1
     finally:
         tuner.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     log.info("stopped; the settings stay as they are", extra={"changes": len(tuner.changes)})
+    tuner.save(force=True, state="stopped", why="told to stop (SIGTERM or SIGINT)")
     return 0

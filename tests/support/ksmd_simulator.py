@@ -87,9 +87,14 @@ class KsmdSimulator:
         self.write()
 
     def set(self, **settings: int) -> None:
-        """As `echo` into sysfs, taking effect from the next batch."""
+        """As `echo` into sysfs, taking effect from the next batch. run=2 unmerges as
+        unmerge_and_remove_all_rmap_items() does: every rmap item freed, full_scans (the
+        scan's seqnr) back to 0, the scan starting afresh when run is 1 again."""
         for name, value in settings.items():
             setattr(self, name, value)
+        if settings.get("run") == 2:
+            self.full_scans = self.position = self.age = self.remaining_skips = 0
+            self.skipping = False
         self.write()
 
     @property
@@ -143,6 +148,13 @@ class KsmdSimulator:
         wake_jiffy = math.floor(done * self.hz + 1e-9) + self.sleep_jiffies + 1
         self.next_event = wake_jiffy / self.hz
 
+    @property
+    def rmap_items(self) -> int:
+        """One a page ksmd has looked at since the last unmerge (run=2 frees them all)."""
+        if self.full_scans == 0 and self.position == 0:
+            return 0
+        return self.pages if self.full_scans else self.position
+
     def advance_to(self, at: float) -> None:
         """Runs every batch that starts before `at`, then shows the state at `at`."""
         while self.run == 1 and self.next_event < at:
@@ -163,7 +175,7 @@ class KsmdSimulator:
             "pages_skipped": self.pages_skipped,
             "pages_sharing": saved,
             "ksm_zero_pages": 0,
-            "general_profit": saved * self.page_size - self.pages * RMAP_ITEM_BYTES,
+            "general_profit": saved * self.page_size - self.rmap_items * RMAP_ITEM_BYTES,
         }
         if not self.counts_pages:
             for name in ("pages_scanned", "pages_skipped"):
