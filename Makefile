@@ -62,9 +62,9 @@ bench: $(VENV)/.installed-run
 	$(BIN)/python -m bench.process_sweep
 	$(BIN)/python -m bench.speed_paths
 
-## bench-tuners: ksm-exporter tune against the kernel's defaults, ksmtuned and the advisor on real KSM (root)
+## bench-tuners: ksm-exporter tune against the warmed-up kernel advisor on six workloads, 3 repeats each, on real KSM (root)
 bench-tuners: $(VENV)/.installed-dev
-	$(BIN)/python -m bench.tuners --seconds 100 --boot 35 --plot docs/images/tuners.png
+	$(BIN)/python -m bench.tuners --plots docs/images
 
 ## lab: real kernels (Debian 6.1, 6.12, this host's) under QEMU and real QEMU guests; compares, writes nothing
 lab: $(VENV)/.installed-dev
