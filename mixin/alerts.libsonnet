@@ -303,6 +303,37 @@
               'against %s now.' % figure('ksm_tuning_predicted_ksmd_cpu_ratio', 'humanizePercentage', labels="settings='current',"),
             ]),
           ),
+          alert(
+            'KsmTunerOverridden',
+            'warning',
+            |||
+              ksm_tuner_changes_total{%(sel)s}
+              and %(on)s
+              ksm_tuner_state{%(sel)s, state="overridden"} == 1
+            ||| % { sel: sel, on: on },
+            'ksm-exporter tune stopped because someone else wrote a KSM setting.',
+            std.join(' ', [
+              'ksm-exporter tune on %s stopped (exit status 3) when a KSM setting changed' % where,
+              'that it had not written; systemd does not start it again, and KSM stays as the',
+              'operator left it. It had written {{ $value | humanize }} settings before.',
+            ]),
+          ),
+          alert(
+            'KsmTunerNotDeciding',
+            'warning',
+            |||
+              time() - ksm_tuner_last_decision_timestamp_seconds{%(sel)s} > %(age)s
+              and %(on)s
+              ksm_tuner_state{%(sel)s, state="tuning"} == 1
+            ||| % { sel: sel, on: on, age: c.tunerDecisionMaxAge },
+            'ksm-exporter tune says it tunes but has not decided for a long time.',
+            std.join(' ', [
+              'The state file of ksm-exporter tune on %s says it tunes, but its last' % where,
+              'decision is {{ $value | humanizeDuration }} old (it decides every 5 s and',
+              'records it at least every minute): it hangs, was killed without a chance to',
+              'record its stop, or cannot write its state file.',
+            ]),
+          ),
         ],
       },
     ],

@@ -43,6 +43,9 @@
     // KsmTuningAdvice: by what factor the recommended pages_to_scan (or, under the kernel's
     // advisor, full-scan time) may differ from the setting (for how long: alertFor).
     tuningAdviceFactor: 2,
+    // KsmTunerNotDeciding: seconds without a decision recorded by a tuner that says it tunes
+    // (it decides every 5 s and records it at least every minute).
+    tunerDecisionMaxAge: 900,
 
     // How long each condition must hold before its alert fires.
     alertFor: {
@@ -58,6 +61,8 @@
       KsmSensitiveWorkloadMerging: '5m',
       KsmSensitiveWorkloadRegistered: '5m',
       KsmTuningAdvice: '6h',
+      KsmTunerOverridden: '5m',
+      KsmTunerNotDeciding: '5m',
     },
 
     // Opt-in joins with each platform's own exporter: recording rules that put the share of

@@ -12,7 +12,7 @@ from ksm_exporter.server.exposition import Exposition
 from ksm_exporter.server.web_config_reload import FollowedWebConfig
 from ksm_exporter.sources.ksm_files import KSM_FILES
 from lab.compare import NUMERIC_FILES
-from tests.support.ksmd_simulator import tuned_collection
+from tests.support.ksmd_simulator import tuned_collection, tuner_collection
 from tests.support.metrics_doc import documented_rows, documented_types
 from tests.support.sampling import sampled_collection
 
@@ -24,9 +24,11 @@ FAMILY = re.compile(r"^# TYPE (\S+) (\S+)$", re.MULTILINE)
 
 def exported(directory: Path) -> dict[str, str]:
     """A full kernel's metrics, after the sampler has seen scans complete, and the tuning
-    advice after it has seen enough of them; and the server's own, with a web configuration."""
+    advice after it has seen enough of them; the tuner's, from the state file a tuner wrote;
+    and the server's own, with a web configuration."""
     text = render(sampled_collection(directory / "sampled"))
     text += render(tuned_collection(directory / "tuned"))
+    text += render(tuner_collection(directory / "tuner"))
     (directory / "web.yml").write_text("")
     web_config = FollowedWebConfig(str(directory / "web.yml"))
     text += Exposition(list(web_config.families())).render("", "")[0].decode()

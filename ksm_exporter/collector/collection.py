@@ -13,6 +13,7 @@ from ksm_exporter.collector.cost_families import cost_families
 from ksm_exporter.collector.ksm_families import savings_families, sysfs_families
 from ksm_exporter.collector.process_families import process_families, sweep_families
 from ksm_exporter.collector.self_metrics import self_families
+from ksm_exporter.collector.tuner_families import tuner_families
 from ksm_exporter.collector.tuning_families import tuning_families
 from ksm_exporter.derive.savings import derive_savings
 from ksm_exporter.derive.tuning import TuningOptions, advise, host_now
@@ -48,6 +49,7 @@ class KsmCollection:
         if ksm.available:
             host = host_now(ksm, sample.processes, reader.kernel_hz)
             metrics.extend(tuning_families(advise(reader.sampler.cost, host, self.tuning)))
+        metrics.extend(tuner_families(sample.tuner))
         metrics.extend(self_families(reader.stats))
         return metrics
 

@@ -54,6 +54,20 @@ UNPROFITABLE_SCAN_FACTOR = 3
 UNMERGE_SHARE = 0.01
 
 Setting = Literal["pages_to_scan", "run"]
+# Which rule made a change: a bounded set, the label of the exporter's ksm_tuner_* series.
+Rule = Literal[
+    "over_budget", "new_memory", "unprofitable", "unmerge", "way_back", "probe", "advice"
+]
+RULES: tuple[Rule, ...] = (
+    "over_budget",
+    "new_memory",
+    "unprofitable",
+    "unmerge",
+    "way_back",
+    "probe",
+    "advice",
+)
+Aim = tuple[int, str, Rule]  # the pages_to_scan to head for, why, by which rule
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +93,7 @@ class Change:
     value: int
     reason: str
     predicted: Prediction | None = None
+    rule: Rule = "advice"
 
 
 def next_change(now: TunerInput, options: TuningOptions) -> Change | None:
@@ -99,22 +114,22 @@ def steer(now: TunerInput, current: int, options: TuningOptions) -> Change | Non
     over = now.cpu_ratio is not None and now.cpu_ratio > budget * BUDGET_SLACK
     if over and budget_pages is not None and budget_pages < current:
         reason = f"ksmd used {now.cpu_ratio:.1%} of a CPU, over the {budget:.1%} budget"
-        return change_to(budget_pages, now, reason)
+        return change_to(budget_pages, now, reason, "over_budget")
     if not now.new_memory and now.advice.state == "unprofitable":
         if unmerge_pays(now):
-            return Change("run", RUN_UNMERGE, unmerge_reason(now, options))
+            return Change("run", RUN_UNMERGE, unmerge_reason(now, options), rule="unmerge")
         aim = unprofitable_pace(now, options, budget_pages)
     else:
         aim = pace_target(now, budget_pages, budget)
     if aim is None:
         return None
-    target, reason = aim
+    target, reason, rule = aim
     stepped = bounded(current, target)
     if stepped == current:
         return None
     if stepped != target:
         reason += f" (a step towards {target})"
-    return change_to(stepped, now, reason)
+    return change_to(stepped, now, reason, rule)
 
 
 def way_back(now: TunerInput) -> Change | None:
@@ -123,13 +138,15 @@ def way_back(now: TunerInput) -> Change | None:
     if not now.run_is_ours or now.run != RUN_UNMERGE:
         return None
     if now.new_memory:
-        return Change("run", RUN_RUNNING, "mergeable memory appeared: KSM scans it again")
+        reason = "mergeable memory appeared: KSM scans it again"
+        return Change("run", RUN_RUNNING, reason, rule="way_back")
     if now.probe_due:
         return Change(
             "run",
             RUN_RUNNING,
             "a probe: unmerged for a while with nothing new seen, KSM looks once more "
             "for a few full scans within the budget",
+            rule="probe",
         )
     return None
 
@@ -151,7 +168,7 @@ def unmerge_reason(now: TunerInput, options: TuningOptions) -> str:
 
 def unprofitable_pace(
     now: TunerInput, options: TuningOptions, budget_pages: int | None
-) -> tuple[int, str] | None:
+) -> Aim | None:
     """The slowest pace that still notices new duplicates: a full scan every few steady
     targets, within the budget."""
     model = now.advice.model
@@ -164,26 +181,26 @@ def unprofitable_pace(
     current = now.pages_to_scan or 0
     if abs(target - current) <= CLOSE_ENOUGH * current:
         return None
-    return target, (
+    reason = (
         f"KSM's net profit is at or below 0: a full scan every {seconds:.0f} s notices new "
         "duplicates at little cost"
     )
+    return target, reason, "unprofitable"
 
 
-def pace_target(now: TunerInput, budget_pages: int | None, budget: float) -> tuple[int, str] | None:
+def pace_target(now: TunerInput, budget_pages: int | None, budget: float) -> Aim | None:
     """The pages_to_scan to head for, and why; None where the current one will do."""
     advice = now.advice
     if now.new_memory and budget_pages is not None:
-        return budget_pages, (
-            f"new memory to scan: as fast as the {budget:.1%} budget allows until it is merged"
-        )
+        reason = f"new memory to scan: as fast as the {budget:.1%} budget allows until it is merged"
+        return budget_pages, reason, "new_memory"
     target = advice.pages_to_scan
     current = now.pages_to_scan or 0
     if target is None or abs(target - current) <= CLOSE_ENOUGH * current:
         return None
     if budget_pages is not None:
         target = min(target, budget_pages)
-    return target, advice_reason(advice)
+    return target, advice_reason(advice), "advice"
 
 
 def pages_within_budget(now: TunerInput, budget: float) -> int | None:
@@ -207,9 +224,10 @@ def bounded(current: int, target: int) -> int:
     return max(1, min(target, current * MAX_STEP))
 
 
-def change_to(pages: int, now: TunerInput, reason: str) -> Change:
+def change_to(pages: int, now: TunerInput, reason: str, rule: Rule) -> Change:
     model = now.advice.model
-    return Change("pages_to_scan", pages, reason, None if model is None else model.predict(pages))
+    predicted = None if model is None else model.predict(pages)
+    return Change("pages_to_scan", pages, reason, predicted, rule)
 
 
 def advice_reason(advice: Advice) -> str:

@@ -31,6 +31,7 @@ from ksm_exporter.sources.process_identity import LABELS, ProcessLabel
 from ksm_exporter.sources.rival_tuners import running_rivals
 from ksm_exporter.sources.roots import Roots
 from ksm_exporter.sources.sysfs import HeldKsmSysfs, SysfsReading
+from ksm_exporter.sources.tuner_state import TunerRecord, read_record
 
 # How long a read waits for the per-process sweep: far above its cost on any real host
 # (about 10 µs a process), well within Prometheus' default 10 s scrape timeout.
@@ -54,6 +55,7 @@ class HostReading:
     meminfo: MeminfoReading
     processes: ProcessReading | None = None  # None when the per-process sweep is off
     ksmd: KsmdReading | None = None  # None where the kernel has no KSM: no ksmd to look for
+    tuner: TunerRecord | None = None  # `ksm-exporter tune`'s state file, where it has one
 
 
 class HostReader:
@@ -84,8 +86,10 @@ class HostReader:
         process_fields: tuple[ProcessField, ...] = PROCESS_FIELDS,
         process_labels: tuple[ProcessLabel, ...] = LABELS,
         ksm_files: Declared = DECLARED,
+        tuner_state_file: str | None = None,
     ) -> None:
         self.roots = roots
+        self.tuner_state_file = tuner_state_file
         self.page_size = page_size or os.sysconf("SC_PAGE_SIZE")
         self.ksm_files = ksm_files
         self.clock = clock
@@ -138,7 +142,8 @@ class HostReader:
         sysfs = self.timed("sysfs", self.sysfs.read)
         meminfo = self.timed("meminfo", lambda: read_meminfo(self.roots.meminfo))
         ksmd = self.timed("ksmd", self.ksmd.read) if sysfs.snapshot.available else None
-        return HostReading(sysfs, meminfo, None, ksmd)
+        tuner = None if self.tuner_state_file is None else read_record(self.tuner_state_file)
+        return HostReading(sysfs, meminfo, None, ksmd, tuner)
 
     def read_all(self) -> HostReading:
         """Every source, the per-process sweep inline: for `status` and `tune`, which have no

@@ -60,6 +60,7 @@ def serve(settings: Settings, web_config: FollowedWebConfig | None) -> int:
         Roots(settings.path_sysfs, settings.path_procfs),
         processes=process_options(settings),
         sample_interval=settings.collector_sample_interval,
+        tuner_state_file=settings.tuning_state_file or None,
     )
     collection = KsmCollection(reader, settings.tuning)
     ssl_context = web_config.listening_context() if web_config else None

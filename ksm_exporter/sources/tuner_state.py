@@ -24,6 +24,7 @@ class RecordedChange:
     value: int
     reason: str
     at: float  # Unix time
+    rule: str = "advice"  # which of the tuner's rules made it (derive/tuner_policy.py RULES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +81,7 @@ def parse_record(raw: bytes) -> TunerRecord | None:
                 _integer(change["value"]),
                 _text(change["reason"]),
                 _number(change["at"]),
+                _text(change.get("rule", "advice")),
             ),
             last_decision_at=_optional(data.get("last_decision_at"), _number),
             stopped_reason=_optional(data.get("stopped_reason"), _text),

@@ -339,7 +339,9 @@ class Tuner:
             written={**self.record.written, change.setting: change.value},
             written_at={**self.record.written_at, change.setting: now},
             changes=self.record.changes + 1,
-            last_change=RecordedChange(change.setting, before, change.value, change.reason, now),
+            last_change=RecordedChange(
+                change.setting, before, change.value, change.reason, now, change.rule
+            ),
         )
         if change.setting == "run" and change.value == RUN_RUNNING:
             self.new_memory.backlog(0)  # unmerged before: full_scans starts again from 0

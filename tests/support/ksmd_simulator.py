@@ -24,8 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ksm_exporter.collector.collection import KsmCollection
+from ksm_exporter.derive.tuning import TuningOptions
 from ksm_exporter.reading.host_reader import HostReader
 from ksm_exporter.sources.roots import Roots
+from ksm_exporter.tune.state_file import StateFile
+from ksm_exporter.tune.tuner import Tuner
 from tests.support.sampling import (
     CLOCK_TICKS,
     KSMD_PID,
@@ -251,3 +254,34 @@ def tuned_collection(directory: Path) -> KsmCollection:
         while sim.full_scans < target:
             run_for(sim, collection.reader.sampler.tick, 0.1, 0.1)
     return collection
+
+
+def tuner_collection(directory: Path) -> KsmCollection:
+    """The `current` fixture with the advisor off, after `ksm-exporter tune` ran a minute on
+    a simulated ksmd and stopped, keeping its state file beside the tree; the collection reads
+    that file as the server does."""
+    sim = simulated_ksmd(directory, 32_768, saturating(16_384))
+    state = directory / "tune.json"
+    tuner = Tuner(
+        sim.roots,
+        TuningOptions(steady_full_scan_seconds=20),
+        clock=sim.clock,
+        wall_clock=sim.clock,
+        clock_ticks=CLOCK_TICKS,
+        state_file=StateFile(str(state)),
+    )
+    pages = Path(sim.roots.sysfs) / "kernel" / "mm" / "ksm" / "pages_to_scan"
+
+    def tick() -> None:
+        tuner.tick()
+        written = int(pages.read_text())
+        if written != sim.pages_to_scan:
+            sim.set(pages_to_scan=written)
+
+    run_for(sim, tick, 60, 0.5)
+    tuner.save(force=True, state="stopped", why="told to stop (SIGTERM or SIGINT)")
+    tuner.close()
+    reader = HostReader(
+        sim.roots, clock=sim.clock, clock_ticks=CLOCK_TICKS, tuner_state_file=str(state)
+    )
+    return KsmCollection(reader)
