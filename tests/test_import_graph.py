@@ -4,6 +4,7 @@ and data flows one way through the layers."""
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,7 @@ def imports_of(path: Path) -> set[str]:
     return {name for name in found if name.startswith("ksm_exporter")}
 
 
+@functools.cache  # the package does not change during a run: parsed once for every test
 def import_graph() -> dict[str, set[str]]:
     modules = {module_name(path): path for path in PACKAGE.rglob("*.py")}
     return {
