@@ -51,7 +51,7 @@ dashboards: $(VENV)/.installed-dev
 mixin: $(VENV)/.installed-dev
 	$(BIN)/python -m mixin.render
 
-## docs: regenerate docs/metrics.md's KSM table and kernel column from the declarations and the lab's captures
+## docs: regenerate docs/metrics.md's KSM table and kernel column, and the guides' releases, from the declarations and the kernel's history
 docs: $(VENV)/.installed-dev
 	$(BIN)/python -m docs.generate
 

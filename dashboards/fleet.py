@@ -58,7 +58,7 @@ def _totals(board: DashboardWriter) -> None:
         Panel(
             "Net profit across the fleet",
             "Sum of memory saved minus KSM metadata on hosts whose kernel reports it "
-            "(general_profit: in 6.12, not in 6.1). Red when the fleet loses memory to KSM.",
+            "(general_profit, since 6.4). Red when the fleet loses memory to KSM.",
             "bytes",
             [Query(f"sum(ksm_general_profit_bytes{selector()})", instant=True)],
             steps=((None, BAD), (thresholds.PROFIT_BYTES, GOOD)),
@@ -172,8 +172,8 @@ def _hosts_to_look_at(board: DashboardWriter) -> None:
     board.table(
         Panel(
             "Net profit by host, KSM on",
-            "Every host where KSM is on, lowest net profit first (general_profit: in 6.12, "
-            "not in 6.1): memory saved minus the metadata KSM spends. Red below the host's "
+            "Every host where KSM is on, lowest net profit first (general_profit, since 6.4): "
+            "memory saved minus the metadata KSM spends. Red below the host's "
             "KsmNegativeProfit threshold (the recorded instance:ksm_general_profit_bytes:"
             f"threshold, else {thresholds.PROFIT_BYTES:g} bytes when the rules are not "
             "loaded): there KSM costs more memory than it saves; register only memory that "

@@ -149,13 +149,14 @@ def _settings(board: DashboardWriter) -> None:
             "KSM settings",
             "The tunables of /sys/kernel/mm/ksm in one row: pages ksmd scans per batch "
             "(pages_to_scan) and the sleep between batches (sleep_millisecs), which together "
-            "cap the scan rate; zero-page merging (use_zero_pages), smart scan "
-            "(smart_scan, in 6.12, not in 6.1, saves ksmd CPU), merging across NUMA nodes "
+            "cap the scan rate; zero-page merging (use_zero_pages, since 4.11), smart scan "
+            "(smart_scan, since 6.7, saves ksmd CPU), merging across NUMA nodes "
             "(merge_across_nodes, NUMA kernels only), the most mappings one KSM page may "
-            "carry (max_page_sharing), whether the scan-time advisor tunes "
-            "pages_to_scan itself (advisor_mode, in 6.12, not in 6.1) with its CPU ceiling "
-            "(advisor_max_cpu) and target full-scan time (advisor_target_scan_time), and the "
-            "page size. A column a kernel lacks stays empty.",
+            "carry (max_page_sharing, since 4.13), whether the scan-time advisor tunes "
+            "pages_to_scan itself (advisor_mode, since 6.8) with its CPU ceiling "
+            "(advisor_max_cpu, since 6.8) and target full-scan time "
+            "(advisor_target_scan_time, since 6.8), and the page size. A column a kernel "
+            "lacks stays empty.",
             "none",
             queries,
             width=24,
@@ -194,8 +195,9 @@ def _savings(board: DashboardWriter) -> None:
     board.stat(
         Panel(
             "Net profit",
-            "Memory saved minus the rmap_item metadata KSM spends to find it (general_profit, "
-            "in 6.12, not in 6.1). Red when negative: KSM then costs more memory than it saves.",
+            "Memory saved minus the rmap_item metadata KSM spends to find it "
+            "(general_profit, since 6.4). Red when negative: KSM then costs more memory than "
+            "it saves.",
             "bytes",
             [Query(f"ksm_general_profit_bytes{selector()}", instant=True)],
             width=5,
@@ -239,7 +241,7 @@ def _savings(board: DashboardWriter) -> None:
         Panel(
             "Memory saved and net profit",
             "Memory saved (pages_sharing + ksm_zero_pages) and the kernel's net profit after "
-            "metadata (general_profit, in 6.12, not in 6.1), against the KsmNegativeProfit "
+            "metadata (general_profit, since 6.4), against the KsmNegativeProfit "
             "threshold. "
             "Good: both high and steady; profit below zero is a loss. While KSM is stopped "
             "both keep their last values, as do the per-process counters. "
@@ -276,8 +278,8 @@ def _pages(board: DashboardWriter) -> None:
             "KSM's pages as memory: sharing (copies removed), shared (the pages kept), "
             "unshared (unique pages checked again and again), volatile (changing too fast, or "
             "skipped by smart_scan, which takes them out of the unstable tree) "
-            "and zero pages merged with the kernel zero page (ksm_zero_pages, in 6.12, not in "
-            "6.1). "
+            "and zero pages merged with the kernel zero page "
+            "(ksm_zero_pages, since 6.6). "
             "Good: sharing far above unshared.",
             "bytes",
             [
@@ -336,8 +338,8 @@ def _cost(board: DashboardWriter) -> None:
     board.timeseries(
         Panel(
             "Scan rate",
-            "Memory ksmd scans per second (pages_scanned, in 6.12, not in 6.1), "
-            "memory smart scan skipped (pages_skipped, in 6.12, not in 6.1), and the ceiling the "
+            "Memory ksmd scans per second (pages_scanned, since 6.6), "
+            "memory smart scan skipped (pages_skipped, since 6.7), and the ceiling the "
             "settings allow (pages_to_scan per sleep). Scanning far below the ceiling means "
             "ksmd is CPU-bound.",
             "binBps",

@@ -1,23 +1,31 @@
-"""Writes docs/metrics.md's generated parts: `make docs` (`python -m docs.generate`).
+"""Writes the generated parts of the documentation: `make docs` (`python -m docs.generate`).
 
-The KSM table's rows come from the file declarations in ksm_exporter/sources/ksm_files.py;
-every row's kernel cell from the lab's captures of real kernels (tests/fixtures/kernels/),
-stated by lab.versions. Everything else in the document is written by hand and kept as it is.
+docs/metrics.md's KSM table rows come from the file declarations in
+ksm_exporter/sources/ksm_files.py; every row's kernel cell, and every "`name` (since X.Y)"
+of the guides, from the kernel's history in ksm_exporter/sources/kernel_history.py (which the
+tests hold against the lab's captures of real kernels). Everything else is written by hand
+and kept as it is.
 """
 
 from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ksm_exporter.collector.process_families import other_metric
-from ksm_exporter.sources import ksm_files
+from ksm_exporter.sources import kernel_history, ksm_files
 from ksm_exporter.sources.ksm_stat import PROCESS_FIELDS
-from lab.versions import PROCESS_BASE, lab_sources, statement
+from lab.versions import PROCESS_BASE
 
-METRICS_DOC = Path(__file__).resolve().parent / "metrics.md"
+DOCS = Path(__file__).resolve().parent
+METRICS_DOC = DOCS / "metrics.md"
+# The hand-written guides whose "`name` (since X.Y)" make docs restates from the table.
+GUIDES = (DOCS / "runbook.md", DOCS / "tuning.md", DOCS / "security.md")
+# Sources as old as KSM that are not KSM's: ksmd's /proc files and meminfo.
+NOT_KSM = ("stat", "schedstat", "meminfo")
 ROW = re.compile(r"^(\| `(ksm_[a-z0-9_]+)` \|(?: [^|\n]* \|){3}) ([^|\n]*) \|$", re.MULTILINE)
 BACKTICKED = re.compile(r"`([^`]+)`")
 FAMILY_SOURCES = (
@@ -84,17 +92,64 @@ def source_of(metric: str, source_cell: str, known: set[str]) -> str | None:
     return None
 
 
-def with_kernel_column(text: str, kernels: dict[str, set[str]]) -> str:
-    """The document with each row's kernel cell stated from the captures; rows whose source
-    is not a kernel file (the page size, the exporter's own metrics) are left as they are."""
-    known = set().union(*kernels.values())
+def kernel_cell(source: str) -> str:
+    """`any` for what every kernel with KSM has, else `since 6.8`: the oldest release that
+    gives the source in any form (ksm_merging_pages was a file of its own before a line)."""
+    if source in NOT_KSM:
+        return "any"
+    try:
+        arrival = kernel_history.first(source)
+    except KeyError:
+        return "not in the kernel table"
+    return "any" if arrival.release == kernel_history.FIRST_KSM else f"since {arrival.shown}"
+
+
+def with_kernel_column(text: str) -> str:
+    """The document with each row's kernel cell stated from the kernel's history; rows whose
+    source is not a kernel file (the page size, the exporter's own metrics) are left as
+    they are."""
+    known = {arrival.name for arrival in kernel_history.ARRIVALS} | set(NOT_KSM)
 
     def restate(row: re.Match[str]) -> str:
         start, metric, kernel = row.group(1), row.group(2), row.group(3)
         source = source_of(metric, start.split(" | ")[3], known)
-        return f"{start} {statement(source, kernels) if source else kernel} |"
+        return f"{start} {kernel_cell(source) if source else kernel} |"
 
     return ROW.sub(restate, text)
+
+
+# How prose says a release brought something: "since 6.7", "came with 6.8", "released in 6.7".
+ARRIVED = r"(?:since|came with|came in|released in|added in|introduced in) "
+# "`smart_scan` (since 6.7)", "the scan-time advisor, since 6.8": a name of the table, then
+# the release that brought it. The longest names first, so that no name matches half of one.
+NAMES = sorted({arrival.name for arrival in kernel_history.ARRIVALS}, key=len, reverse=True)
+MENTION = re.compile(
+    r"(?<![\w:-])(?P<tick>`?)(?P<name>" + "|".join(map(re.escape, NAMES)) + r")(?P=tick)"
+    r"(?P<between>(?: \(|, | )" + ARRIVED + r")(?P<release>\d+(?:\.\d+)+)"
+)
+# A release stated in prose; not a table's kernel cell, which with_kernel_column writes.
+STATED = re.compile(r"(?<!\| )\b" + ARRIVED + r"(\d+(?:\.\d+)+)")
+
+
+def restated(text: str) -> str:
+    """`text` with the release of every mention of a fact taken from the table."""
+
+    def restate(mention: re.Match[str]) -> str:
+        before = mention.group(0)[: mention.start("release") - mention.start()]
+        return before + kernel_history.since(mention["name"])
+
+    return MENTION.sub(restate, text)
+
+
+def untied(text: str) -> list[str]:
+    """Every "since X.Y" (or "came with X.Y", ...) that follows no name of the table: a
+    release stated by hand."""
+    tied = {mention.start("release") for mention in MENTION.finditer(text)}
+    return [
+        text[max(0, found.start() - 40) : found.end()]
+        for found in STATED.finditer(text)
+        if found.start(1) not in tied
+    ]
 
 
 def ksm_table() -> str:
@@ -149,13 +204,18 @@ def with_declared_rows(text: str) -> str:
 
 
 def generated(text: str) -> str:
-    return with_kernel_column(with_declared_rows(text), lab_sources())
+    """docs/metrics.md as make docs writes it."""
+    return restated(with_kernel_column(with_declared_rows(text)))
 
 
 def write(document: Path = METRICS_DOC) -> bool:
-    """Regenerate `document` in place; True when it changed."""
+    """Regenerate `document` (docs/metrics.md or a copy) in place; True when it changed."""
+    return _rewrite(document, generated)
+
+
+def _rewrite(document: Path, generate: Callable[[str], str]) -> bool:
     text = document.read_text()
-    updated = generated(text)
+    updated = generate(text)
     if updated != text:
         document.write_text(updated)
     return updated != text
@@ -164,6 +224,9 @@ def write(document: Path = METRICS_DOC) -> bool:
 def main() -> int:
     if write():
         print(f"{METRICS_DOC.name}: rows and kernel column restated")
+    for guide in GUIDES:
+        if _rewrite(guide, restated):
+            print(f"{guide.name}: kernel releases restated")
     return 0
 
 

@@ -1,8 +1,8 @@
 """Which KSM sources each lab kernel offers, from the lab's captures of real kernels.
 
 A source is a KSM file name, a `ksm_stat` key (without its colon), ksmd's `stat` or
-`schedstat`, or `meminfo`. `statement` words what the captures prove about one source: the
-oldest lab kernel that has it and the newest that lacks it.
+`schedstat`, or `meminfo`. tests/test_kernel_history.py holds the kernel's history
+(ksm_exporter/sources/kernel_history.py) against what each captured kernel offers.
 """
 
 from __future__ import annotations
@@ -45,14 +45,3 @@ def lab_sources(directory: Path = KERNEL_CAPTURES) -> dict[str, set[str]]:
     captures = [Capture.read_tree(path) for path in directory.iterdir() if path.is_dir()]
     captures.sort(key=lambda capture: version(capture.release))
     return {shown(capture.release): sources(capture) for capture in captures}
-
-
-def statement(source: str, kernels: dict[str, set[str]]) -> str:
-    """`in 6.12, not in 6.1` (arrived in between), `in 6.1` (the oldest has it), or
-    `not in 6.18` (no lab kernel has it)."""
-    having = [name for name, offered in kernels.items() if source in offered]
-    if not having:
-        return f"not in {list(kernels)[-1]}"
-    oldest = having[0]
-    lacking = list(kernels)[: list(kernels).index(oldest)]
-    return f"in {oldest}, not in {lacking[-1]}" if lacking else f"in {oldest}"

@@ -39,12 +39,12 @@
             expr: '1 / (rate(ksm_full_scans_total{%(selector)s}[1h]) > 0)' % c,
           },
           {
-            // Pages ksmd scanned per second (kernels with pages_scanned: 6.12, not 6.1).
+            // Pages ksmd scanned per second (kernels with pages_scanned, since 6.6).
             record: 'instance:ksm_pages_scanned:rate5m',
             expr: 'rate(ksm_pages_scanned_total{%(selector)s}[%(rateInterval)s])' % c,
           },
           {
-            // Bytes ksmd scanned per second (kernels with pages_scanned: 6.12, not 6.1).
+            // Bytes ksmd scanned per second (kernels with pages_scanned, since 6.6).
             record: 'instance:ksm_scanned_bytes:rate5m',
             expr: 'instance:ksm_pages_scanned:rate5m{%(selector)s} * ksm_page_size_bytes{%(selector)s}' % c,
           },

@@ -1,4 +1,5 @@
-"""docs/metrics.md's kernel column is what the captures of real kernels show."""
+"""docs/metrics.md's kernel column is the kernel's history (ksm_exporter/sources/
+kernel_history.py), and the captures of real kernels show each generation's files."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from docs.generate import generated, with_kernel_column
 from ksm_exporter.sources.ksm_files import KSM_FILES
 from ksm_exporter.sources.ksm_stat import PROCESS_FIELDS
 from lab.captures import KERNEL_CAPTURES, Capture
-from lab.versions import lab_sources, sources, statement, version
+from lab.versions import sources, version
 from tests.support.metrics_doc import METRICS_DOC
 
 pytestmark = pytest.mark.unit
@@ -19,7 +20,7 @@ ORIGINAL_FILES = 14  # 6.1: run ... use_zero_pages, max_page_sharing and the sta
 
 
 def test_the_ksm_table_and_kernel_column_are_generated() -> None:
-    """Rows from the file declarations, kernel cells from the captures of real kernels."""
+    """Rows from the file declarations, kernel cells from the kernel's history."""
     text = METRICS_DOC.read_text()
     assert generated(text) == text, "run: make docs"
 
@@ -27,17 +28,10 @@ def test_the_ksm_table_and_kernel_column_are_generated() -> None:
 def test_a_stale_kernel_cell_is_restated() -> None:
     text = METRICS_DOC.read_text()
     row = re.compile(r"^(\| `ksm_general_profit_bytes` .*\|) [^|]+ \|$", re.MULTILINE)
-    stale = row.sub(r"\1 6.4 |", text)
+    stale = row.sub(r"\1 since 6.12 |", text)
     assert stale != text
-    assert with_kernel_column(stale, lab_sources()) == text
-
-
-def test_statements_name_the_oldest_kernel_with_a_source_and_the_newest_without() -> None:
-    kernels = {"6.1": {"a"}, "6.12": {"a", "b"}, "6.18": {"a", "b", "c"}}
-    assert statement("a", kernels) == "in 6.1"
-    assert statement("b", kernels) == "in 6.12, not in 6.1"
-    assert statement("c", kernels) == "in 6.18, not in 6.12"
-    assert statement("d", kernels) == "not in 6.18"
+    assert with_kernel_column(stale) == text
+    assert "| `<ksm>/general_profit` | since 6.4 |" in text
 
 
 def ksm_stat_lines(capture: Capture) -> set[str]:

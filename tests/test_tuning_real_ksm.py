@@ -37,6 +37,7 @@ from harness.eventually import eventually
 from harness.exporter_process import RunningExporter, running_exporter
 from harness.real_ksm import KSM, KsmControl, ksm_control, merging_child, read_ksm
 from ksm_exporter.derive.tuning import Model
+from ksm_exporter.sources.kernel_history import since
 from ksm_exporter.sources.ksmd import find_ksmd
 
 pytestmark = pytest.mark.realksm
@@ -322,7 +323,8 @@ def test_status_predicts_where_the_kernel_advisor_settles() -> None:
         if ksmd is None:
             pytest.fail("KSM is writable but no ksmd thread is in sight")
         if not Path(KSM, "advisor_mode").exists():
-            pytest.skip("this kernel has no scan-time advisor (advisor_mode: 6.12 and later)")
+            advisor = f"advisor_mode, since {since('advisor_mode')}"
+            pytest.skip(f"this kernel has no scan-time advisor ({advisor})")
         ksm.set(sleep_millisecs=SLEEP_MILLISECS, run=1)
         ksm.set_advisor_mode("scan-time")  # resets pages_to_scan to advisor_min_pages_to_scan
         child.wait_merged(ADVISOR_CHILD_BYTES // 4096 * 9 // 10, timeout=120)

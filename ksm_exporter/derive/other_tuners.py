@@ -24,7 +24,7 @@ Three rules, each modelled from its own source, one step as the tuner would take
 None of them looks at what scanning costs or finds. An input a rule needs that cannot be
 read leaves its choice unknown, with the inputs named; never computed as 0.
 
-The kernel's scan-time advisor (advisor_mode: since 6.7, in 6.12, not in 6.1) rewrites
+The kernel's scan-time advisor (advisor_mode, since 6.8) rewrites
 pages_to_scan at the end of every full scan (`scan_time_advisor()` in mm/ksm.c): towards its
 target full-scan time, then per_page_cost = pages_to_scan / cpu%, capped at per_page_cost *
 advisor_max_cpu, raised to at least per_page_cost * KSM_ADVISOR_MIN_CPU (10, fixed), capped last

@@ -46,8 +46,8 @@ def check_start(roots: Roots, writer: KsmWriter, *, dry_run: bool, take_over: bo
     advisor = ksm.advisor_mode
     if take_over and advisor is None:
         raise CannotTune(
-            "--take-over: this kernel has no advisor_mode (the scan-time advisor came with "
-            "6.7): there is no advisor to take over from"
+            "--take-over: this kernel has no advisor_mode "
+            "(the scan-time advisor, since 6.8): there is no advisor to take over from"
         )
     if advisor is not None and advisor.active == "scan-time":
         if dry_run and not take_over:
