@@ -15,6 +15,7 @@ from typing import Protocol, TypeVar
 
 from ksm_exporter.derive.process_selection import ProcessReading
 from ksm_exporter.reading.cost_sampler import CostSampler
+from ksm_exporter.reading.kept import Kept
 from ksm_exporter.reading.off_loop import OffLoop
 from ksm_exporter.reading.processes import ProcessOptions, ProcessReader
 from ksm_exporter.reading.source_stats import SourceStats
@@ -109,6 +110,10 @@ class HostReader:
         self.sampler = CostSampler(self.read_scan, sample_interval)
         self.sweep = OffLoop(self.sweep_processes, sweep_deadline)
         self.last: HostReading | None = None  # the latest whole reading: the status view's
+        self.last_at: float | None = None  # when it was taken, on `clock`
+        # Walks of every process that only the status view needs: once a sampling interval.
+        self.qemu_processes = Kept(self._read_qemu_processes, sample_interval, clock)
+        self.rival_tuners = Kept(self._read_rival_tuners, sample_interval, clock)
 
     def timed(self, source: str, read: Callable[[], R]) -> R:
         started = time.perf_counter()
@@ -122,11 +127,17 @@ class HostReader:
 
     def read_qemu_processes(self) -> tuple[QemuProcess, ...] | None:
         """What the other tuners count as QEMU's memory: never read by a scrape (it reads a
-        file of every process)."""
+        file of every process), and read at most once a sampling interval."""
+        return self.qemu_processes()
+
+    def _read_qemu_processes(self) -> tuple[QemuProcess, ...] | None:
         return read_qemu_processes(self.roots.procfs, sees_hidden=os.geteuid() == 0)
 
     def read_rival_tuners(self) -> list[tuple[int, str]]:
-        """(pid, name) of the other tuners running."""
+        """(pid, name) of the other tuners running, read at most once a sampling interval."""
+        return self.rival_tuners()
+
+    def _read_rival_tuners(self) -> list[tuple[int, str]]:
         return running_rivals(self.roots.procfs)
 
     def sweep_processes(self) -> Timed | None:
@@ -149,14 +160,12 @@ class HostReader:
         """Every source, the per-process sweep inline: for `status` and `tune`, which have no
         event loop."""
         reading = self.read()
-        self.last = replace(reading, processes=self.record_sweep(self.sweep_processes()))
-        return self.last
+        return self.keep(replace(reading, processes=self.record_sweep(self.sweep_processes())))
 
     async def read_async(self) -> HostReading:
         """The server's read: the sweep runs in a worker thread, the rest inline."""
         if self.processes is None:
-            self.last = self.read()
-            return self.last
+            return self.keep(self.read())
         running = self.sweep.start()
         sample = self.read()
         processes = self.record_sweep(await self.sweep.finish(running))
@@ -164,8 +173,19 @@ class HostReader:
             reason = f"the per-process sweep is still running after {self.sweep.deadline:g} s"
             problem = Problem(self.roots.procfs, "", reason)
             self.stats.record("process", self.sweep.deadline, (problem,))
-        self.last = replace(sample, processes=processes)
-        return self.last
+        return self.keep(replace(sample, processes=processes))
+
+    def keep(self, reading: HostReading) -> HostReading:
+        """The latest whole reading, and when, for the status view."""
+        self.last, self.last_at = reading, self.clock()
+        return reading
+
+    def fresh(self, seconds: float) -> HostReading | None:
+        """The latest whole reading if it is younger than `seconds`."""
+        last, at = self.last, self.last_at
+        if last is None or at is None or self.clock() - at >= seconds:
+            return None
+        return last
 
     def record_sweep(self, timed: Timed | None) -> ProcessReading | None:
         if timed is None:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from aiohttp import hdrs, web
 from prometheus_client.core import Metric
@@ -13,6 +12,7 @@ from prometheus_client.core import Metric
 from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.server.basic_auth import Guard
 from ksm_exporter.server.exposition import Exposition
+from ksm_exporter.server.sampling import sampling_of
 from ksm_exporter.server.single_flight import SingleFlight
 from ksm_exporter.server.status_view import (
     ServerReading,
@@ -52,21 +52,13 @@ def make_app(
     `server_families`: the HTTP side's own metrics, served after the collection's."""
     app = web.Application(middlewares=[auth.middleware] if auth else [])
     reader = collection.reader
-    history = History(reader.page_size)
-    reader.sampler.observers.append(history.observe)
+    sampling = sampling_of(reader)  # shared with any other app serving this reader
+    history = sampling.history
 
     async def scrape_once() -> Exposition:
         return Exposition([*await collection.collect_async(), *server_families()])
 
-    async def sampling(_: web.Application) -> AsyncIterator[None]:
-        """The scan-cost sampler runs while the app serves."""
-        task = asyncio.create_task(reader.sampler.run(), name="ksm-cost-sampler")
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    app.cleanup_ctx.append(sampling)
+    app.cleanup_ctx.append(sampling.serve)  # the scan-cost sampler runs while the app serves
     app.on_response_prepare.append(security_headers)
     app[COLLECTION_KEY] = collection
     app[SCRAPE_KEY] = SingleFlight(scrape_once)
@@ -83,8 +75,10 @@ def make_app(
         return response
 
     async def status_reading(request: web.Request) -> ServerReading:
-        """The collection /metrics serves: the one in flight, or a new one."""
-        await request.app[SCRAPE_KEY]()
+        """The last collection while it is younger than the sampling interval, as views and
+        reloads come faster than the figures change; else the one in flight, or a new one."""
+        if reader.fresh(reader.sampler.interval) is None:
+            await request.app[SCRAPE_KEY]()
         reading = reading_now(collection, history)
         assert reading is not None  # a collection has just completed
         return reading

@@ -1,10 +1,11 @@
 """The status snapshot from the server's own reading: the collection /metrics was built from,
 the background sampler's scan-cost figures, and the history of the last hour.
 
-The page and /api/status share the scrape in flight (or start one), so they show the host at
-the same moment as /metrics. Building the snapshot reads a few more files (QEMU's resident
-memory for the ksmtuned comparison) and rendering walks every process shown: both run in a
-worker thread, never on the event loop.
+The page and /api/status take the last collection while it is younger than the sampling
+interval, else share the scrape in flight (or start one), so they show the host at the moment
+/metrics did. Building the snapshot reads what the other tuners count (QEMU's resident memory,
+the tuners running: walks of /proc the reader keeps for a sampling interval) and rendering
+walks every process shown: both run in a worker thread, never on the event loop.
 """
 
 from __future__ import annotations

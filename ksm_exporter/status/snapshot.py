@@ -7,6 +7,7 @@ and sampler figures (what `status --json` renders, via status/render.py's `to_js
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -39,6 +40,12 @@ from ksm_exporter.sources.sysfs import KsmSysfs, ksm_dir
 # How often full_scans and ksmd are sampled during the window: often enough to time full
 # scans that complete within it, still only a few small reads a tick.
 WINDOW_STEP_SECONDS = 0.1
+
+
+# The kernel advisor's settling, simulated scan by scan (a few ms): a pure function of the
+# model and the advisor's settings, which change at most once a sampler tick, so every view
+# between two ticks takes the one simulation.
+settled_advisor = functools.lru_cache(maxsize=8)(kernel_advisor)
 
 
 class KsmUnreadable(Exception):
@@ -225,7 +232,7 @@ def compare_tuners(
     )
     advisor = None
     if model is not None:
-        advisor = kernel_advisor(
+        advisor = settled_advisor(
             model,
             ksm.advisor_target_scan_time,
             ksm.advisor_max_cpu,
