@@ -20,7 +20,7 @@ from ksm_exporter.reading.off_loop import OffLoop
 from ksm_exporter.reading.processes import ProcessOptions, ProcessReader
 from ksm_exporter.reading.source_stats import SourceStats
 from ksm_exporter.sources.host import ScanReading, read_scan
-from ksm_exporter.sources.host_memory import QemuProcess, read_qemu_processes
+from ksm_exporter.sources.host_memory import QemuProcess, qemu_processes_among
 from ksm_exporter.sources.kernel_config import KernelHz, read_kernel_hz
 from ksm_exporter.sources.kernel_file import Problem
 from ksm_exporter.sources.kernel_release import read_release
@@ -29,7 +29,8 @@ from ksm_exporter.sources.ksm_stat import PROCESS_FIELDS, ProcessField
 from ksm_exporter.sources.ksmd import KsmdLocator, KsmdReading
 from ksm_exporter.sources.meminfo import MeminfoReading, read_meminfo
 from ksm_exporter.sources.process_identity import LABELS, ProcessLabel
-from ksm_exporter.sources.rival_tuners import running_rivals
+from ksm_exporter.sources.process_names import read_process_names
+from ksm_exporter.sources.rival_tuners import rivals_among
 from ksm_exporter.sources.roots import Roots
 from ksm_exporter.sources.sysfs import HeldKsmSysfs, SysfsReading
 from ksm_exporter.sources.tuner_state import TunerRecord, read_record
@@ -46,6 +47,14 @@ class HasProblems(Protocol):
 
 R = TypeVar("R", bound=HasProblems)
 Timed = tuple[ProcessReading, float]  # a sweep and how long it took
+
+
+@dataclass(frozen=True, slots=True)
+class TunerProcesses:
+    """What the other tuners' rules count, from one walk of every process's name."""
+
+    qemu: tuple[QemuProcess, ...] | None  # None where the walk may miss some
+    rivals: list[tuple[int, str]]  # (pid, name) of the other tuners running
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,9 +120,8 @@ class HostReader:
         self.sweep = OffLoop(self.sweep_processes, sweep_deadline)
         self.last: HostReading | None = None  # the latest whole reading: the status view's
         self.last_at: float | None = None  # when it was taken, on `clock`
-        # Walks of every process that only the status view needs: once a sampling interval.
-        self.qemu_processes = Kept(self._read_qemu_processes, sample_interval, clock)
-        self.rival_tuners = Kept(self._read_rival_tuners, sample_interval, clock)
+        # A walk of every process that only the status view needs: once a sampling interval.
+        self.tuner_processes = Kept(self._read_tuner_processes, sample_interval, clock)
 
     def timed(self, source: str, read: Callable[[], R]) -> R:
         started = time.perf_counter()
@@ -128,17 +136,16 @@ class HostReader:
     def read_qemu_processes(self) -> tuple[QemuProcess, ...] | None:
         """What the other tuners count as QEMU's memory: never read by a scrape (it reads a
         file of every process), and read at most once a sampling interval."""
-        return self.qemu_processes()
-
-    def _read_qemu_processes(self) -> tuple[QemuProcess, ...] | None:
-        return read_qemu_processes(self.roots.procfs, sees_hidden=os.geteuid() == 0)
+        return self.tuner_processes().qemu
 
     def read_rival_tuners(self) -> list[tuple[int, str]]:
         """(pid, name) of the other tuners running, read at most once a sampling interval."""
-        return self.rival_tuners()
+        return self.tuner_processes().rivals
 
-    def _read_rival_tuners(self) -> list[tuple[int, str]]:
-        return running_rivals(self.roots.procfs)
+    def _read_tuner_processes(self) -> TunerProcesses:
+        names = read_process_names(self.roots.procfs)
+        qemu = qemu_processes_among(self.roots.procfs, names, sees_hidden=os.geteuid() == 0)
+        return TunerProcesses(qemu, rivals_among(names))
 
     def sweep_processes(self) -> Timed | None:
         """The sweep and how long it took; the caller records it (it may run in a thread)."""

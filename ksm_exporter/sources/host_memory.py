@@ -16,13 +16,16 @@ fs/proc/base.c) cannot tell whether it sees every QEMU: the list is then unknown
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ksm_exporter.sources.kernel_file import read_bytes
 from ksm_exporter.sources.meminfo import parse_sizes
+from ksm_exporter.sources.process_names import read_process_names
 from ksm_exporter.sources.procfs_mount import read_hidepid
 
 QEMU_IN_COMM = "qemu"  # MOM's `pgrep qemu`
+QEMU_IN_NAME = QEMU_IN_COMM.encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,10 +38,9 @@ class QemuProcess:
 
 
 def read_qemu_process(procfs_root: str, pid: int) -> QemuProcess | None:
-    """The process if its command name holds "qemu"; raises OSError where it vanished or
-    cannot be read."""
+    """The process if it is still named like QEMU and has memory; raises OSError where it
+    vanished or cannot be read."""
     directory = os.path.join(procfs_root, str(pid))
-    # comm first: status, which the kernel builds line by line, only for the few that match.
     raw_comm = read_bytes(os.path.join(directory, "comm"))
     if raw_comm is None:
         return None
@@ -62,14 +64,19 @@ def read_qemu_processes(
     """Every process named like QEMU, or None where `procfs_root` cannot be listed or may
     hide some (`sees_hidden`: this reader is root); a process that vanishes or whose files
     cannot be read is left out. Never raises."""
-    if not sees_hidden and read_hidepid(procfs_root) is not None:
-        return None
-    try:
-        pids = sorted(int(name) for name in os.listdir(procfs_root) if name.isdigit())
-    except OSError:
+    return qemu_processes_among(procfs_root, read_process_names(procfs_root), sees_hidden)
+
+
+def qemu_processes_among(
+    procfs_root: str, names: Mapping[int, bytes] | None, sees_hidden: bool = False
+) -> tuple[QemuProcess, ...] | None:
+    """As `read_qemu_processes`, from the command names of a walk already made (None where
+    it could not list `procfs_root`): status and cmdline, which the kernel builds line by
+    line, are read only for the few whose name matches."""
+    if names is None or (not sees_hidden and read_hidepid(procfs_root) is not None):
         return None
     found = []
-    for pid in pids:
+    for pid in sorted(pid for pid, name in names.items() if QEMU_IN_NAME in name):
         try:
             process = read_qemu_process(procfs_root, pid)
         except OSError:  # vanished, or not ours to read

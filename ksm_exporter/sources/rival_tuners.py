@@ -7,9 +7,9 @@ ran beside one of them would undo its writes and have its own undone.
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 
-from ksm_exporter.sources.kernel_file import read_bytes
+from ksm_exporter.sources.process_names import read_process_names
 
 RIVAL_COMMS = {
     b"ksmtuned": "ksmtuned",
@@ -20,19 +20,11 @@ RIVAL_COMMS = {
 
 def running_rivals(procfs_root: str) -> list[tuple[int, str]]:
     """(pid, name) of every rival tuner running; never raises (a pid may vanish)."""
-    try:
-        pids = [name for name in os.listdir(procfs_root) if name.isdigit()]
-    except OSError:
+    return rivals_among(read_process_names(procfs_root))
+
+
+def rivals_among(names: Mapping[int, bytes] | None) -> list[tuple[int, str]]:
+    """As `running_rivals`, from the command names of a walk already made."""
+    if names is None:
         return []
-    found = []
-    for pid in pids:
-        try:
-            comm = read_bytes(os.path.join(procfs_root, pid, "comm"))
-        except OSError:
-            continue
-        if comm is None:
-            continue
-        name = RIVAL_COMMS.get(comm.strip())
-        if name is not None:
-            found.append((int(pid), name))
-    return sorted(found)
+    return sorted((pid, RIVAL_COMMS[name]) for pid, name in names.items() if name in RIVAL_COMMS)
