@@ -64,10 +64,12 @@ def test_callers_at_once_share_one_read() -> None:
 
 
 async def served(
-    aiohttp_client: AiohttpClient, roots: Roots, clock: ManualClock
-) -> tuple[TestClient, HostReader]:  # type: ignore[type-arg]
+    aiohttp_client: AiohttpClient, tmp_path: Path
+) -> tuple[TestClient, Roots, ManualClock]:  # type: ignore[type-arg]
+    """An app on a copy of the `current` fixture, on a clock the test moves."""
+    roots, clock = copy_fixture("current", tmp_path), ManualClock()
     reader = HostReader(roots, PAGE_SIZE, sample_interval=INTERVAL, clock=clock)
-    return await aiohttp_client(make_app(KsmCollection(reader))), reader
+    return await aiohttp_client(make_app(KsmCollection(reader))), roots, clock
 
 
 async def pages_sharing(client: TestClient) -> int:  # type: ignore[type-arg]
@@ -78,9 +80,7 @@ async def pages_sharing(client: TestClient) -> int:  # type: ignore[type-arg]
 async def test_views_use_the_last_collection_while_it_is_fresh(
     aiohttp_client: AiohttpClient, tmp_path: Path
 ) -> None:
-    roots = copy_fixture("current", tmp_path)
-    clock = ManualClock()
-    client, _reader = await served(aiohttp_client, roots, clock)
+    client, roots, clock = await served(aiohttp_client, tmp_path)
     assert await pages_sharing(client) == 30000  # the fixture's: the first view collects
     write_ksm(roots, "pages_sharing", 31000)
     clock.now += INTERVAL * 0.99
@@ -107,25 +107,23 @@ def write_qemu(roots: Roots, pid: int, rss_kib: int) -> None:
     )
 
 
-async def committed(client: TestClient, path: str) -> int:  # type: ignore[type-arg]
-    document = await (await client.get(path)).json()
+async def committed(client: TestClient) -> int:  # type: ignore[type-arg]
+    document = await (await client.get("/api/status")).json()
     return int(document["advice"]["others"]["ksmtuned"]["committed_bytes"])
 
 
 async def test_the_qemu_processes_are_walked_once_an_interval(
     aiohttp_client: AiohttpClient, tmp_path: Path
 ) -> None:
-    roots = copy_fixture("current", tmp_path)
-    clock = ManualClock()
-    client, _reader = await served(aiohttp_client, roots, clock)
-    assert await committed(client, "/api/status") == 0  # the fixture's QEMU has no -enable-kvm
+    client, roots, clock = await served(aiohttp_client, tmp_path)
+    assert await committed(client) == 0  # the fixture's QEMU has no -enable-kvm
     write_qemu(roots, 4242, 1 << 20)
     # A new collection (a scrape) does not walk /proc again within the interval.
     assert (await client.get("/metrics")).status == 200
-    views = await asyncio.gather(*(committed(client, "/api/status") for _ in range(5)))
+    views = await asyncio.gather(*(committed(client) for _ in range(5)))
     assert views == [0] * 5
     clock.now += INTERVAL
-    assert await committed(client, "/api/status") == (1 << 20) * KIB
+    assert await committed(client) == (1 << 20) * KIB
 
 
 async def test_two_apps_on_one_reader_share_its_sampler_and_history(
