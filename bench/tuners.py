@@ -212,6 +212,24 @@ def saved_bytes() -> int:
     return (int(read("pages_sharing")) + int(read("ksm_zero_pages"))) * PAGE
 
 
+def foreign_registered(own: set[int]) -> int:
+    """Processes registered with KSM that are not this run's: their memory would be scanned
+    by ksmd beside the workload's, and the run's figures would not be the workload's alone."""
+    count = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in own:
+            continue
+        with contextlib.suppress(OSError, ValueError):
+            fields = dict(
+                line.split(maxsplit=1) for line in (entry / "ksm_stat").read_text().splitlines()
+            )
+            if fields.get("ksm_mergeable:", "").strip() == "yes" or int(
+                fields.get("ksm_rmap_items", 0)
+            ):
+                count += 1
+    return count
+
+
 def merging_pages(pid: int) -> int:
     """The process's ksm_merging_pages; 0 once it is gone."""
     try:
@@ -319,6 +337,7 @@ class Run:
     cpu_ns: list[int] = field(default_factory=list)
     pages_to_scan: list[int] = field(default_factory=list)
     arrivals: list[Arrival] = field(default_factory=list)
+    foreign: int = 0  # most processes of others registered with KSM at any sample
     exit_status: int | None = None  # the tuner's, where it ended on its own
     stop_status: int | None = None  # the tuner's answer to the final SIGTERM
     final_run: int = 0
@@ -394,8 +413,16 @@ class Session:
             time.sleep(2)
             self.tuner.start()
 
-    def sample(self, now: float, ksmd: int) -> None:
+    def own_pids(self) -> set[int]:
+        pids = {os.getpid(), *(w.pid for w in self.workers.values())}
+        if self.tuner is not None and self.tuner.process is not None:
+            pids.add(self.tuner.process.pid)
+        return pids
+
+    def sample(self, now: float, ksmd: int, own: set[int]) -> None:
         result = self.result
+        if len(result.times) % round(WINDOW / STEP) == 0:  # a walk of /proc every 10 s
+            result.foreign = max(result.foreign, foreign_registered(own | self.own_pids()))
         for arrival in result.arrivals:
             if arrival.merged_at is None and merging_pages(arrival.pid) >= 0.9 * arrival.pages:
                 arrival.merged_at = now - arrival.at
@@ -432,7 +459,7 @@ def run_once(
             start = time.monotonic()
             while (now := time.monotonic() - start) < seconds:
                 session.due(now)
-                session.sample(now, ksmd)
+                session.sample(now, ksmd, {warm.pid})
                 next_at = start + len(session.result.times) * STEP
                 time.sleep(max(0.0, next_at - time.monotonic()))
             session.result.final_run = int(read("run"))
@@ -452,6 +479,7 @@ class Summary:
     peak_share: float
     exit_statuses: list[int | None]
     final_runs: list[int]
+    foreign: int
 
 
 def median_of(runs: list[Run], figure: Callable[[Run], float | None]) -> float | None:
@@ -470,6 +498,7 @@ def summarise(runs: list[Run]) -> Summary:
         median_of(runs, Run.peak_share) or 0.0,
         [r.exit_status for r in runs],
         [r.final_run for r in runs],
+        max(r.foreign for r in runs),
     )
 
 
@@ -521,6 +550,11 @@ def verdicts(summaries: list[Summary]) -> list[str]:
             missed.append(f"run at the end {s.final_runs}")
         if any(e is not None for e in s.exit_statuses):
             missed.append(f"exited on its own {s.exit_statuses}")
+        if s.foreign or base.foreign:
+            missed.append(
+                f"NOT ALONE: up to {max(s.foreign, base.foreign)} other processes registered "
+                "with KSM during a run (figures include ksmd's work on them)"
+            )
         lines.append(f"{s.workload}: " + ("all goals met" if not missed else "; ".join(missed)))
     return lines
 
