@@ -30,6 +30,7 @@ from ksm_exporter.sources.roots import Roots
 from ksm_exporter.status.build import build_status
 from ksm_exporter.status.render import render_json, render_text
 from ksm_exporter.status.snapshot import KsmUnreadable, take_snapshot
+from ksm_exporter.status.why import answer_why, render_why
 from ksm_exporter.tune.command import tune as run_tuner
 
 EXIT_USAGE = 2
@@ -64,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         metavar="SECONDS",
         help="how long to watch ksmd's CPU time and full_scans (default: 1, at most 60)",
+    )
+    status.add_argument(
+        "--why",
+        metavar="PID|VM",
+        help="why a process, or a QEMU guest by name, merges little: each check with its "
+        "evidence, up to the first cause that holds",
     )
     status.add_argument(
         "--top", type=int, metavar="N", help="processes to list (default: 10, 0 for none)"
@@ -180,8 +187,13 @@ def status(args: argparse.Namespace, settings: Settings) -> int:
     # The snapshot lists the files it could not use; log lines would say it twice.
     configure_logging("error", settings.log_format)
     make_effective()  # other users' processes, where the capability is permitted
+    roots = Roots(settings.path_sysfs, settings.path_procfs)
+    target: str | None = getattr(args, "why", None)
+    if target is not None:
+        answer = answer_why(roots, target)
+        print(render_why(answer, getattr(args, "json", False)), end="")
+        return answer.status
     try:
-        roots = Roots(settings.path_sysfs, settings.path_procfs)
         snapshot = take_snapshot(roots, window, top, tuning=settings.tuning)
     except KsmUnreadable as err:
         print(f"ksm-exporter status: {err}", file=sys.stderr)

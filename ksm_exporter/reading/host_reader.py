@@ -19,6 +19,7 @@ from ksm_exporter.reading.kept import Kept
 from ksm_exporter.reading.off_loop import OffLoop
 from ksm_exporter.reading.processes import ProcessOptions, ProcessReader
 from ksm_exporter.reading.source_stats import SourceStats
+from ksm_exporter.reading.why import Explainer, tuners_at_work
 from ksm_exporter.sources.host import ScanReading, read_scan
 from ksm_exporter.sources.host_memory import QemuProcess, qemu_processes_among
 from ksm_exporter.sources.kernel_config import KernelHz, read_kernel_hz
@@ -200,6 +201,13 @@ class HostReader:
         sample, seconds = timed
         self.stats.record("process", seconds, sample.problems)
         return sample
+
+    def explainer(self, reading: HostReading) -> Explainer:
+        """Explains processes that merge little against `reading` (reading/why.py); the
+        tuners that run here are looked for now, once."""
+        ksm = reading.sysfs.snapshot
+        tuners = tuners_at_work(self.roots, ksm, reading.meminfo.meminfo, os.geteuid() == 0)
+        return Explainer.for_host(self.roots, ksm, self.page_size, tuners)
 
     def close(self) -> None:
         self.sysfs.close()
