@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.eventually import eventually
-from tests.support.real_ksm import KsmControl, ksm_control, read_ksm, read_ksm_stat, write_ksm
+from harness.eventually import eventually
+from harness.real_ksm import KsmControl, ksm_control, read_ksm, read_ksm_stat, write_ksm
 from tests.support.why_workload import why_child
 from tests.test_ksmtuned_real import comm, running_ksmtuned, skip_reason
 
