@@ -1,5 +1,6 @@
 """What a view of `/` or `/api/status` costs: the last collection while it is younger than the
-sampling interval, the slow walks of /proc at most once an interval, one sampler and one
+sampling interval, the slow walks of /proc at most once an interval (and behind the view
+while what it kept is younger than TUNER_PROCESSES_STALE_SECONDS), one sampler and one
 history however many applications serve a reader."""
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pytest_aiohttp import AiohttpClient
 from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.reading.host_reader import HostReader
 from ksm_exporter.reading.kept import Kept
-from ksm_exporter.server.app import HISTORY_KEY, make_app
+from ksm_exporter.server.app import COLLECTION_KEY, HISTORY_KEY, make_app
 from ksm_exporter.sources.roots import Roots
 from tests.support.sampling import ManualClock, copy_fixture, write_ksm
 
@@ -42,6 +43,25 @@ def test_a_kept_reading_is_read_once_an_interval() -> None:
     clock.now += 0.001
     assert [kept() for _ in range(3)] == [2] * 3
     assert reads == [1000.0, 1001.0]
+
+
+def test_a_stale_reading_is_answered_at_once_and_read_again_behind() -> None:
+    clock = ManualClock()
+    reads: list[float] = []
+
+    def read() -> int:
+        reads.append(clock.now)
+        return len(reads)
+
+    kept = Kept(read, 1.0, clock, stale_seconds=30.0)
+    assert kept() == 1
+    clock.now += 1.0
+    assert kept() == 1  # at once, the reading kept; a new read starts behind it
+    kept.join(10)
+    assert kept() == 2
+    clock.now += 30.0  # too old to show: the caller waits for a read
+    assert kept() == 3
+    assert reads == [1000.0, 1001.0, 1031.0]
 
 
 def test_callers_at_once_share_one_read() -> None:
@@ -123,6 +143,9 @@ async def test_the_qemu_processes_are_walked_once_an_interval(
     views = await asyncio.gather(*(committed(client) for _ in range(5)))
     assert views == [0] * 5
     clock.now += INTERVAL
+    # The next view shows the walk kept, and a walk for newer ones starts behind it.
+    assert await committed(client) == 0
+    client.app[COLLECTION_KEY].reader.tuner_processes.join(10)
     assert await committed(client) == (1 << 20) * KIB
 
 

@@ -39,6 +39,9 @@ from ksm_exporter.sources.tuner_state import TunerRecord, read_record
 # How long a read waits for the per-process sweep: far above its cost on any real host
 # (about 10 µs a process), well within Prometheus' default 10 s scrape timeout.
 SWEEP_DEADLINE = 5.0
+# How old the QEMU processes and the tuners running may be when a view shows them while a
+# walk of /proc for newer ones runs in the background: three reloads of the status page.
+TUNER_PROCESSES_STALE_SECONDS = 30.0
 
 
 class HasProblems(Protocol):
@@ -121,8 +124,14 @@ class HostReader:
         self.sweep = OffLoop(self.sweep_processes, sweep_deadline)
         self.last: HostReading | None = None  # the latest whole reading: the status view's
         self.last_at: float | None = None  # when it was taken, on `clock`
-        # A walk of every process that only the status view needs: once a sampling interval.
-        self.tuner_processes = Kept(self._read_tuner_processes, sample_interval, clock)
+        # A walk of every process that only the status view needs: once a sampling interval,
+        # and in the background for views that reload within TUNER_PROCESSES_STALE_SECONDS.
+        self.tuner_processes = Kept(
+            self._read_tuner_processes,
+            sample_interval,
+            clock,
+            stale_seconds=max(sample_interval, TUNER_PROCESSES_STALE_SECONDS),
+        )
 
     def timed(self, source: str, read: Callable[[], R]) -> R:
         started = time.perf_counter()
