@@ -27,8 +27,9 @@ Workloads (sizes scaled to this 2-core test machine; the same for both policies)
   the run and started again 2 s later; a third guest boots at half the run. The advisor's
   run sees the same guests.
 
-Per run: ksmd CPU-seconds (schedstat), the saved-memory integral (GiB.s, saved =
-(pages_sharing + ksm_zero_pages) x page size), the time from each arrival of mergeable
+Per run: ksmd CPU-seconds (schedstat), the saved-memory integral (GiB.s, saved = the
+workload's processes' ksm_merging_pages x page size: on a shared host pages_sharing counts
+other processes' merged memory too), the time from each arrival of mergeable
 memory until that process has 90% of its pages merged (its ksm_merging_pages), the peak
 ksmd CPU share over any 10 s window, the tuner's exit status (None while it ran to the end
 and stopped on SIGTERM with 0) and `run` at the end. The report gives each figure's median
@@ -206,10 +207,6 @@ def ksmd_pid() -> int:
 
 def ksmd_cpu_ns(pid: int) -> int:
     return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
-
-
-def saved_bytes() -> int:
-    return (int(read("pages_sharing")) + int(read("ksm_zero_pages"))) * PAGE
 
 
 def foreign_registered(own: set[int]) -> int:
@@ -429,9 +426,15 @@ class Session:
         if self.tuner is not None and self.tuner.ended_on_its_own():
             result.exit_status = self.tuner.exit_status
         result.times.append(now)
-        result.saved.append(saved_bytes())
+        result.saved.append(self.saved_bytes())
         result.cpu_ns.append(ksmd_cpu_ns(ksmd))
         result.pages_to_scan.append(int(read("pages_to_scan")))
+
+    def saved_bytes(self) -> int:
+        """The workload's own merged memory: its processes' ksm_merging_pages. On a shared
+        host other processes' memory registered with KSM merges too, and pages_sharing would
+        count it; ksmd's CPU, which cannot be split, still counts their scanning."""
+        return sum(merging_pages(worker.pid) for worker in self.workers.values()) * PAGE
 
     def close(self) -> None:
         if self.tuner is not None:

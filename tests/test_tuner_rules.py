@@ -15,7 +15,7 @@ import pytest
 
 from ksm_exporter.derive.tuning import TuningOptions
 from ksm_exporter.tune.state_file import StateFile
-from ksm_exporter.tune.tuner import DECIDE_SECONDS, Tuner
+from ksm_exporter.tune.tuner import DECIDE_SECONDS, GUARD_SECONDS, Tuner
 from tests.support.ksmd_simulator import NANOSECONDS, KsmdSimulator, saturating, simulated_ksmd
 from tests.support.sampling import CLOCK_TICKS, KSMD_PID, rewrite, write_ksm, write_schedstat
 
@@ -151,10 +151,11 @@ def test_a_restarted_tuner_knows_its_own_run_and_leaves_an_operators(tmp_path: P
     assert recorded["written"]["run"] == 2
     assert recorded["state"] == "stopped"
 
-    second = tuner_for(sim, state)  # restarted: reads what the first one wrote
-    run(sim, second, 30)
+    # A guest registers while no tuner runs; the restarted one reads what the first wrote.
     register(sim, 5002)
+    second = tuner_for(sim, state)
     run_until(sim, second, lambda: sim.run == 1, DECIDE_SECONDS + STEP)
+    assert "1 process(es) registered" in second.changes[-1].reason
     second.close()
 
     # An operator's run=2, with a state file that says the tuner last wrote run=1: theirs.
@@ -265,3 +266,23 @@ def test_sleep_0_gets_one_line_and_no_change(
     lines = [r.getMessage() for r in caplog.records if "sleep_millisecs is 0" in r.getMessage()]
     assert len(lines) == 1
     assert ksm_value(sim, "pages_to_scan") == "1000"
+
+
+def test_a_raise_that_overshoots_is_undone_within_seconds(tmp_path: Path) -> None:
+    sim = simulated_ksmd(tmp_path, 65_536, saturating(1_000, 0.5))
+    tuner = tuner_for(sim)
+    run(sim, tuner, 120)  # settled
+    register(sim, 5006)  # a guest registers: the pace goes up at the next decision
+    sim.pages = 2 * 65_536
+    before = len(tuner.changes)
+    run_until(sim, tuner, lambda: len(tuner.changes) > before, DECIDE_SECONDS + STEP)
+    raised_at = sim.clock.now
+    assert tuner.changes[-1].rule == "new_memory"
+    # ksmd reaches the guest's pages, which cost a hundred times those the model was fitted
+    # on: 96 pages a batch take a fifth of a CPU.
+    sim.page_cpu *= 100
+    run_until(sim, tuner, lambda: len(tuner.changes) > before + 1, GUARD_SECONDS + 2 * STEP)
+    undo = tuner.changes[-1]
+    assert "the raise is undone" in undo.reason
+    assert undo.value < tuner.changes[-2].value
+    assert sim.clock.now - raised_at <= GUARD_SECONDS + 2 * STEP

@@ -26,8 +26,9 @@ own, in this order:
 5. Otherwise the advice's pages_to_scan.
 
 Raising is gradual, as the kernel's documentation advises for pages_to_scan: at most
-`MAX_STEP` times the current setting per step, and never past what the CPU share measured at
-the current setting allows, so each setting checks the model before the next one.
+`MAX_STEP` times the current setting per step (NEW_MEMORY_STEP for new memory), and never
+past what the CPU share measured at the current setting allows, so each setting checks the
+model before the next one.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ from ksm_exporter.derive.tuning import Advice, Prediction, TuningOptions, within
 from ksm_exporter.sources.ksm_files import RUN_OFFLINE, RUN_RUNNING, RUN_UNMERGE
 
 MAX_STEP = 2  # a step at most doubles pages_to_scan
+# New memory waits for no trend: a step may quadruple pages_to_scan, the measured share and
+# the tuner's guard (tune/tuner.py) undoing within seconds a step that overshoots.
+NEW_MEMORY_STEP = 4
 # Share of the budget a measured CPU share may exceed it by before the tuner acts: ksmd's
 # CPU over a few seconds wobbles by a few percent at a steady setting.
 BUDGET_SLACK = 1.05
@@ -85,6 +89,7 @@ class TunerInput:
     short_of_memory: bool = False  # derive/memory_pressure.py
     loss_bytes: int | None = None  # what KSM's metadata costs beyond what it saves, >= 0
     mem_total_bytes: int | None = None
+    ceiling: int | None = None  # a raise undone lately: no higher for a while (tune/tuner.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +129,7 @@ def steer(now: TunerInput, current: int, options: TuningOptions) -> Change | Non
     if aim is None:
         return None
     target, reason, rule = aim
-    stepped = bounded(current, target)
+    stepped = bounded(current, target, NEW_MEMORY_STEP if rule == "new_memory" else MAX_STEP)
     if stepped == current:
         return None
     if stepped != target:
@@ -207,21 +212,25 @@ def pages_within_budget(now: TunerInput, budget: float) -> int | None:
     """The largest pages_to_scan within the budget: the lesser of the model's (where fitted)
     and the one scaled from the CPU share measured over the recent window (ksmd's CPU grows
     about in proportion to pages_to_scan while the sleep dominates a batch). The measured
-    share is the cost of the memory the host has now, whatever the model was fitted on."""
+    share is the cost of the memory the host has now, whatever the model was fitted on.
+    Never above a ceiling the tuner set after undoing a raise."""
     model = now.advice.model
-    fitted = None if model is None else within_budget(model, budget)
-    if now.cpu_ratio is None or not now.pages_to_scan:
-        return fitted
-    if now.cpu_ratio <= 0:
-        measured = now.pages_to_scan * MAX_STEP
-    else:
-        measured = max(1, math.floor(now.pages_to_scan * budget / now.cpu_ratio))
-    return measured if fitted is None else min(fitted, measured)
+    limits = [] if model is None else [within_budget(model, budget)]
+    if now.cpu_ratio is not None and now.pages_to_scan:
+        if now.cpu_ratio <= 0:
+            limits.append(now.pages_to_scan * NEW_MEMORY_STEP)
+        else:
+            limits.append(max(1, math.floor(now.pages_to_scan * budget / now.cpu_ratio)))
+    if not limits:
+        return None
+    if now.ceiling is not None:
+        limits.append(now.ceiling)
+    return min(limits)
 
 
-def bounded(current: int, target: int) -> int:
-    """Raising at most MAX_STEP-fold a step; lowering at once."""
-    return max(1, min(target, current * MAX_STEP))
+def bounded(current: int, target: int, step: int = MAX_STEP) -> int:
+    """Raising at most `step`-fold a step; lowering at once."""
+    return max(1, min(target, current * step))
 
 
 def change_to(pages: int, now: TunerInput, reason: str, rule: Rule) -> Change:

@@ -38,6 +38,7 @@ class TunerRecord:
     last_change: RecordedChange | None = None
     last_decision_at: float | None = None
     stopped_reason: str | None = None
+    registered: tuple[int, ...] = ()  # pids registered with KSM at its latest decision
 
 
 def _number(value: Any) -> float:
@@ -85,6 +86,7 @@ def parse_record(raw: bytes) -> TunerRecord | None:
             ),
             last_decision_at=_optional(data.get("last_decision_at"), _number),
             stopped_reason=_optional(data.get("stopped_reason"), _text),
+            registered=tuple(_integer(pid) for pid in data.get("registered", [])),
         )
     except (ValueError, TypeError, KeyError, AttributeError):
         return None

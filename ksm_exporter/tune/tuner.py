@@ -14,6 +14,7 @@ What it wrote, and when, it keeps in a state file: a restarted tuner knows its o
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
@@ -48,7 +49,17 @@ NEW_MEMORY_GROWTH = 0.05
 # merging now, whatever the trend over full scans says yet.
 MERGING_GROWTH = 0.01
 MIN_NEW_PAGES = 256  # 1 MiB: growth smaller than this is noise, whatever its share
-BACKLOG_SCANS = 3  # full scans at the backlog pace after new memory, as the trend needs
+# Full scans at the backlog pace after new memory: a process that registers is put behind
+# ksmd's cursor (ksm_enter() in mm/ksm.c: "to let the area settle down a little"), so the
+# scan under way misses it, the next one takes its checksums and the one after merges it;
+# one more for the merges to show.
+BACKLOG_SCANS = 4
+# After a raise, ksmd's share since it is checked every tick from GUARD_SECONDS on: past
+# GUARD_OVER times the budget the raise is undone at once, not at the next decision, and the
+# setting the measured share allows caps pages_to_scan for CEILING_SECONDS.
+GUARD_SECONDS = 2.0
+GUARD_OVER = 1.25
+CEILING_SECONDS = 60.0
 HEARTBEAT_SECONDS = 60.0  # the state file says the tuner still decides at least this often
 EXIT_OVERRIDDEN = 3  # someone else wrote a setting
 WATCHED = ("run", "pages_to_scan", "sleep_millisecs")
@@ -66,7 +77,8 @@ class NewMemory:
 
     A tuner started afresh starts from nothing: whatever is registered is memory to merge,
     scanned at the budget's pace until the trend over full scans says otherwise. A restarted
-    one starts from what it finds."""
+    one starts from the processes its state file says were registered: one that registered
+    while no tuner ran is new."""
 
     pids: frozenset[int] | None = frozenset()
     resident: int | None = 0
@@ -157,16 +169,19 @@ class Tuner:
             changes=previous.changes if previous else 0,
             last_change=previous.last_change if previous else None,
         )
-        self.restarted = previous is not None
         self.new_memory = NewMemory()
-        if self.restarted:  # what is registered now was seen by the tuner before
-            self.new_memory = NewMemory(pids=None, resident=None, rmap_items=None)
+        if previous is not None:  # a restart: what it saw registered before is not new
+            known = frozenset(previous.registered) if previous.registered else None
+            self.new_memory = NewMemory(pids=known, resident=None, rmap_items=None)
         self.expected: dict[str, int | None] | None = None  # the settings as last written
         self.since: ScanReading | None = None  # the first sample at the current setting
         self.recent: deque[ScanReading] = deque()
         self.decided_at: float | None = None
         self.saved_at: float | None = None
         self.advisor_active = False
+        self.budget = options.cpu_budget  # the budget of the latest decision
+        self.raised: tuple[int, int] | None = None  # (from, to) of a raise under watch
+        self.ceiling: tuple[int, float] | None = None  # (pages, until) after an undone raise
         self.changes: list[Change] = []
 
     def tick(self) -> Change | None:
@@ -180,6 +195,12 @@ class Tuner:
         self.recent.append(sample)
         while len(self.recent) > 2 and sample.at - self.recent[1].at >= RECENT_SECONDS:
             self.recent.popleft()
+        undo = self.guard(sample)
+        if undo is not None:
+            self.decided_at = sample.at
+            self.apply(undo, sample)
+            self.save(force=True)
+            return undo
         if self.decided_at is not None and sample.at - self.decided_at < DECIDE_SECONDS:
             return None
         if sample.at - self.since.at < DECIDE_SECONDS:
@@ -247,6 +268,33 @@ class Tuner:
                 "to let it tune",
             )
 
+    def guard(self, sample: ScanReading) -> Change | None:
+        """The raise undone where ksmd's share since it went past GUARD_OVER times the
+        budget: a model fitted on other memory (distinct pages cost more) or a cost that
+        jumped shows within seconds, before a 10 s window goes far over the budget."""
+        if self.raised is None or self.since is None:
+            return None
+        elapsed = sample.at - self.since.at
+        if elapsed < GUARD_SECONDS:
+            return None
+        share = cpu_ratio(self.since, sample)
+        before, raised_to = self.raised
+        if share is None or share <= self.budget * GUARD_OVER:
+            if elapsed >= RECENT_SECONDS:
+                self.raised = None  # held a whole window within the budget
+            return None
+        self.raised = None
+        pages = max(1, min(before, math.floor(raised_to * self.budget / share)))
+        self.ceiling = (pages, sample.at + CEILING_SECONDS)
+        return Change(
+            "pages_to_scan",
+            pages,
+            f"ksmd used {share:.1%} of a CPU {elapsed:.0f} s after pages_to_scan was raised "
+            f"to {raised_to}, over {GUARD_OVER} times the {self.budget:.1%} budget: the raise "
+            "is undone",
+            rule="over_budget",
+        )
+
     def recent_cpu_ratio(self, sample: ScanReading) -> float | None:
         """ksmd's share of a CPU over the latest RECENT_SECONDS at the current setting."""
         assert self.since is not None
@@ -261,6 +309,7 @@ class Tuner:
         self.advisor_active = ksm.advisor_mode is not None and ksm.advisor_mode.active != "none"
         pressure = short_of_memory(reading.meminfo.meminfo, read_memory_pressure(self.roots.procfs))
         options = self.options
+        self.budget = options.budget(pressure is not None)
         host = host_now(ksm, reading.processes, self.host.kernel_hz)
         advice = advise(
             self.host.sampler.cost,
@@ -270,6 +319,8 @@ class Tuner:
         profit = memory_profit_bytes(ksm, sample.page_size)
         run = without_offline(sample.run, "run")
         backlog = self.memory_seen(reading, sample)
+        if self.new_memory.reasons:
+            log.info("memory to merge appeared", extra={"why": ", ".join(self.new_memory.reasons)})
         if run != RUN_RUNNING:  # the way back takes only what appeared since the last look
             backlog = bool(self.new_memory.reasons)
         now = TunerInput(
@@ -284,11 +335,16 @@ class Tuner:
             short_of_memory=pressure is not None,
             loss_bytes=None if profit is None else max(0, -profit),
             mem_total_bytes=reading.meminfo.mem_total_bytes,
+            ceiling=self.ceiling[0] if self.ceiling and sample.at < self.ceiling[1] else None,
         )
         change = next_change(now, options)
         if change is not None and pressure is not None and change.setting == "pages_to_scan":
             change = replace(change, reason=f"{change.reason}; short of memory: {pressure}")
-        if change is not None and change.setting == "run" and self.new_memory.reasons:
+        if (
+            change is not None
+            and change.rule in ("new_memory", "way_back")
+            and self.new_memory.reasons
+        ):
             reasons = ", ".join(self.new_memory.reasons)
             change = replace(change, reason=f"{change.reason} ({reasons})")
         return change
@@ -333,6 +389,8 @@ class Tuner:
         self.expected[change.setting] = change.value
         self.since = None  # the CPU share is measured afresh at the new setting
         self.recent.clear()
+        raised = change.setting == "pages_to_scan" and before is not None and change.value > before
+        self.raised = (before, change.value) if raised and before is not None else None
         now = self.wall_clock()
         self.record = replace(
             self.record,
@@ -359,12 +417,14 @@ class Tuner:
         decided = None
         if self.decided_at is not None:
             decided = self.wall_clock() - (now - self.decided_at)
+        pids = self.new_memory.pids
         self.record = replace(
             self.record,
             state=state,
             updated_at=self.wall_clock(),
             last_decision_at=decided,
             stopped_reason=why,
+            registered=self.record.registered if pids is None else tuple(sorted(pids)),
         )
         self.state_file.save(self.record)
 
