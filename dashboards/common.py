@@ -394,6 +394,17 @@ class DashboardWriter:
             .keep_time(True)
         )
 
+    def annotation(self, name: str, expr: str, color: str) -> None:
+        """Marks on every time-series panel where `expr` (a Prometheus query) has a value."""
+        self.builder.annotation(
+            dashboard_builders.AnnotationQuery()
+            .name(name)
+            .datasource(DATASOURCE)
+            .enable(True)
+            .icon_color(color)
+            .expr(expr)
+        )
+
     def row(self, title: str) -> None:
         self.builder.with_row(dashboard_builders.Row(title).id(self.ids.next()))
 

@@ -47,6 +47,14 @@ def build() -> Dashboard:
     )
     board.variables(instance_multi=False)
     board.link_to(FLEET_UID, "KSM / Fleet")
+    # Each write of ksm-exporter tune (ksm_tuner_changes_total, from its state file) marked
+    # on the time series, the pages_to_scan of the tuning row among them; its log and
+    # ksm_tuner_last_change_timestamp_seconds say which setting and by which rule.
+    board.annotation(
+        "ksm-exporter tune changed a setting",
+        f"changes(ksm_tuner_changes_total{selector()}[2m]) > 0",
+        "orange",
+    )
     _state(board)
     _savings(board)
     _settings(board)
