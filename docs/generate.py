@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ksm_exporter.collector.process_families import other_metric
+from ksm_exporter.collector.process_families import MERGING_LITTLE, other_metric
 from ksm_exporter.sources import kernel_history, ksm_files
 from ksm_exporter.sources.ksm_stat import PROCESS_FIELDS
 from lab.versions import PROCESS_BASE
@@ -73,6 +73,7 @@ def declared_sources() -> dict[str, str]:
     for spec in PROCESS_FIELDS:
         declared[spec.metric] = line_of[spec.needs or spec.name]
         declared[other_metric(spec)] = line_of[spec.needs or spec.name]
+    declared[MERGING_LITTLE] = line_of["rmap_items"]  # merging little is told by the rmap items
     return declared
 
 

@@ -40,7 +40,11 @@ class KsmCollection:
         if processes is not None and sample.processes is not None:
             metrics.extend(
                 process_families(
-                    sample.processes, processes.options.labels, page_size, processes.fields
+                    sample.processes,
+                    processes.options.labels,
+                    page_size,
+                    processes.fields,
+                    sample.explanations,
                 )
             )
             metrics.extend(sweep_families(sample.processes.sweep))

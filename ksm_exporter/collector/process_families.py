@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.samples import Sample
 
+from ksm_exporter.derive.causes import Explanation
 from ksm_exporter.derive.process_selection import (
     ProcessReading,
     count_states,
@@ -23,6 +24,7 @@ def process_families(
     labels: tuple[str, ...],
     page_size: int,
     fields: tuple[ProcessField, ...] = PROCESS_FIELDS,
+    explanations: Mapping[int, Explanation] | None = None,
 ) -> Iterator[Metric]:
     """The per-process families, one per declared field this kernel reports, each followed
     by its sum over the processes without series of their own."""
@@ -78,6 +80,40 @@ def process_families(
                 Sample(guest.name, {"pid": str(process.pid), **named}, who.guest_memory_bytes)
             )
     yield guest
+    yield merging_little_family(sample, labels, explanations or {})
+
+
+MERGING_LITTLE = "ksm_process_merging_little_info"
+
+
+def merging_little_family(
+    sample: ProcessReading, labels: tuple[str, ...], explanations: Mapping[int, Explanation]
+) -> Metric:
+    """One series per process with series of its own that merges little, its `reason` the
+    first cause that holds (derive/causes.py's REASONS, a bounded set), as `status --why`
+    names it."""
+    family = GaugeMetricFamily(
+        MERGING_LITTLE,
+        "1 for each registered process with series of its own that merges little (fewer than "
+        "1 in 20 of the pages ksmd tracks merged); reason: the first cause that holds, as "
+        "ksm-exporter status --why PID explains it.",
+        labels=["pid", *labels, "reason"],
+    )
+    unknown = ProcessIdentity()
+    for process in sample.selection.own:
+        explanation = explanations.get(process.pid)
+        if explanation is None or explanation.reason == "merges_well":
+            continue
+        who = sample.identities.get(process.pid, unknown)
+        named = {k: v for k in labels if (v := who.get(k))}
+        family.samples.append(
+            Sample(
+                MERGING_LITTLE,
+                {"pid": str(process.pid), **named, "reason": explanation.reason},
+                1,
+            )
+        )
+    return family
 
 
 def other_metric(spec: ProcessField) -> str:

@@ -134,9 +134,7 @@ class Explanation:
         if cause is not None:
             return cause.sentence
         unknown = [check.sentence for check in self.checks if check.holds is None]
-        if unknown:
-            return "unknown: " + "; ".join(unknown)
-        return "unknown: none of the checks holds"
+        return "; ".join(unknown) if unknown else "none of the checks holds"
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,19 +7,21 @@ one instant; nothing here is derived beyond choosing which processes get series 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Protocol, TypeVar
 
+from ksm_exporter.derive.causes import Explanation, merges_little
 from ksm_exporter.derive.process_selection import ProcessReading
 from ksm_exporter.reading.cost_sampler import CostSampler
 from ksm_exporter.reading.kept import Kept
 from ksm_exporter.reading.off_loop import OffLoop
 from ksm_exporter.reading.processes import ProcessOptions, ProcessReader
 from ksm_exporter.reading.source_stats import SourceStats
-from ksm_exporter.reading.why import Explainer, tuners_at_work
+from ksm_exporter.reading.why import Explainer, MemoryKept, tuners_at_work
 from ksm_exporter.sources.host import ScanReading, read_scan
 from ksm_exporter.sources.host_memory import QemuProcess, qemu_processes_among
 from ksm_exporter.sources.kernel_config import KernelHz, read_kernel_hz
@@ -42,6 +44,9 @@ SWEEP_DEADLINE = 5.0
 # How old the QEMU processes and the tuners running may be when a view shows them while a
 # walk of /proc for newer ones runs in the background: three reloads of the status page.
 TUNER_PROCESSES_STALE_SECONDS = 30.0
+# How long what a walk of a process's memory found explains it (reading/why.py): a minute,
+# a few scrapes, so that 100 processes that merge little cost their smaps once a minute.
+MEMORY_KEPT_SECONDS = 60.0
 
 
 class HasProblems(Protocol):
@@ -70,6 +75,9 @@ class HostReading:
     processes: ProcessReading | None = None  # None when the per-process sweep is off
     ksmd: KsmdReading | None = None  # None where the kernel has no KSM: no ksmd to look for
     tuner: TunerRecord | None = None  # `ksm-exporter tune`'s state file, where it has one
+    # Why each process with series of its own that merges little does (pid -> explanation);
+    # None where not looked at (the sweep off, or a reader that does not explain).
+    explanations: dict[int, Explanation] | None = None
 
 
 class HostReader:
@@ -132,6 +140,7 @@ class HostReader:
             clock,
             stale_seconds=max(sample_interval, TUNER_PROCESSES_STALE_SECONDS),
         )
+        self.memory_kept = MemoryKept(MEMORY_KEPT_SECONDS, clock)
 
     def timed(self, source: str, read: Callable[[], R]) -> R:
         started = time.perf_counter()
@@ -144,8 +153,9 @@ class HostReader:
         return read_scan(self.roots.sysfs, self.ksmd, self.clock, self.ksm_files)
 
     def read_qemu_processes(self) -> tuple[QemuProcess, ...] | None:
-        """What the other tuners count as QEMU's memory: never read by a scrape (it reads a
-        file of every process), and read at most once a sampling interval."""
+        """What the other tuners count as QEMU's memory: read by a scrape only to explain a
+        process that merges little where a tuner runs (it reads a file of every process), and
+        at most once a sampling interval."""
         return self.tuner_processes().qemu
 
     def read_rival_tuners(self) -> list[tuple[int, str]]:
@@ -176,8 +186,8 @@ class HostReader:
     def read_all(self) -> HostReading:
         """Every source, the per-process sweep inline: for `status` and `tune`, which have no
         event loop."""
-        reading = self.read()
-        return self.keep(replace(reading, processes=self.record_sweep(self.sweep_processes())))
+        reading = replace(self.read(), processes=self.record_sweep(self.sweep_processes()))
+        return self.keep(self.explain_merging_little(reading))
 
     async def read_async(self) -> HostReading:
         """The server's read: the sweep runs in a worker thread, the rest inline."""
@@ -190,7 +200,12 @@ class HostReader:
             reason = f"the per-process sweep is still running after {self.sweep.deadline:g} s"
             problem = Problem(self.roots.procfs, "", reason)
             self.stats.record("process", self.sweep.deadline, (problem,))
-        return self.keep(replace(sample, processes=processes))
+        reading = replace(sample, processes=processes)
+        if processes is not None and any(
+            merges_little(p.stat) for p in processes.selection.own
+        ):  # smaps and friends: off the event loop
+            return self.keep(await asyncio.to_thread(self.explain_merging_little, reading))
+        return self.keep(replace(reading, explanations={} if processes is not None else None))
 
     def keep(self, reading: HostReading) -> HostReading:
         """The latest whole reading, and when, for the status view."""
@@ -211,12 +226,29 @@ class HostReader:
         self.stats.record("process", seconds, sample.problems)
         return sample
 
-    def explainer(self, reading: HostReading) -> Explainer:
-        """Explains processes that merge little against `reading` (reading/why.py); the
-        tuners that run here are looked for now, once."""
+    def explainer(self, reading: HostReading, kept: MemoryKept | None = None) -> Explainer:
+        """Explains processes against `reading` (reading/why.py), with the tuners that run
+        here from the walk kept for a sampling interval."""
         ksm = reading.sysfs.snapshot
-        tuners = tuners_at_work(self.roots, ksm, reading.meminfo.meminfo, os.geteuid() == 0)
-        return Explainer.for_host(self.roots, ksm, self.page_size, tuners)
+        tuners = tuners_at_work(
+            ksm, reading.meminfo.meminfo, self.read_rival_tuners(), self.read_qemu_processes
+        )
+        return Explainer.for_host(self.roots, ksm, self.page_size, tuners, kept=kept)
+
+    def explain_merging_little(self, reading: HostReading) -> HostReading:
+        """The reading with an explanation for each process with series of its own that
+        merges little (derive/causes.py's `merges_little`); nothing more is read where every
+        one merges well."""
+        processes = reading.processes
+        if processes is None:
+            return reading
+        little = [p for p in processes.selection.own if merges_little(p.stat)]
+        self.memory_kept.forget_all_but({p.pid for p in little})
+        if not little:
+            return replace(reading, explanations={})
+        explainer = self.explainer(reading, self.memory_kept)
+        explained = {p.pid: explainer.explain(p.pid, p.stat) for p in little}
+        return replace(reading, explanations=explained)
 
     def close(self) -> None:
         self.sysfs.close()

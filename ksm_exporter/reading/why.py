@@ -9,7 +9,8 @@ exits meanwhile is said to have exited; a file that cannot be read is named with
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 from ksm_exporter.derive.causes import (
     Explanation,
@@ -20,7 +21,7 @@ from ksm_exporter.derive.causes import (
     explain,
 )
 from ksm_exporter.derive.other_tuners import RIVALS, HostMemory, RivalInputs, rival_choices
-from ksm_exporter.sources.host_memory import read_qemu_processes
+from ksm_exporter.sources.host_memory import QemuProcess
 from ksm_exporter.sources.kernel_file import (
     BadValue,
     os_error_reason,
@@ -31,7 +32,6 @@ from ksm_exporter.sources.ksm_stat import KsmStat, parse_ksm_stat, parse_merging
 from ksm_exporter.sources.meminfo import Meminfo
 from ksm_exporter.sources.process_identity import cgroup_v2_path, qemu_guest_name
 from ksm_exporter.sources.qemu_command_line import qemu_mem_merge_off
-from ksm_exporter.sources.rival_tuners import running_rivals
 from ksm_exporter.sources.roots import Roots
 from ksm_exporter.sources.smaps import (
     MemorySizes,
@@ -90,16 +90,18 @@ def read_process_ksm_stat(  # noqa: PLR0911 (one return a way the file can fail)
 
 
 def tuners_at_work(
-    roots: Roots, ksm: KsmSysfs, meminfo: Meminfo, sees_hidden: bool
+    ksm: KsmSysfs,
+    meminfo: Meminfo,
+    running: list[tuple[int, str]],
+    qemu: Callable[[], tuple[QemuProcess, ...] | None],
 ) -> tuple[TunerAtWork, ...]:
-    """The tuners that run on this host, each with what its rule gives now, and the kernel's
-    advisor where it is active; a tuner that does not run here is not listed."""
+    """The tuners that run on this host (`running`, sources/rival_tuners.py), each with what
+    its rule gives now, and the kernel's advisor where it is active; a tuner that does not
+    run here is not listed. `qemu` is read only where a tuner runs."""
     found: list[TunerAtWork] = []
-    running = running_rivals(roots.procfs)
     if running:
-        qemu = read_qemu_processes(roots.procfs, sees_hidden)
         memory = HostMemory(
-            meminfo.mem_total_bytes, meminfo.free_bytes, meminfo.available_bytes, qemu
+            meminfo.mem_total_bytes, meminfo.free_bytes, meminfo.available_bytes, qemu()
         )
         inputs = RivalInputs(
             memory,
@@ -130,14 +132,60 @@ def tuners_at_work(
     return tuple(found)
 
 
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    """What a walk of one process's memory found, and when."""
+
+    started: bytes  # field 22 of <pid>/stat: a new process under the same pid differs
+    at: float
+    facts: ProcessFacts
+
+
+@dataclass
+class MemoryKept:
+    """The inputs that walk a process's page tables (smaps, smaps_rollup) or read its unit,
+    kept for `seconds` per process: a scrape explains the same processes again and again,
+    and their registered size changes slowly. Processes that are gone are forgotten."""
+
+    seconds: float
+    clock: Callable[[], float]
+    kept: dict[int, _Kept] = field(default_factory=dict)
+
+    def get(self, procfs_root: str, pid: int) -> tuple[bytes, ProcessFacts | None]:
+        started = process_start(procfs_root, pid)
+        kept = self.kept.get(pid)
+        if kept is None or kept.started != started or self.clock() - kept.at >= self.seconds:
+            return started, None
+        return started, kept.facts
+
+    def put(self, pid: int, started: bytes, facts: ProcessFacts) -> None:
+        if started:
+            self.kept[pid] = _Kept(started, self.clock(), facts)
+
+    def forget_all_but(self, pids: set[int]) -> None:
+        for pid in self.kept.keys() - pids:
+            del self.kept[pid]
+
+
+def process_start(procfs_root: str, pid: int) -> bytes:
+    """The start time of the process (field 22 of stat, after the command name), or b""."""
+    try:
+        raw = read_bytes(os.path.join(procfs_root, str(pid), "stat")) or b""
+    except OSError:
+        return b""
+    fields = raw.rpartition(b")")[2].split()
+    return fields[19] if len(fields) > 19 else b""
+
+
 @dataclass
 class Explainer:
     """Explains processes against one reading of the host; THP's mode and vmstat are read
-    at most once per Explainer."""
+    at most once per Explainer, a process's memory at most once per `kept.seconds`."""
 
     roots: Roots
     host: HostFacts
     unit_root: str = "/"
+    kept: MemoryKept | None = None
 
     @classmethod
     def for_host(
@@ -146,7 +194,9 @@ class Explainer:
         ksm: KsmSysfs,
         page_size: int,
         tuners: tuple[TunerAtWork, ...] = (),
+        *,
         unit_root: str = "/",
+        kept: MemoryKept | None = None,
     ) -> Explainer:
         host = HostFacts(
             ksm,
@@ -156,7 +206,7 @@ class Explainer:
             vmstat_path=os.path.join(roots.procfs, "vmstat"),
             thp_path=os.path.join(thp_dir(roots.sysfs), "enabled"),
         )
-        return cls(roots, host, unit_root)
+        return cls(roots, host, unit_root, kept)
 
     def explain(self, pid: int, stat: KsmStat | Unreadable | None = None) -> Explanation:
         directory = self.roots.process(pid)
@@ -170,9 +220,21 @@ class Explainer:
             cmdline_path,
             qemu_mem_merge_off=self._mem_merge_off(cmdline_path),
         )
+        started, earlier = b"", None
+        if self.kept is not None:
+            started, earlier = self.kept.get(self.roots.procfs, pid)
+            if earlier is not None:
+                facts = replace(
+                    facts,
+                    memory=earlier.memory,
+                    memory_path=earlier.memory_path,
+                    memory_ksm=earlier.memory_ksm,
+                )
         for _ in range(_MAX_CAUSE_ROUNDS):
             answer = explain(facts, self.host)
             if not isinstance(answer, Needs):
+                if self.kept is not None and earlier is None and facts.stat is not None:
+                    self.kept.put(pid, started, facts)
                 return answer
             facts = self._read(answer, facts)
         raise AssertionError("the chain asked for more inputs than it has")

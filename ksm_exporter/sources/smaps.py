@@ -82,6 +82,10 @@ def _memory_sizes(sizes: dict[bytes, int]) -> MemorySizes:
 def _read_all(path: str) -> bytes | Unreadable:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError as err:
+        if os.path.isdir(os.path.dirname(path)):  # the process is there, the file is not
+            return Unreadable(path, "absent: this kernel does not write it")
+        return _unreadable(path, err)
     except OSError as err:
         return _unreadable(path, err)
     chunks = []

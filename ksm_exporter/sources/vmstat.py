@@ -41,6 +41,8 @@ def read_ksm_events(procfs_root: str) -> KsmEvents | Unreadable:
     try:
         with open(path, "rb") as f:
             raw = f.read(_READ_LIMIT)
+    except FileNotFoundError:
+        return Unreadable(path, "absent")
     except OSError as err:
         return Unreadable(path, os_error_reason(err))
     return parse_vmstat(raw)
