@@ -45,7 +45,7 @@ def host(**values: int) -> HostFacts:
         "pages_sharing": 0, "pages_unshared": 4096, "pages_volatile": 0, "full_scans": 40,
         "smart_scan": 0, "use_zero_pages": 0,
     }  # fmt: skip
-    return HostFacts(KsmSysfs(True, values={**settings, **values}), KSM_DIR, PAGE)
+    return HostFacts(KsmSysfs(True, values={**settings, **values}), KSM_DIR, PAGE, ())
 
 
 def facts(stat: KsmStat | None, mem_merge_off: str | None = None) -> ProcessFacts:
@@ -63,7 +63,7 @@ def run_chain(process: ProcessFacts, on: HostFacts, **inputs: Any) -> Explanatio
         assert answer.what not in asked, f"{answer.what} asked for twice"
         asked.append(answer.what)
         value = inputs[answer.what]
-        if answer.what in ("huge_pages", "events"):
+        if answer.what in ("huge_pages", "events", "tuners"):
             given: dict[str, Any] = {answer.what: value}
             on = replace(on, **given)
         else:
@@ -215,5 +215,5 @@ def test_a_process_that_merges_well_says_so() -> None:
 
 
 def test_ksm_absent_is_the_first_cause() -> None:
-    on = HostFacts(KsmSysfs(False), KSM_DIR, PAGE)
+    on = HostFacts(KsmSysfs(False), KSM_DIR, PAGE, ())
     assert run_chain(facts(VISITED), on, **ALL_INPUTS).reason == "ksm_unavailable"

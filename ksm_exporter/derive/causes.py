@@ -148,18 +148,6 @@ class TunerAtWork:
     rule: str = ""  # the rule in words where no TunerChoice models it (the kernel advisor)
 
 
-@dataclass(frozen=True, slots=True)
-class HostFacts:
-    ksm: KsmSysfs
-    ksm_dir: str
-    page_size: int
-    tuners: tuple[TunerAtWork, ...] = ()
-    huge_pages: HugePages | Unreadable | None = None
-    events: KsmEvents | Unreadable | None = None
-    vmstat_path: str = "/proc/vmstat"
-    thp_path: str = "/sys/kernel/mm/transparent_hugepage/enabled"
-
-
 class NotRead(enum.Enum):
     """An input not read yet; `Needs` names it."""
 
@@ -167,7 +155,23 @@ class NotRead(enum.Enum):
 
 
 NOT_READ = NotRead.NOT_READ
-Input = Literal["memory", "memory_ksm", "huge_pages", "events"]
+
+
+@dataclass(frozen=True, slots=True)
+class HostFacts:
+    ksm: KsmSysfs
+    ksm_dir: str
+    page_size: int
+    # The tuners that run here: asked for (a walk of every process) only where a cause
+    # names what set the settings.
+    tuners: tuple[TunerAtWork, ...] | NotRead = NOT_READ
+    huge_pages: HugePages | Unreadable | None = None
+    events: KsmEvents | Unreadable | None = None
+    vmstat_path: str = "/proc/vmstat"
+    thp_path: str = "/sys/kernel/mm/transparent_hugepage/enabled"
+
+
+Input = Literal["memory", "memory_ksm", "huge_pages", "events", "tuners"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +206,7 @@ def _tuner_sentence(tuner: TunerAtWork) -> str:
     return f"{tuner.name} runs here{where}" + (f": {rule}" if rule else "")
 
 
-def _check_ksm(host: HostFacts) -> Check:
+def _check_ksm(host: HostFacts) -> Check | Needs:
     ksm = host.ksm
     if not ksm.available:
         return Check(
@@ -214,16 +218,9 @@ def _check_ksm(host: HostFacts) -> Check:
     if ksm.run is None:
         return Check("ksm_stopped", None, f"{host.ksm_dir}/run cannot be read")
     run = ksm.run & ~RUN_OFFLINE
-    by = "; ".join(_tuner_sentence(t) for t in host.tuners)
     evidence = (_ksm_file(host, "run"),)
-    if run == 0:
-        who = by or "no tuner known to the exporter runs here: an operator or a script set it"
-        return Check("ksm_stopped", True, f"KSM is stopped (run = 0); {who}", evidence)
-    if run == 2:
-        who = by or "no tuner known to the exporter runs here"
-        return Check(
-            "ksm_unmerging", True, f"KSM is unmerging every page (run = 2); {who}", evidence
-        )
+    if run in (0, 2):
+        return _stopped_by(host, run, evidence)
     if ksm.run & RUN_OFFLINE:
         return Check(
             "ksm_stopped",
@@ -232,6 +229,17 @@ def _check_ksm(host: HostFacts) -> Check:
             evidence,
         )
     return Check("ksm_stopped", False, "KSM runs (run = 1)", evidence)
+
+
+def _stopped_by(host: HostFacts, run: int, evidence: tuple[Evidence, ...]) -> Check | Needs:
+    """KSM stopped (run = 0) or unmerging (run = 2), and the tuners that run here."""
+    if isinstance(host.tuners, NotRead):
+        return Needs("tuners")
+    by = "; ".join(_tuner_sentence(t) for t in host.tuners)
+    who = by or "no tuner known to the exporter runs here: an operator or a script set it"
+    if run == 0:
+        return Check("ksm_stopped", True, f"KSM is stopped (run = 0); {who}", evidence)
+    return Check("ksm_unmerging", True, f"KSM is unmerging every page (run = 2); {who}", evidence)
 
 
 def _stat_line(facts: ProcessFacts, key: str, value: int | bool | None) -> Evidence:
@@ -344,10 +352,12 @@ def _check_reached(facts: ProcessFacts, stat: KsmStat, host: HostFacts) -> Check
             f"ksmd tracks {rmap} of its {pages} registered resident pages",
             evidence,
         )
+    if isinstance(host.tuners, NotRead):
+        return Needs("tuners")
     seconds = _full_pass_seconds(host, pages - rmap)
     pace = f"; at this pace a full pass takes at least {seconds:.0f} s" if seconds else ""
     tuned = "".join(
-        f"; pages_to_scan is set by {_tuner_sentence(t)}" for t in host.tuners if t.choice
+        f"; pages_to_scan is set by {_tuner_sentence(t)}" for t in host.tuners if t.choice or t.rule
     )
     return Check(
         "not_reached",
@@ -528,6 +538,8 @@ def explain(facts: ProcessFacts, host: HostFacts) -> Explanation | Needs:  # noq
     if stat is None:
         return done(Check("unknown", None, f"process {facts.pid} exited while it was explained"))
     ksm = _check_ksm(host)
+    if isinstance(ksm, Needs):
+        return ksm
     if ksm.holds:
         return done(ksm)
     checks.append(ksm)

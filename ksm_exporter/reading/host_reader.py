@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Protocol, TypeVar
 
-from ksm_exporter.derive.causes import Explanation, merges_little
+from ksm_exporter.derive.causes import Explanation, TunerAtWork, merges_little
 from ksm_exporter.derive.process_selection import ProcessReading
 from ksm_exporter.reading.cost_sampler import CostSampler
 from ksm_exporter.reading.kept import Kept
@@ -227,12 +227,14 @@ class HostReader:
         return sample
 
     def explainer(self, reading: HostReading, kept: MemoryKept | None = None) -> Explainer:
-        """Explains processes against `reading` (reading/why.py), with the tuners that run
-        here from the walk kept for a sampling interval."""
+        """Explains processes against `reading` (reading/why.py); the tuners that run here
+        come from the walk kept for a sampling interval, where a cause asks for them."""
         ksm = reading.sysfs.snapshot
-        tuners = tuners_at_work(
-            ksm, reading.meminfo.meminfo, self.read_rival_tuners(), self.read_qemu_processes
-        )
+
+        def tuners() -> tuple[TunerAtWork, ...]:
+            meminfo = reading.meminfo.meminfo
+            return tuners_at_work(ksm, meminfo, self.read_rival_tuners(), self.read_qemu_processes)
+
         return Explainer.for_host(self.roots, ksm, self.page_size, tuners, kept=kept)
 
     def explain_merging_little(self, reading: HostReading) -> HostReading:

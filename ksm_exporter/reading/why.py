@@ -184,6 +184,7 @@ class Explainer:
 
     roots: Roots
     host: HostFacts
+    find_tuners: Callable[[], tuple[TunerAtWork, ...]] = tuple
     unit_root: str = "/"
     kept: MemoryKept | None = None
 
@@ -193,7 +194,7 @@ class Explainer:
         roots: Roots,
         ksm: KsmSysfs,
         page_size: int,
-        tuners: tuple[TunerAtWork, ...] = (),
+        tuners: Callable[[], tuple[TunerAtWork, ...]] = tuple,
         *,
         unit_root: str = "/",
         kept: MemoryKept | None = None,
@@ -202,11 +203,10 @@ class Explainer:
             ksm,
             ksm_dir(roots.sysfs),
             page_size,
-            tuners,
             vmstat_path=os.path.join(roots.procfs, "vmstat"),
             thp_path=os.path.join(thp_dir(roots.sysfs), "enabled"),
         )
-        return cls(roots, host, unit_root, kept)
+        return cls(roots, host, tuners, unit_root, kept)
 
     def explain(self, pid: int, stat: KsmStat | Unreadable | None = None) -> Explanation:
         directory = self.roots.process(pid)
@@ -250,6 +250,8 @@ class Explainer:
         procfs = self.roots.procfs
         if needs.what == "huge_pages":
             self.host = replace(self.host, huge_pages=read_huge_pages(self.roots.sysfs))
+        elif needs.what == "tuners":
+            self.host = replace(self.host, tuners=self.find_tuners())
         elif needs.what == "events":
             self.host = replace(self.host, events=read_ksm_events(procfs))
         elif needs.what == "memory_ksm":
