@@ -194,6 +194,24 @@ def test_an_external_write_ends_it_with_status_3(roots: Roots) -> None:
     assert "pages_to_scan changed from 1000" in log
 
 
+@pytest.mark.usefixtures("busy_ksmd")
+def test_a_dry_run_runs_beside_the_scan_time_advisor_and_writes_nothing(roots: Roots) -> None:
+    advised = roots
+    (Path(advised.sysfs) / "kernel/mm/ksm/advisor_mode").write_text("none [scan-time]\n")
+    before = ksm_files(advised)
+    child = Child(tune_argv(advised, "--dry-run"))
+    try:
+        started(child)
+        logged(child, re.compile("the kernel's scan-time advisor tunes pages_to_scan"), 5)
+        logged(child, re.compile('msg="would change" setting=pages_to_scan'), DECISION_TIMEOUT)
+        assert stopped_by_sigterm(child) < 1.0
+        assert child.process.returncode == 0
+    finally:
+        child.stop()
+    assert ksm_files(advised) == before
+    assert not (Path(advised.sysfs).parent / "tune.json").exists()  # a dry run keeps no state
+
+
 def test_the_scan_time_advisor_without_take_over_is_refused(tmp_path: Path) -> None:
     roots = copy_fixture("current", tmp_path)  # advisor_mode "none [scan-time]"
     before = ksm_files(roots)
