@@ -15,7 +15,7 @@ from tests.test_tune_command import CHANGED, started, stopped_by_sigterm, tune_a
 
 REAL_SETTINGS = ("run", "pages_to_scan", "sleep_millisecs", "advisor_mode")
 HOST = Roots("/sys", "/proc")
-REAL_STEPS = 3  # changes to see on real KSM: 100 -> 200 -> 400 -> 800 at most
+REAL_STEPS = 3  # changes to see on real KSM
 REAL_TIMEOUT = 45.0
 
 
@@ -71,10 +71,11 @@ def test_on_real_ksm_it_raises_the_pace_in_bounded_steps_and_leaves_it_at_the_st
         finally:
             if advisor_before is not None:
                 advisor.write_text(advisor_before.split("[")[1].split("]")[0])
-    changes = [(s, int(a), int(b)) for s, a, b, _ in CHANGED.findall(log)]
-    assert changes[0] == ("pages_to_scan", 100, changes[0][2])
+    changes = [(s, int(a), int(b), r) for s, a, b, r in CHANGED.findall(log)]
+    assert changes[0][:2] == ("pages_to_scan", 100)
     assert changes[0][2] > 100
-    for setting, before, after in changes:
+    for setting, before, after, reason in changes:
         assert setting == "pages_to_scan"
-        assert after <= 2 * before, changes
+        # New memory may quadruple a step; the advice doubles it at most.
+        assert after <= (4 if reason.startswith("new memory") else 2) * before, changes
     assert at_stop["pages_to_scan"] == str(changes[-1][2])
