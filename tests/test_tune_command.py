@@ -159,7 +159,12 @@ def test_it_lowers_pages_to_scan_over_the_budget_logs_why_and_ends_on_sigterm(
 
 
 @pytest.mark.usefixtures("busy_ksmd")
-def test_dry_run_logs_the_change_and_writes_nothing(roots: Roots) -> None:
+@pytest.mark.parametrize(
+    "advisor_mode", ["[none] scan-time", "none [scan-time]"], ids=["alone", "beside_the_advisor"]
+)
+def test_dry_run_logs_the_change_and_writes_nothing(roots: Roots, advisor_mode: str) -> None:
+    """Beside the kernel's scan-time advisor too, where it says what it would set instead."""
+    (Path(roots.sysfs) / "kernel/mm/ksm/advisor_mode").write_text(advisor_mode + "\n")
     before = ksm_files(roots)
     child = Child(tune_argv(roots, "--dry-run"))
     try:
@@ -167,9 +172,13 @@ def test_dry_run_logs_the_change_and_writes_nothing(roots: Roots) -> None:
         logged(child, re.compile('msg="would change" setting=pages_to_scan'), DECISION_TIMEOUT)
         assert stopped_by_sigterm(child) < 1.0
         assert child.process.returncode == 0
+        log = child.stop()
     finally:
         child.stop()
     assert ksm_files(roots) == before
+    assert not (Path(roots.sysfs).parent / "tune.json").exists()  # a dry run keeps no state
+    beside = "the kernel's scan-time advisor tunes pages_to_scan" in log
+    assert beside == ("[scan-time]" in advisor_mode)
 
 
 def test_an_external_write_ends_it_with_status_3(roots: Roots) -> None:
@@ -192,24 +201,6 @@ def test_an_external_write_ends_it_with_status_3(roots: Roots) -> None:
     assert child.process.returncode == 3, log
     assert "someone else changed KSM's settings" in log
     assert "pages_to_scan changed from 1000" in log
-
-
-@pytest.mark.usefixtures("busy_ksmd")
-def test_a_dry_run_runs_beside_the_scan_time_advisor_and_writes_nothing(roots: Roots) -> None:
-    advised = roots
-    (Path(advised.sysfs) / "kernel/mm/ksm/advisor_mode").write_text("none [scan-time]\n")
-    before = ksm_files(advised)
-    child = Child(tune_argv(advised, "--dry-run"))
-    try:
-        started(child)
-        logged(child, re.compile("the kernel's scan-time advisor tunes pages_to_scan"), 5)
-        logged(child, re.compile('msg="would change" setting=pages_to_scan'), DECISION_TIMEOUT)
-        assert stopped_by_sigterm(child) < 1.0
-        assert child.process.returncode == 0
-    finally:
-        child.stop()
-    assert ksm_files(advised) == before
-    assert not (Path(advised.sysfs).parent / "tune.json").exists()  # a dry run keeps no state
 
 
 def test_the_scan_time_advisor_without_take_over_is_refused(tmp_path: Path) -> None:
