@@ -41,9 +41,10 @@ from ksm_exporter.derive.tuning import Advice, Prediction, TuningOptions, within
 from ksm_exporter.sources.ksm_files import RUN_OFFLINE, RUN_RUNNING, RUN_UNMERGE
 
 MAX_STEP = 2  # a step at most doubles pages_to_scan
-# New memory waits for no trend: a step may quadruple pages_to_scan, the measured share and
-# the tuner's guard (tune/tuner.py) undoing within seconds a step that overshoots.
-NEW_MEMORY_STEP = 4
+# New memory waits for no trend, but its steps are no larger: a step that overshoots by no
+# more than twice, undone within 2 s by the tuner's guard (tune/tuner.py), keeps a 10 s
+# window within 1.25 times the budget.
+NEW_MEMORY_STEP = 2
 # Share of the budget a measured CPU share may exceed it by before the tuner acts: ksmd's
 # CPU over a few seconds wobbles by a few percent at a steady setting.
 BUDGET_SLACK = 1.05

@@ -54,12 +54,14 @@ MIN_NEW_PAGES = 256  # 1 MiB: growth smaller than this is noise, whatever its sh
 # scan under way misses it, the next one takes its checksums and the one after merges it;
 # one more for the merges to show.
 BACKLOG_SCANS = 4
-# After a raise, ksmd's share since it is checked every tick from GUARD_SECONDS on: past
-# GUARD_OVER times the budget the raise is undone at once, not at the next decision, and the
-# setting the measured share allows caps pages_to_scan for CEILING_SECONDS.
+# Every tick, ksmd's share over the latest GUARD_WINDOW seconds at the current setting (at
+# least GUARD_SECONDS of it): past GUARD_OVER times the budget pages_to_scan is lowered at
+# once, not at the next decision, and the setting the measured share allows caps it for
+# CEILING_SECONDS (two windows of 10 s).
 GUARD_SECONDS = 2.0
+GUARD_WINDOW = 3.0
 GUARD_OVER = 1.25
-CEILING_SECONDS = 60.0
+CEILING_SECONDS = 20.0
 HEARTBEAT_SECONDS = 60.0  # the state file says the tuner still decides at least this often
 EXIT_OVERRIDDEN = 3  # someone else wrote a setting
 WATCHED = ("run", "pages_to_scan", "sleep_millisecs")
@@ -269,29 +271,39 @@ class Tuner:
             )
 
     def guard(self, sample: ScanReading) -> Change | None:
-        """The raise undone where ksmd's share since it went past GUARD_OVER times the
-        budget: a model fitted on other memory (distinct pages cost more) or a cost that
-        jumped shows within seconds, before a 10 s window goes far over the budget."""
-        if self.raised is None or self.since is None:
+        """pages_to_scan lowered at once where ksmd's share over the latest GUARD_WINDOW
+        seconds at this setting went past GUARD_OVER times the budget: a raise whose memory
+        costs more than the model's (distinct pages cost more), or a cost that jumped,
+        shows within seconds, not at the next decision, before a 10 s window goes far over
+        the budget. A raise is undone at least to where it came from."""
+        if self.dry_run or self.since is None:
             return None
-        elapsed = sample.at - self.since.at
-        if elapsed < GUARD_SECONDS:
+        current = sample.number("pages_to_scan")
+        if sample.run != RUN_RUNNING or not current or sample.number("sleep_millisecs") == 0:
             return None
-        share = cpu_ratio(self.since, sample)
-        before, raised_to = self.raised
+        start = next(
+            (s for s in self.recent if s.at >= max(self.since.at, sample.at - GUARD_WINDOW)),
+            None,
+        )
+        if start is None or sample.at - start.at < GUARD_SECONDS:
+            return None
+        share = cpu_ratio(start, sample)
         if share is None or share <= self.budget * GUARD_OVER:
-            if elapsed >= RECENT_SECONDS:
-                self.raised = None  # held a whole window within the budget
+            return None
+        pages = max(1, math.floor(current * self.budget / share))
+        why = f"ksmd used {share:.1%} of a CPU over the last {sample.at - start.at:.0f} s"
+        if self.raised is not None:
+            before, _ = self.raised
+            pages = min(pages, before)
+            why += f" after pages_to_scan was raised to {current}"
+        if pages >= current:
             return None
         self.raised = None
-        pages = max(1, min(before, math.floor(raised_to * self.budget / share)))
         self.ceiling = (pages, sample.at + CEILING_SECONDS)
         return Change(
             "pages_to_scan",
             pages,
-            f"ksmd used {share:.1%} of a CPU {elapsed:.0f} s after pages_to_scan was raised "
-            f"to {raised_to}, over {GUARD_OVER} times the {self.budget:.1%} budget: the raise "
-            "is undone",
+            f"{why}, over {GUARD_OVER} times the {self.budget:.1%} budget: lowered at once",
             rule="over_budget",
         )
 
