@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from harness.paths import FIXTURES
 from ksm_exporter.cli import main
-from ksm_exporter.derive.sharing import TenantFrames, share
+from ksm_exporter.derive.sharing import TenantFrames, pair_frames, share
 from ksm_exporter.derive.tenants import BadTenantKey, parse_tenant_key, tenant_of
 
 pytestmark = pytest.mark.unit
@@ -173,7 +173,9 @@ frames_of_tenants = st.lists(
 
 @given(frames_of_tenants)
 def test_the_counts_add_up_as_mm_ksm_counts_them(maps: list[dict[int, int]]) -> None:
-    tenants = [TenantFrames(f"t{i}", Counter(frames)) for i, frames in enumerate(maps)]
+    tenants = [
+        TenantFrames(f"t{i}", (list(Counter(frames).elements()),)) for i, frames in enumerate(maps)
+    ]
     sharing = share(tenants)
     mappings: Counter[int] = Counter()
     holders: Counter[int] = Counter()
@@ -188,3 +190,8 @@ def test_the_counts_add_up_as_mm_ksm_counts_them(maps: list[dict[int, int]]) -> 
     for pair in sharing.pairs:
         first, second = (maps[int(name[1:])] for name in (pair.first, pair.second))
         assert pair.frames == len(first.keys() & second.keys())
+
+
+@given(st.lists(st.sets(st.integers(0, 40), max_size=15), max_size=8))
+def test_pairs_by_intersections_and_by_sets_of_tenants_agree(cross_of: list[set[int]]) -> None:
+    assert pair_frames(cross_of, pairwise=True) == pair_frames(cross_of, pairwise=False)

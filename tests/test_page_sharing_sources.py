@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import struct
+from array import array
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,12 @@ from hypothesis import strategies as st
 from harness.paths import FIXTURES, fixture_roots
 from ksm_exporter.sources.kpageflags import read_frame_flags, runs
 from ksm_exporter.sources.page_sharing import read_page_sharing
-from ksm_exporter.sources.pagemap import decode_entry, present_frames, read_frames
+from ksm_exporter.sources.pagemap import (
+    decode_entry,
+    present_frames,
+    present_frames_slowly,
+    read_frames,
+)
 from ksm_exporter.sources.roots import Roots
 from ksm_exporter.sources.smaps import Unreadable, parse_mergeable_ranges, read_mergeable_ranges
 
@@ -56,15 +62,24 @@ def test_a_swapped_entry_gives_no_frame_but_its_swap_slot(swap_type: int, offset
     assert (entry.swap_type, entry.swap_offset) == (swap_type, offset)
 
 
-@given(st.lists(st.one_of(st.none(), pfns)), st.binary(max_size=7))
+any_entry = st.one_of(
+    st.integers(0, (1 << 64) - 1),
+    st.builds(
+        present_entry, st.one_of(st.just(0), pfns), st.booleans(), st.booleans(), st.booleans()
+    ),
+    st.just(0),
+)
+
+
+@given(st.lists(any_entry), st.binary(max_size=7))
 def test_the_frames_of_a_run_are_those_of_its_present_entries_in_order(
-    frames: list[int | None], trailing: bytes
+    entries: list[int], trailing: bytes
 ) -> None:
-    raw = b"".join(
-        struct.pack("<Q", 0 if pfn is None else present_entry(pfn, False, True, False))
-        for pfn in frames
-    )
-    assert list(present_frames(raw + trailing)) == [pfn for pfn in frames if pfn is not None]
+    raw = struct.pack(f"<{len(entries)}Q", *entries) + trailing
+    decoded = [decode_entry(entry) for entry in entries]
+    present = [entry.pfn for entry in decoded if entry.present]
+    assert present_frames(raw) == (array("Q", [pfn for pfn in present if pfn]), len(present))
+    assert list(present_frames_slowly(raw)) == present
 
 
 @given(st.lists(st.integers(0, 1 << 40), unique=True), st.integers(0, 64), st.integers(1, 256))
@@ -79,12 +94,11 @@ def test_reads_of_kpageflags_cover_every_frame_asked_and_only_near_ones(
     assert sum(1 for pfn in frames for first, _last in found if pfn == first) == len(found)
 
 
-def test_kpageflags_marks_the_ksm_frames_and_the_zero_page() -> None:
+def test_kpageflags_marks_the_ksm_frames_not_the_zero_page() -> None:
     flags = read_frame_flags(
         str(PRIVILEGED / "proc" / "kpageflags"), [0x100, 0x101, 0x180, 0x200, 0x1000, 0x5000]
     )
     assert flags.ksm == {0x100, 0x101, 0x1000}
-    assert flags.zero_page == {0x200}
     assert flags.unread == 1  # beyond the file's end
     assert flags.error == ""
 
@@ -141,7 +155,7 @@ def test_the_reading_lists_each_process_and_its_ksm_mappings() -> None:
         3003: [0x103],
         3004: [0x104, 0x1000, 0x1000],
     }
-    assert {p.pid: p.zero_page_mappings for p in reading.processes}[3001] == 1
+    assert {p.pid: p.zero_pages for p in reading.processes}[3001] == 1
     assert {p.pid: p.uid for p in reading.processes} == {3001: 107, 3002: 107, 3003: 108, 3004: 999}
     assert reading.complete
     assert not reading.missing_privilege

@@ -11,7 +11,11 @@ from dataclasses import dataclass
 
 from ksm_exporter.derive.sharing import Reconciliation, Sharing, reconcile, share
 from ksm_exporter.derive.tenants import TenantKey, group_by_tenant
-from ksm_exporter.sources.page_sharing import PageSharingReading, read_page_sharing
+from ksm_exporter.sources.page_sharing import (
+    READ_THREADS,
+    PageSharingReading,
+    read_page_sharing,
+)
 from ksm_exporter.sources.roots import Roots
 
 
@@ -28,9 +32,9 @@ class Audit:
         return self.reading.page_size
 
 
-def take_audit(roots: Roots, key: TenantKey) -> Audit:
+def take_audit(roots: Roots, key: TenantKey, threads: int = READ_THREADS) -> Audit:
     started = time.monotonic()
-    reading = read_page_sharing(roots)
+    reading = read_page_sharing(roots, threads=threads)
     seconds = time.monotonic() - started
     sharing = share(group_by_tenant(key, reading.processes))
     reconciliation = reconcile(

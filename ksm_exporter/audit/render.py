@@ -119,7 +119,6 @@ def as_dict(audit: Audit) -> dict[str, Any]:
             {
                 "tenants": [pair.first, pair.second],
                 "frames": pair.frames,
-                "pages": [pair.first_pages, pair.second_pages],
             }
             for pair in sharing.pairs
         ],

@@ -21,9 +21,9 @@ one rmap_item. Per tenant (a group of processes, derive/tenants.py):
     isolation_cost the pages the host would stop saving if the tenant merged only with itself:
                    one per cross-tenant frame, as its pages would need a frame of their own
 
-Per pair of tenants: the frames both map. Totals: frames (pages_shared), mappings (pages_shared
-+ pages_sharing), saved pages (pages_sharing), and the saving owed to merging across tenants:
-on a frame mapped by n tenants, n - 1 pages.
+Per pair of tenants: the frames both map, the pages they share. Totals: frames
+(pages_shared), mappings (pages_shared + pages_sharing), saved pages (pages_sharing), and the
+saving owed to merging across tenants: on a frame mapped by n tenants, n - 1 pages.
 """
 
 from __future__ import annotations
@@ -31,15 +31,16 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import combinations
+from itertools import combinations, repeat
 
 
 @dataclass(frozen=True, slots=True)
 class TenantFrames:
-    """A tenant's processes and the KSM frames they map (frame -> mappings)."""
+    """A tenant's processes and the KSM frames they map: one entry per mapping, in one
+    sequence per process (a frame appears as often as the tenant maps it)."""
 
     name: str
-    frames: Counter[int]
+    mappings: tuple[Sequence[int], ...]
     pids: tuple[int, ...] = ()
     keyed: bool = True  # False: a process without the key, a tenant of its own
     merging_pages: int | None = None  # the sum of its processes' ksm_merging_pages
@@ -64,9 +65,7 @@ class TenantSharing:
 class PairSharing:
     first: str
     second: str
-    frames: int  # KSM frames both map
-    first_pages: int  # the first tenant's mappings of those frames
-    second_pages: int
+    frames: int  # KSM frames both map: the pages they share
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,67 +83,89 @@ class Sharing:
 
 
 def share(tenants: Sequence[TenantFrames]) -> Sharing:
-    """The sharing of KSM frames among `tenants` (whose names are distinct)."""
+    """The sharing of KSM frames among `tenants` (whose names are distinct).
+
+    Set operations, C-level sums and map() carry the per-frame work: a host's KSM frames may
+    be millions.
+    """
+    frames_of = [set().union(*tenant.mappings) for tenant in tenants]
     tenants_on: Counter[int] = Counter()
-    for tenant in tenants:
-        tenants_on.update(tenant.frames.keys())
+    for frames in frames_of:
+        tenants_on.update(frames)
+    own_frames = {pfn for pfn, count in tenants_on.items() if count == 1}
     found: list[TenantSharing] = []
-    cross_members: dict[int, list[int]] = {}
-    for index, tenant in enumerate(tenants):
-        within = cross = within_frames = cross_frames = 0
-        for pfn, mappings in tenant.frames.items():
-            if tenants_on[pfn] == 1:
-                within += mappings
-                within_frames += 1
-            else:
-                cross += mappings
-                cross_frames += 1
-                cross_members.setdefault(pfn, []).append(index)
+    cross_of: list[set[int]] = []
+    for tenant, frames in zip(tenants, frames_of, strict=True):
+        within_keys = frames & own_frames
+        cross_of.append(frames - within_keys)
+        within = sum(sum(map(within_keys.__contains__, m)) for m in tenant.mappings)
+        ksm_pages = sum(map(len, tenant.mappings))
+        cross_frames = len(frames) - len(within_keys)
         found.append(
             TenantSharing(
                 name=tenant.name,
                 keyed=tenant.keyed,
                 pids=tenant.pids,
-                ksm_pages=within + cross,
+                ksm_pages=ksm_pages,
                 within_pages=within,
-                cross_pages=cross,
-                frames=within_frames + cross_frames,
+                cross_pages=ksm_pages - within,
+                frames=len(frames),
                 cross_frames=cross_frames,
-                ksm_off_cost=cross + within - within_frames,
+                ksm_off_cost=ksm_pages - len(within_keys),
                 isolation_cost=cross_frames,
                 merging_pages=tenant.merging_pages,
             )
         )
-    pairs = _pairs(tenants, cross_members)
+    pairs = [
+        _pair(tenants[i].name, tenants[j].name, count)
+        for (i, j), count in pair_frames(cross_of).items()
+    ]
+    cross_tenant_frames = len(tenants_on) - len(own_frames)
     return Sharing(
         tenants=tuple(sorted(found, key=lambda t: (-t.cross_pages, -t.ksm_pages, t.name))),
         pairs=tuple(sorted(pairs, key=lambda p: (-p.frames, p.first, p.second))),
         frames=len(tenants_on),
         mappings=sum(t.ksm_pages for t in found),
-        cross_tenant_frames=len(cross_members),
-        cross_tenant_saved_pages=sum(len(members) - 1 for members in cross_members.values()),
+        cross_tenant_frames=cross_tenant_frames,
+        # On a frame n tenants map, n - 1 pages: the tenants' cross frames, less one per frame.
+        cross_tenant_saved_pages=sum(map(len, cross_of)) - cross_tenant_frames,
     )
 
 
-def _pairs(
-    tenants: Sequence[TenantFrames], cross_members: Mapping[int, list[int]]
-) -> list[PairSharing]:
+def _pair(one: str, other: str, frames: int) -> PairSharing:
+    """The pair with its two names in order, so a pair has one name whoever lists it."""
+    return PairSharing(min(one, other), max(one, other), frames)
+
+
+def pair_frames(
+    cross_of: Sequence[set[int]], pairwise: bool | None = None
+) -> Counter[tuple[int, int]]:
+    """(i, j) -> the frames tenants i and j both map, from each tenant's cross-tenant frames.
+
+    Intersecting every two sets costs the smaller set per pair: cheap for a few tenants,
+    quadratic for hundreds. Then each frame's set of tenants (a bit each) is built once
+    instead, and every set of tenants counted: linear in the frames, a dict update each.
+    `pairwise` forces one way (tests hold the two equal); by default the cheaper is taken.
+    """
+    sharing = [(index, cross) for index, cross in enumerate(cross_of) if cross]
+    sizes = sorted(len(cross) for _index, cross in sharing)
+    pairwise_cost = sum(size * (len(sizes) - 1 - rank) for rank, size in enumerate(sizes))
     frames: Counter[tuple[int, int]] = Counter()
-    pages: dict[tuple[int, int], list[int]] = {}
-    for pfn, members in cross_members.items():
-        for i, j in combinations(members, 2):
-            frames[i, j] += 1
-            counts = pages.setdefault((i, j), [0, 0])
-            counts[0] += tenants[i].frames[pfn]
-            counts[1] += tenants[j].frames[pfn]
-    found = []
-    for (i, j), count in frames.items():
-        first, second = sorted((i, j), key=lambda k: tenants[k].name)
-        first_pages, second_pages = pages[i, j] if first == i else pages[i, j][::-1]
-        found.append(
-            PairSharing(tenants[first].name, tenants[second].name, count, first_pages, second_pages)
-        )
-    return found
+    if pairwise if pairwise is not None else pairwise_cost <= 4 * sum(sizes):
+        for (i, first), (j, second) in combinations(sharing, 2):
+            if both := len(first & second):
+                frames[i, j] = both
+        return frames
+    owners: dict[int, int] = {}  # a cross-tenant frame -> the bit set of the tenants mapping it
+    for index, cross in sharing:
+        # owners[pfn] |= bit for each frame, with the loop in C (map, zip).
+        bits = map((1 << index).__or__, map(owners.get, cross, repeat(0)))
+        owners.update(zip(cross, bits, strict=True))
+    for members, count in Counter(owners.values()).items():
+        indices = [index for index in range(members.bit_length()) if members >> index & 1]
+        for pair in combinations(indices, 2):
+            frames[pair] += count
+    return frames
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,6 @@ processes together would report their sharing with one another as sharing within
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -110,14 +109,11 @@ def group_by_tenant(key: TenantKey, processes: Iterable[ProcessPages]) -> list[T
         groups.setdefault(name, []).append(process)
     tenants = []
     for name, members in groups.items():
-        frames: Counter[int] = Counter()
-        for process in members:
-            frames.update(process.ksm_frames)
         merging = [p.merging_pages for p in members]
         tenants.append(
             TenantFrames(
                 name=name,
-                frames=frames,
+                mappings=tuple(p.ksm_frames for p in members),
                 pids=tuple(p.pid for p in members),
                 keyed=keyed.get(name, True),
                 merging_pages=None if None in merging else sum(m or 0 for m in merging),

@@ -16,17 +16,19 @@ from __future__ import annotations
 import os
 from array import array
 from collections.abc import Collection
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ksm_exporter.sources.kpageflags import read_frame_flags
-from ksm_exporter.sources.pagemap import read_frames
+from ksm_exporter.sources.pagemap import ProcessFrames, read_frames
 from ksm_exporter.sources.process_identity import PROCESS_LABELS, read_identity
-from ksm_exporter.sources.process_sweep import ProcessSweeper
+from ksm_exporter.sources.process_sweep import ProcessKsm, ProcessSweeper
 from ksm_exporter.sources.roots import Roots
 from ksm_exporter.sources.smaps import Unreadable, read_mergeable_ranges
 from ksm_exporter.sources.sysfs import read_numbers
 
 KSM_COUNTERS = ("pages_shared", "pages_sharing", "ksm_zero_pages", "use_zero_pages")
+READ_THREADS = 2
 MISSING_CAP_SYS_ADMIN = (
     "the kernel hides physical frames from this reader (pagemap shows every frame as 0 "
     "without CAP_SYS_ADMIN): run the audit as root with CAP_SYS_ADMIN"
@@ -44,7 +46,7 @@ class ProcessPages:
     mergeable_bytes: int = 0
     pages_present: int = 0
     ksm_frames: array[int] = field(default_factory=lambda: array("Q"))
-    zero_page_mappings: int = 0
+    zero_pages: int | None = None  # its ksm_stat's ksm_zero_pages: mapped to the zero page
     error: str = ""  # why it could not be read; its frames are then not counted
     vanished: bool = False
 
@@ -98,12 +100,42 @@ def read_uid(procfs_root: str, pid: int) -> int | None:
     return None
 
 
+def _read_process(
+    roots: Roots, registered: ProcessKsm, labels: Collection[str], page_size: int
+) -> tuple[ProcessPages, ProcessFrames | None]:
+    """One process: who it is, its mergeable ranges and the frames behind them."""
+    pid = registered.pid
+    process = ProcessPages(
+        pid,
+        read_identity(roots.procfs, pid, labels).labels,
+        read_uid(roots.procfs, pid),
+        registered.stat.merging_pages,
+        zero_pages=registered.stat.zero_pages,
+    )
+    ranges = read_mergeable_ranges(roots.procfs, pid)
+    if isinstance(ranges, Unreadable):
+        process.error, process.vanished = f"smaps: {ranges.reason}", ranges.vanished
+        return process, None
+    process.mergeable_bytes = sum(end - start for start, end in ranges)
+    frames = read_frames(os.path.join(roots.procfs, str(pid), "pagemap"), pid, ranges, page_size)
+    if frames.error:
+        process.error, process.vanished = f"pagemap: {frames.error}", frames.vanished
+        return process, None
+    process.pages_present = len(frames.frames) + frames.hidden
+    return process, frames
+
+
 def read_page_sharing(
     roots: Roots,
     labels: Collection[str] = PROCESS_LABELS,
     page_size: int | None = None,
+    threads: int = READ_THREADS,
 ) -> PageSharingReading:
-    """Every registered process's KSM frames; never raises."""
+    """Every registered process's KSM frames; never raises.
+
+    Processes are read by `threads` threads: the kernel's walks of smaps and pagemap run
+    without the GIL, beside the decoding of another process's frames.
+    """
     page_size = page_size or os.sysconf("SC_PAGE_SIZE")
     before = dict(read_numbers(roots.sysfs, KSM_COUNTERS).values)
     sweeper = ProcessSweeper(roots.procfs)
@@ -111,45 +143,25 @@ def read_page_sharing(
         sweep = sweeper.sweep()
     finally:
         sweeper.close()
-    processes: list[ProcessPages] = []
-    frames_by_pid: dict[int, array[int]] = {}
-    hidden = present = 0
-    for registered in sweep.registered:
-        pid = registered.pid
-        process = ProcessPages(
-            pid,
-            read_identity(roots.procfs, pid, labels).labels,
-            read_uid(roots.procfs, pid),
-            registered.stat.merging_pages,
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        read = list(
+            pool.map(lambda p: _read_process(roots, p, labels, page_size), sweep.registered)
         )
-        processes.append(process)
-        ranges = read_mergeable_ranges(roots.procfs, pid)
-        if isinstance(ranges, Unreadable):
-            process.error, process.vanished = f"smaps: {ranges.reason}", ranges.vanished
-            continue
-        process.mergeable_bytes = sum(end - start for start, end in ranges)
-        frames = read_frames(
-            os.path.join(roots.procfs, str(pid), "pagemap"), pid, ranges, page_size
-        )
-        if frames.error:
-            process.error, process.vanished = f"pagemap: {frames.error}", frames.vanished
-            continue
-        process.pages_present = len(frames.frames) + frames.hidden
-        hidden += frames.hidden
-        present += process.pages_present
-        frames_by_pid[pid] = frames.frames
-    frames_hidden = present > 0 and hidden == present
-    distinct = sorted({pfn for frames in frames_by_pid.values() for pfn in frames})
+    processes = [process for process, _frames in read]
+    found = [(process, frames) for process, frames in read if frames is not None]
+    hidden = sum(frames.hidden for _process, frames in found)
+    frames_hidden = hidden > 0 and hidden == sum(p.pages_present for p, _f in found)
+    distinct_frames: set[int] = set()
+    for _process, frames in found:
+        distinct_frames.update(frames.frames)
+    distinct = sorted(distinct_frames)
+    del distinct_frames
     flags = read_frame_flags(os.path.join(roots.procfs, "kpageflags"), distinct)
     del distinct
     if not flags.error:
         ksm = flags.ksm
-        for process in processes:
-            found = frames_by_pid.pop(process.pid, None)
-            if found is None:
-                continue
-            process.ksm_frames = array("Q", [pfn for pfn in found if pfn in ksm])
-            process.zero_page_mappings = sum(found.count(pfn) for pfn in flags.zero_page)
+        for process, frames in found:
+            process.ksm_frames = array("Q", filter(ksm.__contains__, frames.frames))
     after = dict(read_numbers(roots.sysfs, KSM_COUNTERS).values)
     return PageSharingReading(
         processes=tuple(processes),
