@@ -64,7 +64,7 @@ bench: $(VENV)/.installed-run
 
 ## bench-tuners: ksm-exporter tune against the warmed-up kernel advisor on six workloads, 3 repeats each, on real KSM (root)
 bench-tuners: $(VENV)/.installed-dev
-	$(BIN)/python -m bench.tuners --seconds 36 --warmup 8 --plots docs/images
+	$(BIN)/python -m bench.tuners --seconds 32 --warmup 8 --plots docs/images
 
 ## lab: real kernels (Debian 6.1, 6.12, this host's) under QEMU and real QEMU guests; compares, writes nothing
 lab: $(VENV)/.installed-dev
