@@ -34,6 +34,7 @@ from ksm_exporter.sources.ksm_files import RUN_RUNNING, RUN_UNMERGE, run_setting
 from ksm_exporter.sources.memory_pressure import read_memory_pressure
 from ksm_exporter.sources.process_memory import resident_pages
 from ksm_exporter.sources.roots import Roots
+from ksm_exporter.sources.sysfs import KsmSysfs
 from ksm_exporter.sources.tuner_state import RecordedChange, TunerRecord
 from ksm_exporter.tune.ksm_writer import KsmWriter
 from ksm_exporter.tune.state_file import StateFile
@@ -124,6 +125,11 @@ class NewMemory:
         self.until_full_scans = full_scans + BACKLOG_SCANS
 
 
+def advisor_active(ksm: KsmSysfs) -> bool:
+    """The kernel's scan-time advisor rewrites pages_to_scan after each full scan."""
+    return ksm.advisor_mode is not None and ksm.advisor_mode.active != "none"
+
+
 class Overridden(Exception):
     """Someone else wrote a KSM setting while the tuner ran."""
 
@@ -180,7 +186,7 @@ class Tuner:
         self.recent: deque[ScanReading] = deque()
         self.decided_at: float | None = None
         self.saved_at: float | None = None
-        self.advisor_active = False
+        self.advisor_active = advisor_active(self.host.read().sysfs.snapshot)
         self.budget = options.cpu_budget  # the budget of the latest decision
         self.raised: tuple[int, int] | None = None  # (from, to) of a raise under watch
         self.ceiling: tuple[int, float] | None = None  # (pages, until) after an undone raise
@@ -318,7 +324,7 @@ class Tuner:
     def decide(self, sample: ScanReading) -> Change | None:
         reading = self.host.read_all()
         ksm = reading.sysfs.snapshot
-        self.advisor_active = ksm.advisor_mode is not None and ksm.advisor_mode.active != "none"
+        self.advisor_active = advisor_active(ksm)
         pressure = short_of_memory(reading.meminfo.meminfo, read_memory_pressure(self.roots.procfs))
         options = self.options
         self.budget = options.budget(pressure is not None)
