@@ -25,11 +25,11 @@ import pytest
 from harness.eventually import eventually
 from harness.exposition import parse_samples, render
 from harness.real_ksm import KsmControl, ksm_control, read_ksm, read_ksm_stat, write_ksm
+from harness.why_workload import why_child
 from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.reading.host_reader import HostReader
 from ksm_exporter.reading.processes import ProcessOptions
 from ksm_exporter.sources.roots import Roots
-from tests.support.why_workload import why_child
 from tests.test_ksmtuned_real import comm, running_ksmtuned, skip_reason
 
 pytestmark = pytest.mark.realksm

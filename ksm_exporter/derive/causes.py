@@ -171,7 +171,7 @@ class HostFacts:
     thp_path: str = "/sys/kernel/mm/transparent_hugepage/enabled"
 
 
-Input = Literal["memory", "memory_ksm", "huge_pages", "events", "tuners"]
+Input = Literal["memory", "memory_ksm", "huge_pages", "events", "tuners", "command_line"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +187,9 @@ class ProcessFacts:
     stat: KsmStat | Unreadable | None
     stat_path: str
     cmdline_path: str = ""
-    qemu_mem_merge_off: str | None = None
+    # What a QEMU command line says keeps its RAM out of KSM; read only for a process that is
+    # not registered.
+    qemu_mem_merge_off: str | NotRead | None = NOT_READ
     # The registered memory: smaps' `mg` areas, or smaps_rollup where ksm_merge_any makes
     # every area registered.
     memory: MergeableAreas | MemorySizes | Unreadable | NotRead = NOT_READ
@@ -277,6 +279,8 @@ def _check_registered(facts: ProcessFacts, stat: KsmStat) -> Check | Needs:  # n
         evidence = (*evidence, Evidence(facts.memory_path, f"{areas} areas with VmFlags mg"))
         if areas:
             return Check("not_registered", False, "registered with KSM", evidence)
+    if isinstance(facts.qemu_mem_merge_off, NotRead):
+        return Needs("command_line")
     if facts.qemu_mem_merge_off is not None:
         return Check(
             "qemu_mem_merge_off",

@@ -213,13 +213,7 @@ class Explainer:
         if stat is None:
             stat = read_process_ksm_stat(self.roots.procfs, pid)
         cmdline_path = os.path.join(directory, "cmdline")
-        facts = ProcessFacts(
-            pid,
-            stat,
-            os.path.join(directory, "ksm_stat"),
-            cmdline_path,
-            qemu_mem_merge_off=self._mem_merge_off(cmdline_path),
-        )
+        facts = ProcessFacts(pid, stat, os.path.join(directory, "ksm_stat"), cmdline_path)
         started, earlier = b"", None
         if self.kept is not None:
             started, earlier = self.kept.get(self.roots.procfs, pid)
@@ -250,6 +244,8 @@ class Explainer:
         procfs = self.roots.procfs
         if needs.what == "huge_pages":
             self.host = replace(self.host, huge_pages=read_huge_pages(self.roots.sysfs))
+        elif needs.what == "command_line":
+            facts = replace(facts, qemu_mem_merge_off=self._mem_merge_off(facts.cmdline_path))
         elif needs.what == "tuners":
             self.host = replace(self.host, tuners=self.find_tuners())
         elif needs.what == "events":
