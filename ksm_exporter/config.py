@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ksm_exporter.derive.tenants import BadTenantKey, TenantKey, parse_tenant_key
 from ksm_exporter.derive.tuning import TuningOptions
 from ksm_exporter.sources.process_identity import PROCESS_LABELS
 
@@ -118,6 +119,40 @@ class Settings(BaseSettings):
         "time behind the scan-cost metrics.",
         json_schema_extra=flag("collector.sample-interval"),
     )
+    collector_sharing: bool = Field(
+        False,
+        description="Audit who shares KSM pages with whom in the background (ksm_sharing_*): "
+        "needs root with CAP_SYS_ADMIN, which the exporter otherwise never asks for.",
+        json_schema_extra=flag("collector.sharing"),
+    )
+    collector_sharing_interval: float = Field(
+        300.0,
+        ge=10,
+        le=86400,
+        description="Seconds between two audits of page sharing (one takes about a second for "
+        "4 GiB registered, on a thread of its own, never on a scrape).",
+        json_schema_extra=flag("collector.sharing.interval"),
+    )
+    collector_sharing_tenant_by: str = Field(
+        "vm",
+        description="What makes a tenant of the sharing audit: vm, namespace, uid, unit, "
+        "cgroup, cgroup:DEPTH or cgroup:REGEX.",
+        json_schema_extra=flag("collector.sharing.tenant-by"),
+    )
+    collector_sharing_tenants: int = Field(
+        100,
+        ge=0,
+        description="Most tenants with sharing series of their own (those sharing most pages "
+        "with others); the rest are summed into ksm_sharing_other_tenants_*.",
+        json_schema_extra=flag("collector.sharing.tenants"),
+    )
+    collector_sharing_pairs: int = Field(
+        20,
+        ge=0,
+        description="Most pairs of tenants with a series of their own (those sharing most "
+        "frames); the rest are summed into ksm_sharing_other_pairs_frames.",
+        json_schema_extra=flag("collector.sharing.pairs"),
+    )
     tuning_cpu_budget: float = Field(
         0.1,
         gt=0,
@@ -194,6 +229,15 @@ class Settings(BaseSettings):
             raise ValueError(f"not a regular expression: {err}") from None
         return value
 
+    @field_validator("collector_sharing_tenant_by")
+    @classmethod
+    def _tenant_key(cls, value: str) -> str:
+        try:
+            parse_tenant_key(value)
+        except BadTenantKey as err:
+            raise ValueError(str(err)) from None
+        return value
+
     @field_validator("web_telemetry_path")
     @classmethod
     def _absolute_path(cls, value: str) -> str:
@@ -209,6 +253,10 @@ class Settings(BaseSettings):
             self.tuning_pressure_cpu_budget,
             self.tuning_probe_seconds,
         )
+
+    @property
+    def sharing_tenant_key(self) -> TenantKey:
+        return parse_tenant_key(self.collector_sharing_tenant_by)
 
     @property
     def process_labels(self) -> tuple[str, ...]:

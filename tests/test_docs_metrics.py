@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 
 from harness.exposition import render
+from harness.paths import fixture_roots
+from ksm_exporter.derive.tenants import parse_tenant_key
 from ksm_exporter.server.exposition import Exposition
+from ksm_exporter.server.sharing_audit import SharingAuditor
 from ksm_exporter.server.web_config_reload import FollowedWebConfig
 from ksm_exporter.sources.ksm_files import KSM_FILES
 from lab.compare import NUMERIC_FILES
@@ -25,13 +28,17 @@ FAMILY = re.compile(r"^# TYPE (\S+) (\S+)$", re.MULTILINE)
 def exported(directory: Path) -> dict[str, str]:
     """A full kernel's metrics, after the sampler has seen scans complete, and the tuning
     advice after it has seen enough of them; the tuner's, from the state file a tuner wrote;
-    and the server's own, with a web configuration."""
+    the server's own, with a web configuration; and the sharing collector's on the
+    page-sharing fixture."""
     text = render(sampled_collection(directory / "sampled"))
     text += render(tuned_collection(directory / "tuned"))
     text += render(tuner_collection(directory / "tuner"))
     (directory / "web.yml").write_text("")
     web_config = FollowedWebConfig(str(directory / "web.yml"))
     text += Exposition(list(web_config.families())).render("", "")[0].decode()
+    sharing = SharingAuditor(fixture_roots("sharing/privileged"), parse_tenant_key("vm"), 60, 1, 1)
+    sharing.audit_once()
+    text += Exposition(sharing.families()).render("", "")[0].decode()
     return dict(FAMILY.findall(text))
 
 

@@ -44,6 +44,7 @@ class TenantFrames:
     pids: tuple[int, ...] = ()
     keyed: bool = True  # False: a process without the key, a tenant of its own
     merging_pages: int | None = None  # the sum of its processes' ksm_merging_pages
+    comm: str = ""  # the command of a process that is a tenant of its own
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,7 @@ class TenantSharing:
     ksm_off_cost: int
     isolation_cost: int
     merging_pages: int | None
+    comm: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +116,7 @@ def share(tenants: Sequence[TenantFrames]) -> Sharing:
                 ksm_off_cost=ksm_pages - len(within_keys),
                 isolation_cost=cross_frames,
                 merging_pages=tenant.merging_pages,
+                comm=tenant.comm,
             )
         )
     pairs = [

@@ -117,6 +117,7 @@ def group_by_tenant(key: TenantKey, processes: Iterable[ProcessPages]) -> list[T
                 pids=tuple(p.pid for p in members),
                 keyed=keyed.get(name, True),
                 merging_pages=None if None in merging else sum(m or 0 for m in merging),
+                comm="" if keyed.get(name, True) else members[0].labels.get("comm", ""),
             )
         )
     return tenants

@@ -17,6 +17,7 @@ from ksm_exporter.reading.processes import ProcessOptions
 from ksm_exporter.server.app import make_app
 from ksm_exporter.server.limits import raise_open_files_limit
 from ksm_exporter.server.run import run
+from ksm_exporter.server.sharing_audit import SharingAuditor
 from ksm_exporter.server.web_config_reload import FollowedWebConfig
 from ksm_exporter.sources.roots import Roots
 
@@ -49,6 +50,19 @@ def process_options(settings: Settings) -> ProcessOptions:
     )
 
 
+def sharing_auditor(settings: Settings) -> SharingAuditor | None:
+    """The opt-in sharing collector, on a thread of its own; None unless asked for."""
+    if not settings.collector_sharing:
+        return None
+    return SharingAuditor(
+        Roots(settings.path_sysfs, settings.path_procfs),
+        settings.sharing_tenant_key,
+        settings.collector_sharing_interval,
+        settings.collector_sharing_tenants,
+        settings.collector_sharing_pairs,
+    )
+
+
 def serve(settings: Settings, web_config: FollowedWebConfig | None) -> int:
     """Serves until SIGTERM or SIGINT (0), or 1 when the address cannot be bound."""
     name_process("ksm-exporter")  # `python -m ksm_exporter` too
@@ -64,11 +78,16 @@ def serve(settings: Settings, web_config: FollowedWebConfig | None) -> int:
     )
     collection = KsmCollection(reader, settings.tuning)
     ssl_context = web_config.listening_context() if web_config else None
+    sharing = sharing_auditor(settings)
+    extra_families = [
+        *([web_config.families] if web_config else []),
+        *([sharing.families] if sharing else []),
+    ]
     app = make_app(
         collection,
         settings.web_telemetry_path,
         web_config,
-        web_config.families if web_config else tuple,
+        lambda: [family for families in extra_families for family in families()],
     )
     log.info(
         "starting ksm-exporter",
@@ -82,6 +101,8 @@ def serve(settings: Settings, web_config: FollowedWebConfig | None) -> int:
             "open_files_limit": open_files_limit,
         },
     )
+    if sharing:
+        sharing.start()
     try:
         run(
             app,
@@ -94,4 +115,7 @@ def serve(settings: Settings, web_config: FollowedWebConfig | None) -> int:
     except OSError as err:
         log.error("cannot listen", extra={"address": settings.web_listen_address, "err": err})
         return 1
+    finally:
+        if sharing:
+            sharing.stop()
     return 0
