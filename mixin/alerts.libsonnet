@@ -171,6 +171,27 @@
         ],
       },
       {
+        name: 'ksm-merging-little',
+        rules: [
+          alert(
+            'KsmProcessMergingLittle',
+            'warning',
+            |||
+              ksm_process_merging_little_info{%(sel)s, reason=~"%(reasons)s"}
+                * on (%(cluster)s, job, instance, pid) group_left ()
+              ksm_process_rmap_items{%(sel)s}
+            ||| % { sel: sel, reasons: c.mergingLittleReasons, cluster: c.clusterLabel },
+            'A registered process merges little for a reason the settings can change.',
+            std.join(' ', [
+              '{{ $labels.comm }} (pid {{ $labels.pid }}{{ with $labels.vm }}, VM {{ . }}{{ end }})',
+              'on %s merges little: {{ $labels.reason }}; ksmd tracks {{ $value }} of its pages.' % where,
+              '`ksm-exporter status --why {{ $labels.pid }}` on that host shows each check and',
+              'the kernel files it stands on.',
+            ]),
+          ),
+        ],
+      },
+      {
         name: 'ksm-exporter',
         rules: [
           alert(

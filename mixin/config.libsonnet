@@ -47,6 +47,11 @@
     // (it decides every 5 s and records it at least every minute).
     tunerDecisionMaxAge: 900,
 
+    // KsmProcessMergingLittle: the reasons of ksm_process_merging_little_info it alerts on,
+    // those a setting changes (ksmd too slow to reach it, MemoryKSM= not applied, memory in
+    // huge pages); KSM stopped by a tuner on purpose, unique or volatile content do not.
+    mergingLittleReasons: 'not_reached|memory_ksm_not_applied|huge_pages',
+
     // How long each condition must hold before its alert fires.
     alertFor: {
       KsmdExcessiveCpu: '15m',
@@ -63,6 +68,7 @@
       KsmTuningAdvice: '6h',
       KsmTunerOverridden: '5m',
       KsmTunerNotDeciding: '5m',
+      KsmProcessMergingLittle: '1h',
     },
 
     // Opt-in joins with each platform's own exporter: recording rules that put the share of
