@@ -277,6 +277,33 @@
               'the host time its memory contents.',
             ]),
           ),
+          alert(
+            'KsmSensitiveWorkloadSharesAcrossTenants',
+            'critical',
+            |||
+              (
+              %(tenants)s
+              )
+                * on (%(cluster)s, job, instance) group_left () ksm_page_size_bytes{%(sel)s} > 0
+            ||| % {
+              sel: sel,
+              cluster: c.clusterLabel,
+              // The sensitive-workload selector, applied to the sharing collector's tenant
+              // series: they carry the label of --collector.sharing.tenant-by's key.
+              tenants: std.join('\n', [
+                '  ' + std.strReplace(line, 'ksm_process_merging_pages', 'ksm_sharing_tenant_shared_frames')
+                for line in std.split(c.sensitiveWorkloads, '\n')
+                if line != ''
+              ]),
+            },
+            'A sensitive workload shares memory pages with another tenant.',
+            std.join(' ', [
+              'Tenant{{ with $labels.vm }} VM {{ . }}{{ end }}{{ with $labels.namespace }} namespace {{ . }}{{ end }}{{ with $labels.unit }} unit {{ . }}{{ end }}{{ with $labels.cgroup }} cgroup {{ . }}{{ end }}{{ with $labels.uid }} uid {{ . }}{{ end }}{{ with $labels.pid }} pid {{ . }} ({{ $labels.comm }}){{ end }} on %s' % where,
+              'has {{ $value | humanize1024 }}B of KSM pages merged with pages of other tenants,',
+              'which can time its memory contents through them; ksm_sharing_pair_frames says with',
+              'whom.',
+            ]),
+          ),
         ],
       },
       {

@@ -65,6 +65,8 @@
       KsmExporterAbsent: '5m',
       KsmSensitiveWorkloadMerging: '5m',
       KsmSensitiveWorkloadRegistered: '5m',
+      // The sharing collector's series change once an audit (--collector.sharing.interval).
+      KsmSensitiveWorkloadSharesAcrossTenants: '0m',
       KsmTuningAdvice: '6h',
       KsmTunerOverridden: '5m',
       KsmTunerNotDeciding: '5m',
@@ -99,6 +101,9 @@
     // ksm_process_merging_pages series of the processes that must not share memory with
     // others; docs/runbook.md shows selectors for a VM name, a systemd unit and a Kubernetes
     // namespace. Give --collector.process.always-include a pattern for the same processes.
+    // KsmSensitiveWorkloadSharesAcrossTenants applies the same lines to the sharing
+    // collector's ksm_sharing_tenant_shared_frames, whose tenants carry the label of
+    // --collector.sharing.tenant-by's key (vm, namespace, unit, cgroup, uid).
     sensitiveWorkloads: |||
       ksm_process_merging_pages{vm=~"sensitive-.+"}
       or
