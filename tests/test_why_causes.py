@@ -190,14 +190,21 @@ def test_huge_pages_come_after_volatile_and_before_unique() -> None:
     )
 
 
-def test_zero_pages_and_copy_on_write_come_last() -> None:
+def test_zero_pages_come_before_volatile() -> None:
     zero = VISITED.with_values(zero_pages=4000)
     assert run_chain(facts(zero), host(use_zero_pages=1), **ALL_INPUTS).reason == "zero_pages"
+
+
+def test_copy_on_write_counted_host_wide_is_never_the_cause() -> None:
     mixed = host(pages_unshared=3000, pages_volatile=3000)
     events = {**ALL_INPUTS, "events": KsmEvents(12, None)}
     explanation = run_chain(facts(VISITED), mixed, **events)
-    assert explanation.reason == "copy_on_write"
-    assert "12 KSM pages copied" in explanation.sentence
+    assert explanation.reason == "unknown"
+    assert "12 KSM pages were copied on this host since boot" in explanation.sentence
+    cow = explanation.checks[-1]
+    assert (cow.reason, cow.holds) == ("copy_on_write", None)
+    none_copied = run_chain(facts(VISITED), mixed, **ALL_INPUTS).checks[-1]
+    assert (none_copied.reason, none_copied.holds) == ("copy_on_write", False)
     no_counters = {**ALL_INPUTS, "events": KsmEvents(None, None)}
     explanation = run_chain(facts(VISITED), mixed, **no_counters)
     assert "no cow_ksm or ksm_swpin_copy" in explanation.sentence

@@ -30,6 +30,7 @@ from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.reading.host_reader import HostReader
 from ksm_exporter.reading.processes import ProcessOptions
 from ksm_exporter.sources.roots import Roots
+from tests.support.unprivileged import AMBIENT_DAC_READ_SEARCH, NobodyRuntime
 from tests.test_ksmtuned_real import comm, running_ksmtuned, skip_reason
 
 pytestmark = pytest.mark.realksm
@@ -321,3 +322,38 @@ def test_unique_content_is_unique(ksm: KsmControl) -> None:
     assert check["reason"] == "unique", json.dumps(data, indent=1)
     assert "CAUSE    its content is unique" in text
     assert text.splitlines()[-1].startswith("Cause: unique: ")
+
+
+def why_as_nobody(nobody: NobodyRuntime, pid: int, *setpriv: str) -> str:
+    command = [*nobody.command(*setpriv), "-m", "ksm_exporter", "status", "--why", str(pid)]
+    result = subprocess.run(
+        command,
+        env={**os.environ, **nobody.env},
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (result.returncode, result.stderr) == (0, ""), result.stderr
+    return result.stdout
+
+
+def test_without_privilege_each_unreadable_file_is_one_clear_line(
+    ksm: KsmControl, nobody: NobodyRuntime
+) -> None:
+    """Another user's process: without CAP_DAC_READ_SEARCH its ksm_stat cannot be read; with
+    it, ksm_stat can but smaps cannot (it needs ptrace access): never a cause as fact."""
+    ksm.set(pages_to_scan=10, sleep_millisecs=1000, run=1)
+    with why_child(32 * MiB, "identical") as child:
+        bare = why_as_nobody(nobody, child.pid)
+        capable = why_as_nobody(nobody, child.pid, *AMBIENT_DAC_READ_SEARCH)
+    last = bare.splitlines()[-1]
+    assert last.startswith("Cause: unknown: "), bare
+    assert f"/proc/{child.pid}/ksm_stat" in last
+    assert "EACCES" in last
+    assert capable.splitlines()[-1].startswith("Cause: unknown: "), capable
+    denied = [line for line in capable.splitlines() if line.lstrip().startswith("unknown ")]
+    assert any(f"/proc/{child.pid}/smaps: needs ptrace read access" in line for line in denied), (
+        capable
+    )

@@ -29,8 +29,9 @@ answer is "unknown" with the reason. The checks, in order:
 6. Its content is unique: more than half of its tracked, unmerged pages must be unshared
    (stable, in the unstable tree, nothing identical), since the host's pages_volatile is too
    small to hold them.
-7. Merged pages are being copied again on write (vmstat's cow_ksm, ksm_swpin_copy): the kernel
-   counts them host-wide, not per process.
+7. Merged pages copied again on write (vmstat's cow_ksm, ksm_swpin_copy): the kernel counts
+   them host-wide since boot, not per process, so this check only rules the cause out (none
+   copied) or says it cannot be told; it is never stated as the cause.
 
 Before 4: it merges, but with the zero page (use_zero_pages): counted in ksm_zero_pages, not
 in ksm_merging_pages. That explains the counters before any reason it would not merge.
@@ -66,7 +67,6 @@ REASONS = (
     "huge_pages",
     "unique",
     "zero_pages",
-    "copy_on_write",
     "unknown",
 )
 Reason = Literal[
@@ -82,7 +82,7 @@ Reason = Literal[
     "huge_pages",
     "unique",
     "zero_pages",
-    "copy_on_write",
+    "copy_on_write",  # a check's key only: the kernel's counts never make it a cause
     "unknown",
 ]
 # A process merges little when fewer than 1 in MERGES_LITTLE_DIVISOR of the pages ksmd tracks
@@ -520,13 +520,15 @@ def _check_cow(host: HostFacts) -> Check | Needs:
         Evidence(host.vmstat_path, f"cow_ksm {events.cow_ksm}"),
         Evidence(host.vmstat_path, f"ksm_swpin_copy {events.ksm_swpin_copy}"),
     )
+    if not lost:
+        return Check("copy_on_write", False, "no KSM page was copied since boot", evidence)
+    # Host-wide counts since boot: they prove that merged pages were lost somewhere, sometime,
+    # never that this process's were, so this is never stated as its cause.
     return Check(
         "copy_on_write",
-        lost > 0,
-        f"merged pages are copied again on write: {lost} KSM pages copied on this host since "
-        "boot (the kernel does not count them per process)"
-        if lost
-        else "no KSM page was copied on write since boot",
+        None,
+        f"whether its merged pages are lost to writes cannot be told: {lost} KSM pages were "
+        "copied on this host since boot, which the kernel does not count per process",
         evidence,
     )
 
