@@ -70,6 +70,7 @@ def test_a_changed_row_changes_the_text_the_json_and_the_page(tmp_path: Path) ->
         "ksmd",
         "full_scan",
         "advice",
+        "why",
         "processes",
         "problems",
     ]

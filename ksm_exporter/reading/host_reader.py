@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Protocol, TypeVar
 
@@ -31,8 +31,14 @@ from ksm_exporter.sources.ksm_files import DECLARED, Declared
 from ksm_exporter.sources.ksm_stat import PROCESS_FIELDS, ProcessField
 from ksm_exporter.sources.ksmd import KsmdLocator, KsmdReading
 from ksm_exporter.sources.meminfo import MeminfoReading, read_meminfo
-from ksm_exporter.sources.process_identity import LABELS, ProcessLabel
+from ksm_exporter.sources.process_identity import (
+    LABELS,
+    ProcessIdentity,
+    ProcessLabel,
+    read_identity,
+)
 from ksm_exporter.sources.process_names import read_process_names
+from ksm_exporter.sources.process_sweep import ProcessKsm
 from ksm_exporter.sources.rival_tuners import rivals_among
 from ksm_exporter.sources.roots import Roots
 from ksm_exporter.sources.sysfs import HeldKsmSysfs, SysfsReading
@@ -187,7 +193,7 @@ class HostReader:
         """Every source, the per-process sweep inline: for `status` and `tune`, which have no
         event loop."""
         reading = replace(self.read(), processes=self.record_sweep(self.sweep_processes()))
-        return self.keep(self.explain_merging_little(reading))
+        return self.keep(reading)
 
     async def read_async(self) -> HostReading:
         """The server's read: the sweep runs in a worker thread, the rest inline."""
@@ -237,20 +243,54 @@ class HostReader:
 
         return Explainer.for_host(self.roots, ksm, self.page_size, tuners, kept=kept)
 
-    def explain_merging_little(self, reading: HostReading) -> HostReading:
-        """The reading with an explanation for each process with series of its own that
-        merges little (derive/causes.py's `merges_little`); nothing more is read where every
-        one merges well."""
+    def explain_merging_little(
+        self,
+        reading: HostReading,
+        among: Iterable[ProcessKsm] | None = None,
+        limit: int | None = None,
+    ) -> HostReading:
+        """The reading with an explanation for each process that merges little
+        (derive/causes.py's `merges_little`) among `among` (by default those with series of
+        their own), at most `limit` of them, those ksmd tracks most pages of first; nothing
+        more is read where every one merges well."""
         processes = reading.processes
         if processes is None:
             return reading
-        little = [p for p in processes.selection.own if merges_little(p.stat)]
+        candidates = processes.selection.own if among is None else among
+        little = sorted(
+            (p for p in candidates if merges_little(p.stat)),
+            key=lambda p: -(p.stat.rmap_items or 0),
+        )[:limit]
         self.memory_kept.forget_all_but({p.pid for p in little})
         if not little:
             return replace(reading, explanations={})
         explainer = self.explainer(reading, self.memory_kept)
         explained = {p.pid: explainer.explain(p.pid, p.stat) for p in little}
         return replace(reading, explanations=explained)
+
+    def explain_unregistered_guests(self, reading: HostReading) -> HostReading:
+        """The reading with an explanation for each QEMU process that is not registered with
+        KSM (from the walk kept for a sampling interval): a guest that merges nothing."""
+        processes = reading.processes
+        qemu = self.read_qemu_processes()
+        if processes is None or not qemu:
+            return reading
+        registered = {p.pid for p in processes.sweep.registered}
+        guests = [q.pid for q in qemu if q.pid not in registered]
+        if not guests:
+            return reading
+        explainer = self.explainer(reading)
+        explained = dict(reading.explanations or {})
+        explained.update((pid, explainer.explain(pid)) for pid in guests)
+        return replace(reading, explanations=explained)
+
+    def identity(self, reading: HostReading, pid: int) -> ProcessIdentity:
+        """Who a process is: from the sweep where it has series of its own, else read now."""
+        processes = reading.processes
+        if processes is not None and pid in processes.identities:
+            return processes.identities[pid]
+        labels = self.processes.labels if self.processes is not None else LABELS
+        return read_identity(self.roots.procfs, pid, labels=labels)
 
     def close(self) -> None:
         self.sysfs.close()

@@ -307,12 +307,46 @@ def tiles(snapshot: Snapshot) -> tuple[Tile, ...]:
     return tuple(found)
 
 
+def why_section(snapshot: Snapshot, _view: View) -> Section:
+    """Each process and VM that merges little, with the first cause that holds
+    (derive/causes.py); `status --why PID` shows every check and its evidence."""
+    rows = []
+    listed = []
+    for explained in snapshot.why:
+        explanation, who = explained.explanation, explained.identity
+        vm = f", VM {who.vm}" if who.vm else ""
+        cause = explanation.cause
+        rows.append(
+            Row(
+                f"pid {explanation.pid}",
+                f"{who.comm or '?'}{vm}: {explanation.reason}",
+                (explanation.sentence,),
+            )
+        )
+        listed.append(
+            {
+                "pid": explanation.pid,
+                "comm": who.comm,
+                "vm": who.vm,
+                "reason": explanation.reason,
+                "sentence": explanation.sentence,
+                "evidence": []
+                if cause is None
+                else [{"file": e.path, "value": e.value} for e in cause.evidence],
+            }
+        )
+    if not rows:
+        rows.append(Row("Merging little", "none: every process registered merges well"))
+    return Section("why", "Merging little", tuple(rows), {"why": listed})
+
+
 # The sections, in the order the terminal shows them.
 SECTIONS: tuple[Callable[[Snapshot, View], Section], ...] = (
     ksm_section,
     memory_section,
     cost_section,
     advice_section,
+    why_section,
 )
 
 

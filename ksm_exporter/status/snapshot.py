@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from ksm_exporter.derive.causes import Explanation
 from ksm_exporter.derive.fork_inheritance import fork_inheritance_sentence
 from ksm_exporter.derive.other_tuners import (
     AdvisorChoice,
@@ -33,10 +34,14 @@ from ksm_exporter.sources.host_memory import QemuProcess
 from ksm_exporter.sources.kernel_file import NANOSECONDS, Problem
 from ksm_exporter.sources.kernel_release import osrelease_path
 from ksm_exporter.sources.meminfo import Meminfo
+from ksm_exporter.sources.process_identity import ProcessIdentity
 from ksm_exporter.sources.procfs_mount import hidepid_problems
 from ksm_exporter.sources.roots import Roots
 from ksm_exporter.sources.sysfs import KsmSysfs, ksm_dir
 
+# At most this many processes that merge little are explained by `status`, those ksmd tracks
+# most pages of first: each may cost a read of its smaps.
+WHY_LIMIT = 20
 # How often full_scans and ksmd are sampled during the window: often enough to time full
 # scans that complete within it, still only a few small reads a tick.
 WINDOW_STEP_SECONDS = 0.1
@@ -109,6 +114,14 @@ class Tuning:
 
 
 @dataclass(frozen=True, slots=True)
+class Explained:
+    """Why a process or VM merges little (derive/causes.py), and who it is."""
+
+    explanation: Explanation
+    identity: ProcessIdentity
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     ksm: KsmSysfs
     savings: Savings
@@ -118,6 +131,7 @@ class Snapshot:
     processes: ProcessReading | None
     problems: tuple[Problem, ...]
     tuning: Tuning | None = None
+    why: tuple[Explained, ...] = ()  # the processes and VMs that merge little, by pid
 
 
 def take_snapshot(
@@ -143,6 +157,9 @@ def take_snapshot(
         reading = reader.read_all()
         if not reading.sysfs.snapshot.available:
             raise KsmUnreadable(no_ksm_sentence(roots.sysfs, reading.sysfs.problems))
+        if reading.processes is not None:  # every registered process, not only the top ones
+            registered = reading.processes.sweep.registered
+            reading = reader.explain_merging_little(reading, registered, WHY_LIMIT)
         window = watch_ksmd(reader.sampler, window_seconds, sleep)
         return build_snapshot(reader, tuning or TuningOptions(), reading, window)
     finally:
@@ -162,6 +179,12 @@ def build_snapshot(
     now = settings_at_end(host_now(ksm, processes, reader.kernel_hz), window)
     advice = advise(window.cost, now, options)
     ksmd_problems = () if reading.ksmd is None else reading.ksmd.problems
+    explained = reader.explain_unregistered_guests(reading)
+    why = tuple(
+        Explained(explanation, reader.identity(explained, pid))
+        for pid, explanation in sorted((explained.explanations or {}).items())
+        if explanation.reason != "merges_well"
+    )
     return Snapshot(
         ksm=ksm,
         savings=derive_savings(ksm, page_size, mem_total),
@@ -187,6 +210,7 @@ def build_snapshot(
             qemu=reader.read_qemu_processes(),
             ksmtuned_running=any(name == "ksmtuned" for _pid, name in reader.read_rival_tuners()),
         ),
+        why=why,
     )
 
 
