@@ -14,7 +14,7 @@ from ksm_exporter.status.build import build_status
 from ksm_exporter.status.render import render_json, render_text
 from ksm_exporter.status.snapshot import Snapshot, take_snapshot
 from tests.support.ksmd_simulator import KsmdSimulator, run_for, saturating, simulated_ksmd
-from tests.support.sampling import CLOCK_TICKS, copy_fixture, write_ksm
+from tests.support.sampling import CLOCK_TICKS, copy_fixture, run_tuners, write_ksm
 
 pytestmark = pytest.mark.unit
 
@@ -103,24 +103,14 @@ def test_short_window_says_how_many_more_scans_and_how_long_to_watch(tmp_path: P
     assert json.loads(render_json(build_status(snapshot)))["advice"]["full_scans_needed"] == 3
 
 
-def test_the_other_tuners_and_the_kernel_advisor_side_by_side(tmp_path: Path) -> None:
+def test_only_the_kernel_advisor_is_modelled_where_no_other_tuner_runs(tmp_path: Path) -> None:
     snapshot, _sim, _roots = watched(tmp_path)
-    others = json.loads(render_json(build_status(snapshot)))["advice"]["others"]
-    assert list(others) == ["ksmtuned", "mom", "kubevirt", "kernel_advisor"]
-    # The fixture: 16,384,000 kB of RAM, 10,100,000 kB free (MemFree + Buffers + Cached), no
-    # QEMU memory in sight: under 20% of RAM, ksmtuned stops KSM.
-    assert others["ksmtuned"] == {
-        "interval_seconds": 60,  # KSM_MONITOR_INTERVAL's default
-        "run": 0,
-        "pages_to_scan": None,
-        "sleep_millisecs": None,
-        "reason": "QEMU's resident memory plus the threshold fits in RAM and free memory is "
-        "above it",
-        "unknown": [],
-        "committed_bytes": 0,
-        "threshold_bytes": 16_384_000 * 20 // 100 * KIB,
-        "predicted": None,
-    }
+    status = build_status(snapshot)
+    others = json.loads(render_json(status))["advice"]["others"]
+    assert list(others) == ["kernel_advisor"]
+    text = render_text(status)
+    for name in ("ksmtuned", "oVirt MOM", "KubeVirt", "Kernel advisor"):
+        assert name not in text  # the advisor is off in the fixture: not listed either
     # 20,000 pages at 0.5 us: one full scan costs about 10 ms, under a second, so
     # scan_time_advisor() counts 1 s and 1% of a CPU, and its floor of 10x per_page_cost
     # raises the pages to advisor_max_pages_to_scan: the target of 200 s does not hold it
@@ -150,8 +140,33 @@ def others_of(roots: Roots) -> tuple[dict[str, dict[str, object]], list[str]]:
     return others, render_text(build_status(snapshot)).splitlines()
 
 
+def test_a_running_ksmtuned_that_stops_ksm_is_shown_with_its_rule(tmp_path: Path) -> None:
+    roots = copy_fixture("current", tmp_path / "tree")
+    pids = run_tuners(roots, "ksmtuned")
+    others, text = others_of(roots)
+    assert list(others) == ["ksmtuned", "kernel_advisor"]
+    # The fixture: 16,384,000 kB of RAM, 10,100,000 kB free (MemFree + Buffers + Cached), no
+    # QEMU memory in sight: under 20% of RAM, ksmtuned stops KSM.
+    reason = "QEMU's resident memory plus the threshold fits in RAM and free memory is above it"
+    assert others["ksmtuned"] == {
+        "pid": pids["ksmtuned"],
+        "interval_seconds": 60,  # KSM_MONITOR_INTERVAL's default
+        "run": 0,
+        "pages_to_scan": None,
+        "sleep_millisecs": None,
+        "reason": reason,
+        "unknown": [],
+        "committed_bytes": 0,
+        "threshold_bytes": 16_384_000 * 20 // 100 * KIB,
+        "predicted": None,
+    }
+    shown = f"ksmtuned       runs here (pid {pids['ksmtuned']}): stops KSM (run=0): QEMU's"
+    assert any(line.startswith(shown) for line in text), text
+
+
 def test_each_other_tuner_counts_qemu_as_its_source_does(tmp_path: Path) -> None:
     roots = copy_fixture("current", tmp_path / "tree")
+    run_tuners(roots, "ksmtuned", "momd", "virt-handler")
     # pid 1201 is libvirt's QEMU (/usr/bin/qemu-system-x86_64, no -enable-kvm): 14 GiB
     # virtual, 1 GiB resident. pid 1302 (comm kvm) holds as much, and neither counts it.
     write_status(roots, 1201, 14 << 20, 1 << 20)
@@ -175,13 +190,17 @@ def test_each_other_tuner_counts_qemu_as_its_source_does(tmp_path: Path) -> None
     kubevirt = others["kubevirt"]
     assert (kubevirt["run"], kubevirt["pages_to_scan"]) == (1, 950)
     assert kubevirt["sleep_millisecs"] == 100 * 16777216 // (total - 12_000_000) == 382
-    assert "ksmtuned       would set run=0" in text
-    assert "oVirt MOM      would set pages_to_scan=950, sleep_millisecs=10" in text
-    assert "KubeVirt       would set pages_to_scan=950, sleep_millisecs=382" in text
+    for shown in (
+        "ksmtuned       runs here (pid 4342): stops KSM (run=0): QEMU's resident memory",
+        "oVirt MOM      runs here (pid 4343): sets pages_to_scan=950, sleep_millisecs=10:",
+        "KubeVirt       runs here (pid 4344): sets pages_to_scan=950,",
+    ):
+        assert any(line.startswith(shown) for line in text), (shown, text)
 
 
 def test_a_rule_whose_input_cannot_be_read_says_so(tmp_path: Path) -> None:
     roots = copy_fixture("current", tmp_path / "tree")
+    run_tuners(roots, "ksmtuned", "momd", "virt-handler")
     # A kernel before 3.14: no MemAvailable. KubeVirt's handler then does nothing at all.
     (Path(roots.procfs) / "meminfo").write_text(
         "MemTotal: 16384000 kB\nMemFree: 1000000 kB\nBuffers: 0 kB\nCached: 1000000 kB\n"
@@ -189,10 +208,10 @@ def test_a_rule_whose_input_cannot_be_read_says_so(tmp_path: Path) -> None:
     others, text = others_of(roots)
     assert others["kubevirt"]["unknown"] == ["MemAvailable"]
     assert (others["kubevirt"]["run"], others["kubevirt"]["pages_to_scan"]) == (None, None)
-    assert "KubeVirt       unknown: MemAvailable" in text
-    # Free memory under the threshold: ksmtuned, which is not running, boosts from its own
-    # count of 0; MOM from the kernel's 1000; both within 64-1250, 10 ms on this host.
-    assert others["ksmtuned"]["pages_to_scan"] == 300
+    assert "KubeVirt       runs here (pid 4344): unknown: MemAvailable" in text
+    # Free memory under the threshold: ksmtuned, running, boosts from the 1000 pages it last
+    # wrote, MOM from the kernel's 1000; both capped at 1250, 10 ms on this host.
+    assert others["ksmtuned"]["pages_to_scan"] == 1250
     assert (others["mom"]["pages_to_scan"], others["mom"]["sleep_millisecs"]) == (1250, 10)
 
 

@@ -28,7 +28,7 @@ from ksm_exporter.status.page import CONTENT_SECURITY_POLICY, PageContext, page
 from ksm_exporter.status.render import render_json
 from ksm_exporter.status.snapshot import take_snapshot
 from tests.support.hostile_names import IMG_GUEST, SCRIPT_CGROUP, SVG_COMM, add_hostile_processes
-from tests.support.sampling import CLOCK_TICKS, copy_fixture
+from tests.support.sampling import CLOCK_TICKS, copy_fixture, run_tuners
 
 pytestmark = pytest.mark.unit
 
@@ -206,10 +206,11 @@ async def test_basic_auth_guards_the_page_and_its_json(aiohttp_client: AiohttpCl
         assert allowed.status == 200
 
 
-async def test_the_page_and_its_json_show_each_other_tuner(
+async def test_the_page_and_its_json_show_each_other_tuner_that_runs_here(
     aiohttp_client: AiohttpClient, tmp_path: Path
 ) -> None:
     roots = copy_fixture("current", tmp_path)
+    pids = run_tuners(roots, "ksmtuned", "momd", "virt-handler")
     # libvirt's QEMU (pid 1201) with 14 GiB of address space: MOM, which counts virtual size,
     # starts KSM on this 16,384,000 kB host; ksmtuned, which counts resident size, does not.
     (Path(roots.procfs) / "1201" / "status").write_text(
@@ -218,12 +219,12 @@ async def test_the_page_and_its_json_show_each_other_tuner(
     client = await client_for(aiohttp_client, roots)
     html = await (await client.get("/")).text()
     text = " ".join(parsed(html).text)
-    for name, setting in (
-        ("ksmtuned", "would set run=0"),
-        ("oVirt MOM", "would set pages_to_scan=950, sleep_millisecs=10"),
-        ("KubeVirt", "would set pages_to_scan=950, sleep_millisecs=382"),
+    for name, pid, setting in (
+        ("ksmtuned", pids["ksmtuned"], "stops KSM (run=0)"),
+        ("oVirt MOM", pids["momd"], "sets pages_to_scan=950, sleep_millisecs=10"),
+        ("KubeVirt", pids["virt-handler"], "sets pages_to_scan=950, sleep_millisecs=382"),
     ):
-        assert f"{name} {setting}" in text
+        assert f"{name} runs here (pid {pid}): {setting}" in text
     served = (await (await client.get("/api/status")).json())["advice"]["others"]
     printed = json.loads(
         render_json(

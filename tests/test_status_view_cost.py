@@ -19,7 +19,7 @@ from ksm_exporter.reading.host_reader import HostReader
 from ksm_exporter.reading.kept import Kept
 from ksm_exporter.server.app import COLLECTION_KEY, HISTORY_KEY, make_app
 from ksm_exporter.sources.roots import Roots
-from tests.support.sampling import ManualClock, copy_fixture, write_ksm
+from tests.support.sampling import ManualClock, copy_fixture, run_tuners, write_ksm
 
 pytestmark = pytest.mark.unit
 
@@ -84,10 +84,12 @@ def test_callers_at_once_share_one_read() -> None:
 
 
 async def served(
-    aiohttp_client: AiohttpClient, tmp_path: Path
+    aiohttp_client: AiohttpClient, tmp_path: Path, tuners: tuple[str, ...] = ()
 ) -> tuple[TestClient, Roots, ManualClock]:  # type: ignore[type-arg]
-    """An app on a copy of the `current` fixture, on a clock the test moves."""
+    """An app on a copy of the `current` fixture, with the other `tuners` running, on a clock
+    the test moves."""
     roots, clock = copy_fixture("current", tmp_path), ManualClock()
+    run_tuners(roots, *tuners)
     reader = HostReader(roots, PAGE_SIZE, sample_interval=INTERVAL, clock=clock)
     return await aiohttp_client(make_app(KsmCollection(reader))), roots, clock
 
@@ -135,7 +137,7 @@ async def committed(client: TestClient) -> int:  # type: ignore[type-arg]
 async def test_the_qemu_processes_are_walked_once_an_interval(
     aiohttp_client: AiohttpClient, tmp_path: Path
 ) -> None:
-    client, roots, clock = await served(aiohttp_client, tmp_path)
+    client, roots, clock = await served(aiohttp_client, tmp_path, tuners=("ksmtuned",))
     assert await committed(client) == 0  # the fixture's QEMU has no -enable-kvm
     write_qemu(roots, 4242, 1 << 20)
     # A new collection (a scrape) does not walk /proc again within the interval.

@@ -298,6 +298,14 @@ RIVALS = (
 )
 
 
+# The name sources/rival_tuners.py gives a running tuner -> its rule's key in RIVALS.
+RULE_OF = {
+    "ksmtuned": "ksmtuned",
+    "oVirt MOM (momd)": "mom",
+    "KubeVirt's virt-handler": "kubevirt",
+}
+
+
 def rival_choices(inputs: RivalInputs) -> dict[str, TunerChoice]:
     return {rival.key: rival.rule(inputs) for rival in RIVALS}
 

@@ -20,7 +20,13 @@ from ksm_exporter.derive.causes import (
     TunerAtWork,
     explain,
 )
-from ksm_exporter.derive.other_tuners import RIVALS, HostMemory, RivalInputs, rival_choices
+from ksm_exporter.derive.other_tuners import (
+    RIVALS,
+    RULE_OF,
+    HostMemory,
+    RivalInputs,
+    rival_choices,
+)
 from ksm_exporter.sources.host_memory import QemuProcess
 from ksm_exporter.sources.kernel_file import (
     BadValue,
@@ -45,8 +51,6 @@ from ksm_exporter.sources.systemd_unit import read_memory_ksm
 from ksm_exporter.sources.thp import read_huge_pages, thp_dir
 from ksm_exporter.sources.vmstat import read_ksm_events
 
-# The name a running tuner's comm gives (sources/rival_tuners.py) -> its rule's key.
-RULE_OF = {"ksmtuned": "ksmtuned", "oVirt MOM (momd)": "mom", "KubeVirt's virt-handler": "kubevirt"}
 _MAX_CAUSE_ROUNDS = 8  # more than the chain has inputs: a guard, never reached
 
 

@@ -1,6 +1,8 @@
 """The "Advice" section of the status model: the state, the measured cost, what to set and
-what it will do, beside what ksmtuned, oVirt MOM, KubeVirt and the kernel's advisor would set;
-and its JSON figures."""
+what it will do; beside it the tuners that run here (ksmtuned, oVirt MOM, KubeVirt's handler,
+the kernel's advisor), each with its rule as the cause of what it sets; and its JSON figures.
+`advice.others` has the kernel advisor's settling point whether or not it runs (it predicts
+what switching it on would do), and an entry for each other tuner only where it runs."""
 
 from __future__ import annotations
 
@@ -70,7 +72,8 @@ def needs_more(snapshot: Snapshot, advice: Advice, view: View) -> tuple[str, tup
 
 
 def advice_section(snapshot: Snapshot, view: View) -> Section:
-    """The state, the measured cost, what to set and what it will do, then the other tuners."""
+    """The state, the measured cost, what to set and what it will do, then the tuners that
+    run here."""
     tuning = snapshot.tuning
     if tuning is None:
         return Section("advice", "Advice", (), {"advice": None}, wide=True)
@@ -78,7 +81,7 @@ def advice_section(snapshot: Snapshot, view: View) -> Section:
         state_row(snapshot, tuning.advice, view),
         *model_rows(snapshot, tuning.advice, view),
         *recommendation_rows(snapshot, tuning),
-        *other_rows(tuning),
+        *other_rows(tuning, advisor_active(snapshot)),
     ]
     return Section("advice", "Advice", tuple(rows), {"advice": advice_json(snapshot)}, wide=True)
 
@@ -202,40 +205,44 @@ def recommendation_rows(snapshot: Snapshot, tuning: Tuning) -> list[Row]:
     return rows
 
 
-def other_rows(tuning: Tuning) -> list[Row]:
-    """What ksmtuned, oVirt MOM and KubeVirt would set now, and where the kernel's advisor
-    would settle."""
+def other_rows(tuning: Tuning, advisor_runs: bool) -> list[Row]:
+    """The tuners that run here, each with its rule as the cause of the settings it writes;
+    the kernel's advisor, where it runs, with where it settles. A tuner that does not run
+    here is not listed."""
     rows = []
     for rival in RIVALS:
+        pid = tuning.running.get(rival.key)
+        if pid is None:
+            continue
         choice = tuning.others[rival.key]
-        figures = {f"advice.others.{rival.key}": choice_json(choice, rival.interval_seconds)}
-        rows.append(Row(rival.name, *choice_text(choice), figures=figures))
+        figures = {f"advice.others.{rival.key}": choice_json(choice, rival.interval_seconds, pid)}
+        value, then = choice_text(choice)
+        rows.append(Row(rival.name, f"runs here (pid {pid}): {value}", then, figures=figures))
     advisor = tuning.kernel_advisor
-    if advisor is not None:
+    if advisor is not None and advisor_runs:
         notes = [f"then {prediction(advisor.predicted)}"]
         if advisor.floor_binds:
             notes.append("(held there by its fixed floor of 10% of a CPU)")
         rows.append(
             Row(
                 "Kernel advisor",
-                f"would settle at pages_to_scan={advisor.pages_to_scan} "
+                f"runs here: settles at pages_to_scan={advisor.pages_to_scan} "
                 f"(target {advisor.target_scan_time} s, max {advisor.max_cpu_percent}%)",
                 tuple(notes),
-                figures={"advice.others.kernel_advisor": advisor_json(advisor)},
             )
         )
     return rows
 
 
 def choice_text(choice: TunerChoice) -> tuple[str, tuple[str, ...]]:
-    """What a tuner would set, and what the model predicts of it."""
+    """What a tuner's rule sets now and why, and what the model predicts of it."""
     if choice.run is None:
         return choice.reason, ()
     if choice.run == 0:
-        return "would set run=0", ()
+        return f"stops KSM (run=0): {choice.reason}", ()
     what = f"pages_to_scan={choice.pages_to_scan}, sleep_millisecs={choice.sleep_millisecs}"
     then = () if choice.predicted is None else (f"then {prediction(choice.predicted)}",)
-    return f"would set {what}", then
+    return f"sets {what}: {choice.reason}", then
 
 
 def prediction_json(p: Prediction | None) -> dict[str, float] | None:
@@ -244,8 +251,9 @@ def prediction_json(p: Prediction | None) -> dict[str, float] | None:
     return {"full_scan_seconds": p.full_scan_seconds, "ksmd_cpu_ratio": p.cpu_ratio}
 
 
-def choice_json(choice: TunerChoice, interval_seconds: int) -> dict[str, Any]:
+def choice_json(choice: TunerChoice, interval_seconds: int, pid: int) -> dict[str, Any]:
     return {
+        "pid": pid,
         "interval_seconds": interval_seconds,
         "run": choice.run,
         "pages_to_scan": choice.pages_to_scan,
@@ -318,8 +326,11 @@ def advice_json(snapshot: Snapshot) -> dict[str, Any] | None:
         },
         "others": {
             **{
-                rival.key: choice_json(tuning.others[rival.key], rival.interval_seconds)
+                rival.key: choice_json(
+                    tuning.others[rival.key], rival.interval_seconds, tuning.running[rival.key]
+                )
                 for rival in RIVALS
+                if rival.key in tuning.running
             },
             "kernel_advisor": advisor_json(tuning.kernel_advisor),
         },

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from ksm_exporter.derive.causes import Explanation
 from ksm_exporter.derive.fork_inheritance import fork_inheritance_sentence
 from ksm_exporter.derive.other_tuners import (
+    RULE_OF,
     AdvisorChoice,
     HostMemory,
     RivalInputs,
@@ -109,7 +110,10 @@ class Tuning:
     options: TuningOptions
     advice: Advice
     ksm_dir: str  # where the settings are written
-    others: dict[str, TunerChoice]  # by the key of derive.other_tuners.RIVALS
+    # The other tuners that run here, by the key of derive.other_tuners.RIVALS: their pid,
+    # and what their rule gives now, the cause of the settings they write.
+    running: dict[str, int]
+    others: dict[str, TunerChoice]
     kernel_advisor: AdvisorChoice | None
 
 
@@ -208,7 +212,7 @@ def build_snapshot(
             options,
             meminfo=reading.meminfo.meminfo,
             qemu=reader.read_qemu_processes(),
-            ksmtuned_running=any(name == "ksmtuned" for _pid, name in reader.read_rival_tuners()),
+            rivals=reader.read_rival_tuners(),
         ),
         why=why,
     )
@@ -245,10 +249,13 @@ def compare_tuners(
     *,
     meminfo: Meminfo,
     qemu: tuple[QemuProcess, ...] | None,
-    ksmtuned_running: bool,
+    rivals: list[tuple[int, str]],
 ) -> Tuning:
-    """The advice beside what the other tuners and the kernel's advisor would set now, from
-    the settings `now` (the window's last sample's)."""
+    """The advice beside what the other tuners that run here (`rivals`, (pid, name)) set now
+    by their rules, and where the kernel's advisor would settle, from the settings `now`
+    (the window's last sample's). A tuner that does not run here is not modelled."""
+    running = {RULE_OF[name]: pid for pid, name in sorted(rivals, reverse=True) if name in RULE_OF}
+    ksmtuned_running = "ksmtuned" in running
     model = None if advice.not_holding else advice.model  # what predicts: none where it fails
     memory = HostMemory(meminfo.mem_total_bytes, meminfo.free_bytes, meminfo.available_bytes, qemu)
     inputs = RivalInputs(
@@ -263,7 +270,8 @@ def compare_tuners(
             ksm.advisor_min_pages_to_scan,
             ksm.advisor_max_pages_to_scan,
         )
-    return Tuning(options, advice, ksm_dir(roots.sysfs), rival_choices(inputs), advisor)
+    choices = {key: choice for key, choice in rival_choices(inputs).items() if key in running}
+    return Tuning(options, advice, ksm_dir(roots.sysfs), running, choices, advisor)
 
 
 def watch_ksmd(sampler: CostSampler, seconds: float, sleep: Callable[[float], None]) -> CpuWindow:

@@ -100,3 +100,17 @@ def sampled_collection(directory: Path, page_size: int | None = None) -> KsmColl
         write_stat(roots, KSMD_PID, utime=25, stime=ticks - 25)
         collection.reader.sampler.tick()
     return collection
+
+
+# The command names sources/rival_tuners.py finds the other tuners by, and a pid for each.
+TUNER_PIDS = {"ksmtuned": 4342, "momd": 4343, "virt-handler": 4344}
+
+
+def run_tuners(roots: Roots, *comms: str) -> dict[str, int]:
+    """The other tuners named, running in the fixture tree: a process of that name each
+    (status models a tuner's rule only where it runs). Their pids, by name."""
+    for comm in comms:
+        directory = Path(roots.procfs) / str(TUNER_PIDS[comm])
+        directory.mkdir()
+        (directory / "comm").write_text(comm + "\n")
+    return {comm: TUNER_PIDS[comm] for comm in comms}
