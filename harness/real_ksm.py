@@ -146,7 +146,9 @@ def ksm_control() -> Iterator[KsmControl]:
 
 
 @dataclass
-class MergingChild:
+class KsmChild:
+    """A child process of a test that registers memory with KSM."""
+
     process: subprocess.Popen[str]
 
     @property
@@ -158,6 +160,9 @@ class MergingChild:
         with open(f"/proc/{self.pid}/ksm_merging_pages") as f:
             return int(f.read())
 
+
+@dataclass
+class MergingChild(KsmChild):
     def unmerge(self) -> None:
         """MADV_UNMERGEABLE or prctl(PR_SET_MEMORY_MERGE, 0), as it registered."""
         self._command("unmerge", "unmerged")

@@ -14,6 +14,8 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from harness.real_ksm import KsmChild
+
 CHILD = r"""
 import hashlib, mmap, sys
 seeds = sys.stdin.readline().split()
@@ -28,17 +30,8 @@ sys.stdin.read()
 
 
 @dataclass
-class SeededChild:
-    process: subprocess.Popen[str]
-    seeds: tuple[str, ...]
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def merging_pages(self) -> int:
-        with open(f"/proc/{self.pid}/ksm_merging_pages") as f:
-            return int(f.read())
+class SeededChild(KsmChild):
+    seeds: tuple[str, ...] = ()
 
 
 def start_child(cgroup_procs: str | None = None) -> subprocess.Popen[str]:
