@@ -56,9 +56,8 @@ def inputs(
     run: int | None = 1,
     pages: int | None = 100,
     sleep: int | None = 20,
-    ksmtuned_running: bool = False,
 ) -> RivalInputs:
-    return RivalInputs(memory, run, pages, sleep, ksmtuned_running)
+    return RivalInputs(memory, run, pages, sleep)
 
 
 def written(choice: TunerChoice) -> tuple[int | None, int | None, int | None]:
@@ -100,14 +99,13 @@ def test_ksmtuned_counts_the_resident_memory_of_qemu_started_with_enable_kvm() -
     total, free = 16 * GIB_KIB, 8 * GIB_KIB
     guest = qemu(KVM_GUEST, virtual_kib=15 * GIB_KIB, resident_kib=14 * GIB_KIB)
     # 14 GiB + 20% of 16 GiB is over MemTotal: start; free is over the threshold: decay,
-    # from its own count, which starts at 0: -50, raised to KSM_NPAGES_MIN.
+    # from the pages it last wrote (the current pages_to_scan), raised to KSM_NPAGES_MIN.
     assert 14 * GIB_KIB + ksmtuned_threshold(total) >= total
-    fresh = ksmtuned(inputs(host(total, free, guest)))
-    assert written(fresh) == (1, max(64, 0 - 50), ksmtuned_sleep(total))
-    assert fresh.sleep_millisecs == 10
-    assert fresh.committed_bytes == 14 * GIB_KIB * KIB
-    # A ksmtuned already running wrote the current pages_to_scan: it decays from there.
-    running = ksmtuned(inputs(host(total, free, guest), pages=1000, ksmtuned_running=True))
+    low = ksmtuned(inputs(host(total, free, guest), pages=100))
+    assert written(low) == (1, max(64, 100 - 50), ksmtuned_sleep(total))
+    assert low.sleep_millisecs == 10
+    assert low.committed_bytes == 14 * GIB_KIB * KIB
+    running = ksmtuned(inputs(host(total, free, guest), pages=1000))
     assert written(running) == (1, 1000 - 50, 10)
 
 
@@ -120,18 +118,18 @@ def test_ksmtuned_misses_qemu_started_by_path_as_libvirt_starts_it() -> None:
 def test_ksmtuned_boosts_below_the_threshold_within_its_range_and_scales_the_sleep() -> None:
     total = 4 * GIB_KIB  # 4 GiB: 10 ms x 16 GiB / 4 GiB
     free = ksmtuned_threshold(total) - 1
-    fresh = ksmtuned(inputs(host(total, free)))
-    assert written(fresh) == (1, 0 + 300, ksmtuned_sleep(total))
-    assert fresh.sleep_millisecs == 40
-    running = ksmtuned(inputs(host(total, free), pages=1100, ksmtuned_running=True))
+    low = ksmtuned(inputs(host(total, free), pages=100))
+    assert written(low) == (1, 100 + 300, ksmtuned_sleep(total))
+    assert low.sleep_millisecs == 40
+    running = ksmtuned(inputs(host(total, free), pages=1100))
     assert written(running) == (1, min(1250, 1100 + 300), 40)
 
 
 def test_ksmtuned_threshold_is_never_under_2048_kib() -> None:
     total, free = 8000, 1800  # 20% is 1,600 KiB: the threshold is 2,048, free is under it
-    choice = ksmtuned(inputs(host(total, free)))
+    choice = ksmtuned(inputs(host(total, free), pages=100))
     assert ksmtuned_threshold(total) == 2048
-    assert written(choice) == (1, 300, ksmtuned_sleep(total))
+    assert written(choice) == (1, 100 + 300, ksmtuned_sleep(total))
 
 
 def test_ksmtuned_unknown_inputs_are_named_never_taken_as_0() -> None:

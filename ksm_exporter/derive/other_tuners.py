@@ -112,7 +112,6 @@ class RivalInputs:
     run: int | None
     pages_to_scan: int | None
     sleep_millisecs: int | None
-    ksmtuned_running: bool  # then its own count of pages is what it last wrote
     model: Model | None = None
 
 
@@ -183,11 +182,9 @@ class Counted:
 def ksmtuned(inputs: RivalInputs) -> TunerChoice:
     """One `adjust()` of Debian's /usr/sbin/ksmtuned, in its shell's integer KiB arithmetic.
 
-    Its count of pages (npages) starts at 0 and only it changes it: a ksmtuned running now
-    last wrote the current pages_to_scan; one started now counts from 0."""
-    needs: tuple[str, ...] = ("MemTotal", "MemFree + Buffers + Cached", "QEMU processes")
-    if inputs.ksmtuned_running:
-        needs = (*needs, "pages_to_scan")
+    Its count of pages (npages) is its own: it never reads pages_to_scan back. It is modelled
+    only where it runs, and a ksmtuned that runs last wrote the current pages_to_scan."""
+    needs = ("MemTotal", "MemFree + Buffers + Cached", "QEMU processes", "pages_to_scan")
     memory = inputs.memory
     lacking = missing(inputs, needs)
     if lacking or memory.total_bytes is None or memory.free_bytes is None or memory.qemu is None:
@@ -202,14 +199,13 @@ def ksmtuned(inputs: RivalInputs) -> TunerChoice:
             "QEMU's resident memory plus the threshold fits in RAM and free memory is above it"
         )
     sleep = max(KSMTUNED_SLEEP_MILLISECS * SIXTEEN_GIB_KIB // total, KSMTUNED_SLEEP_FLOOR)
-    npages = inputs.pages_to_scan if inputs.ksmtuned_running else 0
+    npages = inputs.pages_to_scan
     if free < threshold:
         step, reason = KSMTUNED_BOOST, "free memory below the threshold: boost"
     else:
         step, reason = KSMTUNED_DECAY, "free memory not below the threshold: decay"
-    since = "from the pages it last wrote" if inputs.ksmtuned_running else "from 0, as it starts"
     pages = min(KSMTUNED_MAX_PAGES, max(KSMTUNED_MIN_PAGES, (npages or 0) + step))
-    return counted.start(inputs, pages, sleep, f"{reason}, {since}")
+    return counted.start(inputs, pages, sleep, f"{reason}, from the pages it last wrote")
 
 
 def mom(inputs: RivalInputs) -> TunerChoice:

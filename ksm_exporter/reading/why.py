@@ -107,13 +107,7 @@ def tuners_at_work(
         memory = HostMemory(
             meminfo.mem_total_bytes, meminfo.free_bytes, meminfo.available_bytes, qemu()
         )
-        inputs = RivalInputs(
-            memory,
-            ksm.run,
-            ksm.pages_to_scan,
-            ksm.sleep_millisecs,
-            any(name == "ksmtuned" for _, name in running),
-        )
+        inputs = RivalInputs(memory, ksm.run, ksm.pages_to_scan, ksm.sleep_millisecs)
         choices = rival_choices(inputs)
         names = {rival.key: rival.name for rival in RIVALS}
         for pid, name in running:

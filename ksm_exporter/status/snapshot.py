@@ -255,12 +255,9 @@ def compare_tuners(
     by their rules, and where the kernel's advisor would settle, from the settings `now`
     (the window's last sample's). A tuner that does not run here is not modelled."""
     running = {RULE_OF[name]: pid for pid, name in sorted(rivals, reverse=True) if name in RULE_OF}
-    ksmtuned_running = "ksmtuned" in running
     model = None if advice.not_holding else advice.model  # what predicts: none where it fails
     memory = HostMemory(meminfo.mem_total_bytes, meminfo.free_bytes, meminfo.available_bytes, qemu)
-    inputs = RivalInputs(
-        memory, now.run, now.pages_to_scan, now.sleep_millisecs, ksmtuned_running, model
-    )
+    inputs = RivalInputs(memory, now.run, now.pages_to_scan, now.sleep_millisecs, model)
     advisor = None
     if model is not None:
         advisor = settled_advisor(
