@@ -11,7 +11,9 @@ the server, e.g. `path` and `tuning`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+import time
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -19,6 +21,7 @@ from pydantic import ValidationError
 
 from ksm_exporter import __version__
 from ksm_exporter.audit.command import audit as run_audit
+from ksm_exporter.audit.model import seen_of, take_audit
 from ksm_exporter.config import Settings, env_of, flag_of, group_of
 from ksm_exporter.derive.tenants import BadTenantKey, parse_tenant_key
 from ksm_exporter.logs import configure_logging
@@ -74,6 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument(
         "--top", type=int, metavar="N", help="processes to list (default: 10, 0 for none)"
+    )
+    status.add_argument(
+        "--sharing",
+        nargs="?",
+        const="vm",
+        metavar="KEY",
+        help="also audit who shares KSM pages with whom, tenants by KEY (default: vm; as "
+        "`audit --tenant-by`); needs root with CAP_SYS_ADMIN",
     )
     add_setting_groups(status, *STATUS_GROUPS)
     tune = commands.add_parser(
@@ -188,6 +199,13 @@ def status(args: argparse.Namespace, settings: Settings) -> int:
     configure_logging("error", settings.log_format)
     make_effective()  # other users' processes, where the capability is permitted
     roots = Roots(settings.path_sysfs, settings.path_procfs)
+    sharing_key: str | None = getattr(args, "sharing", None)
+    key = None
+    if sharing_key is not None:
+        try:
+            key = parse_tenant_key(sharing_key)
+        except BadTenantKey as err:
+            usage_error("--sharing", str(err))
     target: str | None = getattr(args, "why", None)
     if target is not None:
         answer = answer_why(roots, target)
@@ -198,6 +216,10 @@ def status(args: argparse.Namespace, settings: Settings) -> int:
     except KsmUnreadable as err:
         print(f"ksm-exporter status: {err}", file=sys.stderr)
         return 1
+    if key is not None:
+        snapshot = dataclasses.replace(
+            snapshot, sharing=seen_of(take_audit(roots, key), time.time())
+        )
     model = build_status(snapshot)
     print(render_json(model) if getattr(args, "json", False) else render_text(model), end="")
     return 0

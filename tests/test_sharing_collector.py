@@ -3,13 +3,16 @@ its own; without CAP_SYS_ADMIN no tenant series at all, never zeros."""
 
 from __future__ import annotations
 
+import json
+import os
+
 import pytest
 
 from harness.eventually import eventually
 from harness.exporter_process import running_exporter
 from harness.exposition import Samples, names, parse_samples, value
 from harness.paths import FIXTURES, fixture_roots
-from ksm_exporter.cli import build_parser, load_settings
+from ksm_exporter.cli import build_parser, load_settings, main
 from ksm_exporter.derive.tenants import parse_tenant_key
 from ksm_exporter.server.exposition import Exposition
 from ksm_exporter.server.sharing_audit import SharingAuditor
@@ -115,3 +118,38 @@ def test_the_serving_exporter_serves_the_sharing_series_off_the_scrape() -> None
         )
         == 2
     )
+
+
+@pytest.mark.unit
+def test_status_shows_the_largest_pairs_and_what_isolating_costs_where_audited(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    tree = FIXTURES / "sharing" / "privileged"
+    flags = [f"--path.procfs={tree / 'proc'}", f"--path.sysfs={tree / 'sys'}", "--window=0.1"]
+    assert main(["status", "--json", *flags]) == 0
+    assert json.loads(capsys.readouterr().out)["sharing"] is None
+    assert main(["status", "--json", "--sharing", *flags]) == 0
+    sharing = json.loads(capsys.readouterr().out)["sharing"]
+    page = os.sysconf("SC_PAGE_SIZE")
+    assert sharing["tenant_by"] == "vm"
+    assert sharing["pairs"][0] == {"tenants": ["alpha", "beta"], "shared_bytes": 2 * page}
+    beta = next(t for t in sharing["tenants"] if t["name"] == "beta")
+    assert beta == {
+        "name": "beta",
+        "isolation_cost_bytes": 3 * page,
+        "leave_ksm_cost_bytes": 4 * page,
+    }
+    assert main(["status", "--sharing=uid", *flags]) == 0
+    assert "Pair           107 and 108" in capsys.readouterr().out
+
+
+@pytest.mark.unit
+def test_status_without_cap_sys_admin_says_so_never_no_sharing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    tree = FIXTURES / "sharing" / "unprivileged"
+    flags = [f"--path.procfs={tree / 'proc'}", f"--path.sysfs={tree / 'sys'}", "--window=0.1"]
+    assert main(["status", "--json", "--sharing", *flags]) == 0
+    sharing = json.loads(capsys.readouterr().out)["sharing"]
+    assert "CAP_SYS_ADMIN" in sharing["error"]
+    assert "pairs" not in sharing

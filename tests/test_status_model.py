@@ -71,6 +71,7 @@ def test_a_changed_row_changes_the_text_the_json_and_the_page(tmp_path: Path) ->
         "full_scan",
         "advice",
         "why",
+        "sharing",
         "processes",
         "problems",
     ]

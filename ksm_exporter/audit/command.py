@@ -12,7 +12,7 @@ from ksm_exporter.sources.roots import Roots
 EXIT_CANNOT_SEE = 1
 
 
-def cannot_see(reason: str) -> int:
+def say(reason: str) -> int:
     print(f"ksm-exporter audit: {reason}", file=sys.stderr)
     return EXIT_CANNOT_SEE
 
@@ -22,14 +22,14 @@ def audit(roots: Roots, key: TenantKey, as_json: bool, top: int) -> int:
     reading = result.reading
     # Without the frames there is no finding at all: "no sharing" would be a false one.
     if reading.missing_privilege:
-        return cannot_see(reading.missing_privilege)
+        return say(reading.missing_privilege)
     if reading.kpageflags_error:
-        return cannot_see(
+        return say(
             f"{roots.procfs}/kpageflags: {reading.kpageflags_error}"
             " (root's, mode 0400; a kernel without CONFIG_PROC_PAGE_MONITOR has none)"
         )
     if reading.processes and not reading.read:
-        return cannot_see(
+        return say(
             "no registered process could be read: "
             + "; ".join(f"pid {p.pid}: {p.error}" for p in reading.failed[:3])
         )

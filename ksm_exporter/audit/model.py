@@ -9,7 +9,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from ksm_exporter.derive.sharing import Reconciliation, Sharing, reconcile, share
+from ksm_exporter.derive.sharing import (
+    Reconciliation,
+    Sharing,
+    SharingSeen,
+    reconcile,
+    share,
+)
 from ksm_exporter.derive.tenants import TenantKey, group_by_tenant
 from ksm_exporter.sources.page_sharing import (
     READ_THREADS,
@@ -45,3 +51,25 @@ def take_audit(roots: Roots, key: TenantKey, threads: int = READ_THREADS) -> Aud
         (p.merging_pages for p in reading.failed),
     )
     return Audit(key, reading, sharing, reconciliation, seconds)
+
+
+def cannot_see(audit: Audit) -> str:
+    """Why the audit saw no frames at all, in one line; "" when it saw them."""
+    reading = audit.reading
+    if reading.missing_privilege:
+        return reading.missing_privilege
+    if reading.kpageflags_error:
+        return f"/proc/kpageflags: {reading.kpageflags_error}"
+    return ""
+
+
+def seen_of(audit: Audit, finished_at: float) -> SharingSeen:
+    """The audit as the status views show it."""
+    reason = cannot_see(audit)
+    return SharingSeen(
+        tenant_by=audit.key.describe(),
+        sharing=None if reason else audit.sharing,
+        reason=reason,
+        complete=audit.reading.complete,
+        finished_at=finished_at,
+    )

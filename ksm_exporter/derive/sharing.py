@@ -258,3 +258,14 @@ def reconcile(
         drift=drift,
         reasons=tuple(reasons),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class SharingSeen:
+    """The last audit's counts as the status views show them, or why there are none."""
+
+    tenant_by: str  # --tenant-by as given
+    sharing: Sharing | None  # None: the audit could not see frames
+    reason: str = ""  # why not, in one line
+    complete: bool = True
+    finished_at: float = 0.0  # Unix time

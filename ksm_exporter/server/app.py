@@ -10,6 +10,7 @@ from aiohttp import hdrs, web
 from prometheus_client.core import Metric
 
 from ksm_exporter.collector.collection import KsmCollection
+from ksm_exporter.derive.sharing import SharingSeen
 from ksm_exporter.server.basic_auth import Guard
 from ksm_exporter.server.exposition import Exposition
 from ksm_exporter.server.sampling import sampling_of
@@ -47,9 +48,11 @@ def make_app(
     telemetry_path: str = "/metrics",
     auth: Guard | None = None,
     server_families: Callable[[], Iterable[Metric]] = tuple,
+    sharing: Callable[[], SharingSeen | None] = lambda: None,
 ) -> web.Application:
     """Every path sits behind `auth` when given: the web-config format has no exemptions.
-    `server_families`: the HTTP side's own metrics, served after the collection's."""
+    `server_families`: the HTTP side's own metrics, served after the collection's;
+    `sharing`: the sharing collector's last audit, for the status views."""
     app = web.Application(middlewares=[auth.middleware] if auth else [])
     reader = collection.reader
     sampling = sampling_of(reader)  # shared with any other app serving this reader
@@ -79,7 +82,7 @@ def make_app(
         reloads come faster than the figures change; else the one in flight, or a new one."""
         if reader.fresh(reader.sampler.interval) is None:
             await request.app[SCRAPE_KEY]()
-        reading = reading_now(collection, history)
+        reading = reading_now(collection, history, sharing())
         assert reading is not None  # a collection has just completed
         return reading
 

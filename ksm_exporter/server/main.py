@@ -88,6 +88,7 @@ def serve(settings: Settings, web_config: FollowedWebConfig | None) -> int:
         settings.web_telemetry_path,
         web_config,
         lambda: [family for families in extra_families for family in families()],
+        sharing.seen if sharing else lambda: None,
     )
     log.info(
         "starting ksm-exporter",

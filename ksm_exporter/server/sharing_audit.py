@@ -16,8 +16,9 @@ import time
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from ksm_exporter.audit.model import Audit, take_audit
+from ksm_exporter.audit.model import Audit, seen_of, take_audit
 from ksm_exporter.collector.sharing_families import sharing_families
+from ksm_exporter.derive.sharing import SharingSeen
 from ksm_exporter.derive.tenants import TenantKey
 from ksm_exporter.sources.roots import Roots
 
@@ -36,6 +37,7 @@ class SharingAuditor:
         self._families: list[Metric] = []
         self._status: dict[str, float] = {}
         self._said: str = ""
+        self._seen: SharingSeen | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -86,9 +88,9 @@ class SharingAuditor:
 
     def _publish(self, result: Audit) -> None:
         reading = result.reading
-        cannot_see = reading.missing_privilege or (
-            reading.kpageflags_error and f"/proc/kpageflags: {reading.kpageflags_error}"
-        )
+        finished = time.time()
+        seen = seen_of(result, finished)
+        cannot_see = seen.reason
         if cannot_see and cannot_see != self._said:
             log.warning("the sharing audit cannot see frames", extra={"reason": cannot_see})
         self._said = cannot_see
@@ -99,10 +101,15 @@ class SharingAuditor:
             "up": 0.0 if cannot_see else 1.0,
             "complete": float(reading.complete),
             "duration": result.seconds,
-            "finished": time.time(),
+            "finished": finished,
         }
         with self._lock:
-            self._families, self._status = listed, status
+            self._families, self._status, self._seen = listed, status, seen
+
+    def seen(self) -> SharingSeen | None:
+        """The last audit for the status views; None before the first has finished."""
+        with self._lock:
+            return self._seen
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from ksm_exporter.collector.collection import KsmCollection
 from ksm_exporter.derive.process_selection import ProcessReading, ProcessSelection
 from ksm_exporter.derive.scan_cost import ScanCost
+from ksm_exporter.derive.sharing import SharingSeen
 from ksm_exporter.reading.host_reader import HostReading
 from ksm_exporter.sources.host import ScanReading
 from ksm_exporter.sources.process_sweep import ProcessSweep
@@ -41,9 +42,12 @@ class ServerReading:
     first: ScanReading  # the tick before the sampler's latest: the window of ksmd's CPU share
     history: tuple[Point, ...]
     taken_at: float  # Unix time
+    sharing: SharingSeen | None = None  # the sharing collector's last audit, where it runs
 
 
-def reading_now(collection: KsmCollection, history: History) -> ServerReading | None:
+def reading_now(
+    collection: KsmCollection, history: History, sharing: SharingSeen | None = None
+) -> ServerReading | None:
     """None before the first collection."""
     reader = collection.reader
     host = reader.last
@@ -53,14 +57,16 @@ def reading_now(collection: KsmCollection, history: History) -> ServerReading | 
     first = history.previous if history.latest is cost.last else None
     start = first or cost.last or ScanReading(reader.clock(), None)
     points = history.points(reader.clock())
-    return ServerReading(host, cost, start, points, time.time())
+    return ServerReading(host, cost, start, points, time.time(), sharing)
 
 
 def snapshot_of(collection: KsmCollection, reading: ServerReading) -> Snapshot:
     """`status`'s document from the server's reading; with the sweep off, no processes."""
     host = replace(reading.host, processes=top_processes(reading.host.processes, TOP))
     window = CpuWindow(reading.first, reading.cost)
-    snapshot = build_snapshot(collection.reader, collection.tuning, host, window)
+    snapshot = replace(
+        build_snapshot(collection.reader, collection.tuning, host, window), sharing=reading.sharing
+    )
     return snapshot if reading.host.processes else replace(snapshot, processes=None)
 
 

@@ -36,6 +36,7 @@ from ksm_exporter.status.model import (
     Tile,
     View,
 )
+from ksm_exporter.status.sharing import sharing_section
 from ksm_exporter.status.snapshot import Snapshot
 
 UNREADABLE_HINT = "(run as root or with CAP_DAC_READ_SEARCH to read them all)"
@@ -347,6 +348,7 @@ SECTIONS: tuple[Callable[[Snapshot, View], Section], ...] = (
     cost_section,
     advice_section,
     why_section,
+    sharing_section,
 )
 
 

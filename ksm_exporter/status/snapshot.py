@@ -26,6 +26,7 @@ from ksm_exporter.derive.other_tuners import (
 from ksm_exporter.derive.process_selection import ProcessReading
 from ksm_exporter.derive.savings import Savings, derive_savings
 from ksm_exporter.derive.scan_cost import ScanCost, cpu_ratio
+from ksm_exporter.derive.sharing import SharingSeen
 from ksm_exporter.derive.tuning import Advice, HostNow, TuningOptions, advise, host_now
 from ksm_exporter.reading.cost_sampler import CostSampler
 from ksm_exporter.reading.host_reader import HostReader, HostReading
@@ -136,6 +137,7 @@ class Snapshot:
     problems: tuple[Problem, ...]
     tuning: Tuning | None = None
     why: tuple[Explained, ...] = ()  # the processes and VMs that merge little, by pid
+    sharing: SharingSeen | None = None  # the last sharing audit, where one has run
 
 
 def take_snapshot(
