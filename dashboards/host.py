@@ -554,6 +554,30 @@ def _processes(board: DashboardWriter) -> None:
         ),
         sort_desc=False,
     )
+    board.table(
+        Panel(
+            "Processes merging little, and why",
+            "Each registered process with series of its own whose merged pages are under 1 in "
+            "20 of the pages ksmd tracks of it (the value), with the first cause that holds "
+            "(ksm_process_merging_little_info's reason; ksm-exporter status --why PID shows "
+            "the checks and their evidence). Empty is good; not_reached, "
+            "memory_ksm_not_applied and huge_pages are for a setting to change "
+            "(KsmProcessMergingLittle), unique and volatile are the workload's content.",
+            "short",
+            [
+                Query(
+                    f"ksm_process_merging_little_info{selector()}"
+                    " * on (cluster, job, instance, pid) group_left ()"
+                    f" ksm_process_rmap_items{selector()}",
+                    "pages tracked",
+                    instant=True,
+                )
+            ],
+            width=24,
+            height=8,
+            steps=((None, NEUTRAL),),
+        )
+    )
     guest_ram = "guest RAM merged"
     guest = 'vm!=""'
     # A KubeVirt VM's name is unique only in its namespace: two VMIs of one name on this

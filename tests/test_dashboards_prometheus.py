@@ -43,6 +43,7 @@ from harness.prometheus_server import (
 from harness.real_ksm import KSM, ksm_control, merging_child
 from harness.rule_files import RULE_FILES
 from harness.tools import require
+from harness.why_workload import why_child
 
 pytestmark = pytest.mark.realksm
 
@@ -92,6 +93,8 @@ def stack() -> Iterator[Stack]:
                 extra_args=("-name", f"guest={GUEST}", "-m", str(GUEST_MEMORY_MIB)),
             )
         )
+        # Unique pages, registered: a process that merges little, for the panel that says why.
+        resources.enter_context(why_child(4 << 20, "unique"))
         plain.wait_merged(2000)
         guest.wait_merged(GUEST_PAGES)
         real = resources.enter_context(running_exporter())
