@@ -4,12 +4,14 @@ is "unknown" with the reason."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from ksm_exporter.derive.causes import (
+    REASONS,
     Explanation,
     HostFacts,
     Needs,
@@ -25,6 +27,7 @@ from ksm_exporter.sources.sysfs import KsmSysfs
 from ksm_exporter.sources.systemd_unit import MemoryKsmSetting
 from ksm_exporter.sources.thp import HugePages
 from ksm_exporter.sources.vmstat import KsmEvents
+from tests.support.metrics_doc import documented_rows
 
 pytestmark = pytest.mark.unit
 
@@ -224,3 +227,10 @@ def test_a_process_that_merges_well_says_so() -> None:
 def test_ksm_absent_is_the_first_cause() -> None:
     on = HostFacts(KsmSysfs(False), KSM_DIR, PAGE, ())
     assert run_chain(facts(VISITED), on, **ALL_INPUTS).reason == "ksm_unavailable"
+
+
+def test_the_metric_doc_lists_exactly_the_reasons_a_series_may_carry() -> None:
+    source = documented_rows()["ksm_process_merging_little_info"][2]
+    named = set(re.findall(r"`([a-z_]+)`", source))
+    assert set(REASONS) <= named
+    assert not (named & {"merges_well", "copy_on_write"})

@@ -271,17 +271,26 @@ def test_the_metric_carries_the_cause_status_names(ksm: KsmControl) -> None:
     assert [labels["reason"] for labels in mine] == ["not_reached"]
 
 
-def test_pages_rewritten_faster_than_the_scan_are_volatile(ksm: KsmControl) -> None:
+def scanned_then_explained(content: str, size: int) -> tuple[dict[str, Any], dict[str, str], str]:
+    """A child of `size` bytes of `content`, explained once ksmd tracks all of it and has
+    completed two more full scans, smart_scan off: its JSON and text answers and its
+    ksm_stat."""
     set_smart_scan(0)
-    ksm.set(pages_to_scan=1000, sleep_millisecs=20, run=1)
-    size = 8 * MiB
-    with why_child(size, "rewrite") as child:
+    write_ksm("pages_to_scan", 1000)
+    write_ksm("sleep_millisecs", 20)
+    write_ksm("run", 1)
+    with why_child(size, content) as child:
         wait_scans_after(child.pid, size // PAGE)
         status, data = why(child.pid)
+        text = why_text(child.pid)
         stat = read_ksm_stat(child.pid)
     assert status == 0
-    check = cause(data)
-    assert check["reason"] == "volatile", json.dumps(data, indent=1)
+    return data, stat, text
+
+
+def test_pages_rewritten_faster_than_the_scan_are_volatile(ksm: KsmControl) -> None:
+    data, stat, _text = scanned_then_explained("rewrite", 8 * MiB)
+    assert cause(data)["reason"] == "volatile", json.dumps(data, indent=1)
     assert int(stat["ksm_merging_pages"]) * 20 < int(stat["ksm_rmap_items"])
 
 
@@ -310,16 +319,8 @@ def test_pages_in_transparent_huge_pages(ksm: KsmControl) -> None:
 
 
 def test_unique_content_is_unique(ksm: KsmControl) -> None:
-    set_smart_scan(0)
-    ksm.set(pages_to_scan=1000, sleep_millisecs=20, run=1)
-    size = 16 * MiB
-    with why_child(size, "unique") as child:
-        wait_scans_after(child.pid, size // PAGE)
-        status, data = why(child.pid)
-        text = why_text(child.pid)
-    assert status == 0
-    check = cause(data)
-    assert check["reason"] == "unique", json.dumps(data, indent=1)
+    data, _stat, text = scanned_then_explained("unique", 16 * MiB)
+    assert cause(data)["reason"] == "unique", json.dumps(data, indent=1)
     assert "CAUSE    its content is unique" in text
     assert text.splitlines()[-1].startswith("Cause: unique: ")
 

@@ -42,7 +42,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 from ksm_exporter.derive.other_tuners import TunerChoice
 from ksm_exporter.sources.ksm_files import RUN_OFFLINE
@@ -53,22 +53,6 @@ from ksm_exporter.sources.systemd_unit import MemoryKsmSetting
 from ksm_exporter.sources.thp import HugePages
 from ksm_exporter.sources.vmstat import KsmEvents
 
-# The bounded set of reasons a metric's label may take.
-REASONS = (
-    "merges_well",
-    "ksm_unavailable",
-    "ksm_stopped",
-    "ksm_unmerging",
-    "not_registered",
-    "qemu_mem_merge_off",
-    "memory_ksm_not_applied",
-    "not_reached",
-    "volatile",
-    "huge_pages",
-    "unique",
-    "zero_pages",
-    "unknown",
-)
 Reason = Literal[
     "merges_well",
     "ksm_unavailable",
@@ -85,6 +69,10 @@ Reason = Literal[
     "copy_on_write",  # a check's key only: the kernel's counts never make it a cause
     "unknown",
 ]
+# The bounded set of reasons ksm_process_merging_little_info's label may take.
+REASONS: tuple[Reason, ...] = tuple(
+    reason for reason in get_args(Reason) if reason not in ("merges_well", "copy_on_write")
+)
 # A process merges little when fewer than 1 in MERGES_LITTLE_DIVISOR of the pages ksmd tracks
 # of it are merged (ksm_merging_pages against ksm_rmap_items), or ksmd tracks none yet.
 MERGES_LITTLE_DIVISOR = 20
