@@ -200,7 +200,12 @@ def test_an_external_write_ends_it_with_status_3(roots: Roots) -> None:
         child.stop()
     assert child.process.returncode == 3, log
     assert "someone else changed KSM's settings" in log
-    assert "pages_to_scan changed from 1000" in log
+    # From the fixture's 1000, or from a value written before the tuner's first reading,
+    # which the tuner took as the setting it found.
+    changed = re.search(r"pages_to_scan changed from (\d+) to (\d+), not by this tuner", log)
+    assert changed is not None, log
+    assert int(changed[1]) in (1000, *range(500, 600))
+    assert 500 <= int(changed[2]) < 600
 
 
 def test_the_scan_time_advisor_without_take_over_is_refused(tmp_path: Path) -> None:
