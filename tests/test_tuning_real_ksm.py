@@ -323,8 +323,8 @@ def test_status_predicts_where_the_kernel_advisor_settles() -> None:
         if ksmd is None:
             pytest.fail("KSM is writable but no ksmd thread is in sight")
         if not Path(KSM, "advisor_mode").exists():
-            advisor = f"advisor_mode, since {since('advisor_mode')}"
-            pytest.skip(f"this kernel has no scan-time advisor ({advisor})")
+            missing = f"advisor_mode, since {since('advisor_mode')}"
+            pytest.skip(f"this kernel has no scan-time advisor ({missing})")
         ksm.set(sleep_millisecs=SLEEP_MILLISECS, run=1)
         ksm.set_advisor_mode("scan-time")  # resets pages_to_scan to advisor_min_pages_to_scan
         child.wait_merged(ADVISOR_CHILD_BYTES // 4096 * 9 // 10, timeout=120)

@@ -42,7 +42,7 @@ class TunerRecord:
 
 
 def _number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError("not a number")
     return float(value)
 
@@ -50,7 +50,7 @@ def _number(value: Any) -> float:
 def _integer(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError("not an integer")
-    return value
+    return int(value)
 
 
 def _optional(value: Any, convert: Any) -> Any:
