@@ -14,7 +14,12 @@ from ksm_exporter.sources.roots import Roots
 from ksm_exporter.tune.command import CannotTune, check_start
 from ksm_exporter.tune.ksm_writer import KsmWriter
 from ksm_exporter.tune.tuner import DECIDE_SECONDS, Overridden, Tuner
-from tests.support.ksmd_simulator import NANOSECONDS, KsmdSimulator, saturating, simulated_ksmd
+from tests.support.ksmd_simulator import (
+    KsmdSimulator,
+    saturating,
+    simulated_ksmd,
+    window_shares,
+)
 from tests.support.sampling import CLOCK_TICKS, copy_fixture, write_ksm
 
 pytestmark = pytest.mark.unit
@@ -54,14 +59,6 @@ def run(sim: KsmdSimulator, tuner: Tuner, seconds: float) -> list[tuple[float, i
     return cpu
 
 
-def window_shares(cpu: list[tuple[float, int]], seconds: float) -> list[float]:
-    ticks = round(seconds / STEP)
-    return [
-        (cpu[i + ticks][1] - cpu[i][1]) / NANOSECONDS / (cpu[i + ticks][0] - cpu[i][0])
-        for i in range(len(cpu) - ticks)
-    ]
-
-
 def test_steps_are_bounded_and_the_pace_ends_within_the_budget(tmp_path: Path) -> None:
     sim, tuner = setup(tmp_path)
     cpu = run(sim, tuner, 600)
@@ -73,7 +70,7 @@ def test_steps_are_bounded_and_the_pace_ends_within_the_budget(tmp_path: Path) -
     # Once the tuner knows the cost (its first change), no 10 s window exceeds the budget
     # for longer than one decision.
     first_change = next(i for i, (_, _) in enumerate(cpu) if i * STEP >= DECIDE_SECONDS)
-    over = [s for s in window_shares(cpu[first_change:], 10) if s > BUDGET * 1.05]
+    over = [s for s in window_shares(cpu[first_change:], 10, STEP) if s > BUDGET * 1.05]
     assert len(over) * STEP <= DECIDE_SECONDS + 10
     # Merged and steady: a full scan about every 20 s, far under the budget.
     assert sim.full_scan_seconds() == pytest.approx(20, rel=0.25)

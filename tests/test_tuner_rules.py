@@ -16,7 +16,13 @@ import pytest
 from ksm_exporter.derive.tuning import TuningOptions
 from ksm_exporter.tune.state_file import StateFile
 from ksm_exporter.tune.tuner import DECIDE_SECONDS, GUARD_SECONDS, Tuner
-from tests.support.ksmd_simulator import NANOSECONDS, KsmdSimulator, saturating, simulated_ksmd
+from tests.support.ksmd_simulator import (
+    NANOSECONDS,
+    KsmdSimulator,
+    saturating,
+    simulated_ksmd,
+    window_shares,
+)
 from tests.support.sampling import CLOCK_TICKS, KSMD_PID, rewrite, write_ksm, write_schedstat
 
 pytestmark = pytest.mark.unit
@@ -192,15 +198,7 @@ def test_short_of_memory_it_never_unmerges_and_grants_the_second_budget(
     reasons = [change.reason for change in tuner.changes]
     assert all("short of memory: MemAvailable is 4.9% of MemTotal" in r for r in reasons)
     assert any("as fast as the 25.0% budget allows" in r for r in reasons)
-    assert max(window_shares(cpu, 10)) <= OPTIONS.pressure_cpu_budget * 1.25
-
-
-def window_shares(cpu: list[tuple[float, int]], seconds: float) -> list[float]:
-    ticks = round(seconds / STEP)
-    return [
-        (cpu[i + ticks][1] - cpu[i][1]) / NANOSECONDS / (cpu[i + ticks][0] - cpu[i][0])
-        for i in range(len(cpu) - ticks)
-    ]
+    assert max(window_shares(cpu, 10, STEP)) <= OPTIONS.pressure_cpu_budget * 1.25
 
 
 def test_a_jump_in_what_a_page_costs_is_undone_within_a_decision(tmp_path: Path) -> None:
@@ -214,7 +212,7 @@ def test_a_jump_in_what_a_page_costs_is_undone_within_a_decision(tmp_path: Path)
     # Its pages are distinct: checksums and unstable-tree searches, four times the cost.
     sim.page_cpu *= 4
     cpu = run(sim, tuner, 120)
-    shares = window_shares(cpu, 10)
+    shares = window_shares(cpu, 10, STEP)
     # Every 10 s window that starts once the guard lowered the pace is within 1.25x.
     settle = int((GUARD_SECONDS + 2 * STEP) / STEP)
     assert max(shares[settle:]) <= BUDGET * 1.25, max(shares[settle:])

@@ -285,3 +285,13 @@ def tuner_collection(directory: Path) -> KsmCollection:
         sim.roots, clock=sim.clock, clock_ticks=CLOCK_TICKS, tuner_state_file=str(state)
     )
     return KsmCollection(reader)
+
+
+def window_shares(cpu: list[tuple[float, int]], seconds: float, step: float) -> list[float]:
+    """ksmd's share of a CPU over every window of `seconds`, from (time, CPU ns) samples
+    taken every `step` seconds."""
+    ticks = round(seconds / step)
+    return [
+        (cpu[i + ticks][1] - cpu[i][1]) / NANOSECONDS / (cpu[i + ticks][0] - cpu[i][0])
+        for i in range(len(cpu) - ticks)
+    ]
